@@ -1,0 +1,63 @@
+/** Command dispatch: `strata <command> [flags] [args]`. */
+
+import { VERSION } from "../version.ts";
+import { UsageError } from "./flags.ts";
+import { runDemo } from "./demo.ts";
+
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  demo: { summary: "Show strata working on a sample database", run: runDemo },
+  version: {
+    summary: "Print the version",
+    run: () => {
+      console.log(`strata ${VERSION}`);
+      return Promise.resolve(0);
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const list = Object.entries(commands)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+    .join("\n");
+  return `strata: streaming backup and point-in-time restore for SQLite
+
+Usage:
+  strata <command> [arguments]
+
+Commands:
+${list}
+
+Run "strata help <command>" or "strata <command> -h" for a command's flags.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "help" || name === "-h" || name === "--help") {
+    const about = rest[0] && commands[rest[0]];
+    if (about) return await about.run(["-h"]);
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    console.error(`strata: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+    return 1;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`strata ${name}: ${e.message}`);
+      return 2;
+    }
+    console.error(`strata ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    if (Deno.env.get("STRATA_DEBUG")) console.error(e);
+    return 1;
+  }
+}

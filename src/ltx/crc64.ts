@@ -1,0 +1,241 @@
+/**
+ * CRC-64 with the ISO polynomial, bit-compatible with Go's `hash/crc64.ISO`
+ * (reflected polynomial 0xD800000000000000, initial value and final XOR all
+ * ones). Values travel as two unsigned 32-bit halves in hot loops and as
+ * `bigint` at the edges; JavaScript numbers never hold a 64-bit value.
+ *
+ * The table-driven loop processes 8 bytes per step (slicing-by-8). `crc64Combine`
+ * computes crc(A‖B) from crc(A), crc(B) and len(B) so one pass over a page can
+ * serve several checksums.
+ */
+
+import { createCRC64 } from "hash-wasm";
+
+const POLY_HI = 0xd8000000;
+const POLY_LO = 0x00000000;
+
+/** 8 tables × 256 entries, each entry a (hi, lo) pair of 32-bit halves. */
+const TABLE_HI = new Uint32Array(8 * 256);
+const TABLE_LO = new Uint32Array(8 * 256);
+
+function buildTables(): void {
+  for (let i = 0; i < 256; i++) {
+    let hi = 0;
+    let lo = i;
+    for (let b = 0; b < 8; b++) {
+      const carry = lo & 1;
+      lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
+      hi = hi >>> 1;
+      if (carry) {
+        hi = (hi ^ POLY_HI) >>> 0;
+        lo = (lo ^ POLY_LO) >>> 0;
+      }
+    }
+    TABLE_HI[i] = hi;
+    TABLE_LO[i] = lo;
+  }
+  for (let t = 1; t < 8; t++) {
+    for (let i = 0; i < 256; i++) {
+      const phi = TABLE_HI[(t - 1) * 256 + i];
+      const plo = TABLE_LO[(t - 1) * 256 + i];
+      const idx = plo & 0xff;
+      // shift right by 8 then xor with table[0][low byte]
+      const shi = phi >>> 8;
+      const slo = ((plo >>> 8) | ((phi & 0xff) << 24)) >>> 0;
+      TABLE_HI[t * 256 + i] = (shi ^ TABLE_HI[idx]) >>> 0;
+      TABLE_LO[t * 256 + i] = (slo ^ TABLE_LO[idx]) >>> 0;
+    }
+  }
+}
+buildTables();
+
+/** A CRC-64 value as two unsigned 32-bit halves. */
+export interface Crc64 {
+  hi: number;
+  lo: number;
+}
+
+/** The CRC of the empty input. */
+export const CRC64_EMPTY: Readonly<Crc64> = Object.freeze({ hi: 0, lo: 0 });
+
+/**
+ * Continues a finalized CRC (as Go's `crc64.Update`) over `data[start, end)`.
+ * Returns the new finalized value in `out` (which may be `prev`).
+ *
+ * Long runs go through hash-wasm's WebAssembly CRC-64 (about twice the speed
+ * of the JavaScript loop here, see docs/benchmarks.md) and are joined to
+ * `prev` with `crc64Combine`; short runs use the table loop directly.
+ */
+export function crc64Update(
+  prev: Crc64,
+  data: Uint8Array,
+  start = 0,
+  end = data.length,
+  out: Crc64 = { hi: 0, lo: 0 },
+): Crc64 {
+  const len = end - start;
+  if (len < WASM_THRESHOLD) return crc64UpdateTable(prev, data, start, end, out);
+  wasmHasher.init();
+  wasmHasher.update(start === 0 && end === data.length ? data : data.subarray(start, end));
+  const d = wasmHasher.digest("binary");
+  const c = {
+    hi: (d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3]) >>> 0,
+    lo: (d[4] << 24 | d[5] << 16 | d[6] << 8 | d[7]) >>> 0,
+  };
+  if (prev.hi === 0 && prev.lo === 0) {
+    out.hi = c.hi;
+    out.lo = c.lo;
+    return out;
+  }
+  return crc64Combine(prev, c, len, out);
+}
+
+const WASM_THRESHOLD = 512;
+const wasmHasher = await createCRC64("d800000000000000");
+
+/** The pure table-driven loop (slicing-by-8 on 32-bit halves). */
+export function crc64UpdateTable(
+  prev: Crc64,
+  data: Uint8Array,
+  start = 0,
+  end = data.length,
+  out: Crc64 = { hi: 0, lo: 0 },
+): Crc64 {
+  let hi = ~prev.hi >>> 0;
+  let lo = ~prev.lo >>> 0;
+  let i = start;
+  const T_HI = TABLE_HI;
+  const T_LO = TABLE_LO;
+  const end8 = end - ((end - i) & 7);
+  while (i < end8) {
+    const a = (lo ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24))) >>>
+      0;
+    const b =
+      (hi ^ (data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24))) >>>
+      0;
+    const i7 = 7 * 256 + (a & 0xff);
+    const i6 = 6 * 256 + ((a >>> 8) & 0xff);
+    const i5 = 5 * 256 + ((a >>> 16) & 0xff);
+    const i4 = 4 * 256 + (a >>> 24);
+    const i3 = 3 * 256 + (b & 0xff);
+    const i2 = 2 * 256 + ((b >>> 8) & 0xff);
+    const i1 = 256 + ((b >>> 16) & 0xff);
+    const i0 = b >>> 24;
+    hi = T_HI[i7] ^ T_HI[i6] ^ T_HI[i5] ^ T_HI[i4] ^ T_HI[i3] ^ T_HI[i2] ^ T_HI[i1] ^ T_HI[i0];
+    lo = T_LO[i7] ^ T_LO[i6] ^ T_LO[i5] ^ T_LO[i4] ^ T_LO[i3] ^ T_LO[i2] ^ T_LO[i1] ^ T_LO[i0];
+    i += 8;
+  }
+  while (i < end) {
+    const idx = (lo ^ data[i]) & 0xff;
+    lo = ((lo >>> 8) | (hi << 24)) ^ T_LO[idx];
+    hi = (hi >>> 8) ^ T_HI[idx];
+    i++;
+  }
+  out.hi = ~hi >>> 0;
+  out.lo = ~lo >>> 0;
+  return out;
+}
+
+/** CRC-64/ISO of `data` as a bigint. */
+export function crc64(data: Uint8Array): bigint {
+  return crc64ToBigInt(crc64Update(CRC64_EMPTY, data));
+}
+
+export function crc64ToBigInt(c: Crc64): bigint {
+  return (BigInt(c.hi >>> 0) << 32n) | BigInt(c.lo >>> 0);
+}
+
+export function crc64FromBigInt(v: bigint): Crc64 {
+  return { hi: Number((v >> 32n) & 0xffffffffn), lo: Number(v & 0xffffffffn) };
+}
+
+// ---- combination ---------------------------------------------------------
+//
+// crc(A‖B) = shift(crc(A), len(B)) ^ crc(B), where shift multiplies the
+// (un-finalized) register by x^(8·len) mod P. Because init and final XOR are
+// both all ones these cancel exactly as in zlib's crc32_combine. The shift is
+// a linear map on 64 bits; we cache it per length as 8 byte-tables.
+
+interface ShiftOperator {
+  hi: Uint32Array; // 8 × 256
+  lo: Uint32Array;
+}
+
+const shiftCache = new Map<number, ShiftOperator>();
+
+/** Multiplies two polynomials mod P (both in reflected bit order) as bigints. */
+function gfMultiply(a: bigint, b: bigint): bigint {
+  // reflected representation: bit 63 is x^0.
+  let product = 0n;
+  const poly = 0xd800000000000000n;
+  for (let i = 0; i < 64; i++) {
+    if ((b >> BigInt(63 - i)) & 1n) product ^= a;
+    // a *= x
+    a = (a & 1n) ? (a >> 1n) ^ poly : a >> 1n;
+  }
+  return product;
+}
+
+/** x^(8·n) mod P in reflected representation. */
+function xPow8n(n: number): bigint {
+  let result = 1n << 63n; // x^0
+  let square = 1n << 55n; // x^8
+  while (n > 0) {
+    if (n & 1) result = gfMultiply(result, square);
+    square = gfMultiply(square, square);
+    n >>>= 1;
+  }
+  return result;
+}
+
+function shiftOperator(len: number): ShiftOperator {
+  let op = shiftCache.get(len);
+  if (op) return op;
+  const factor = xPow8n(len);
+  const hi = new Uint32Array(8 * 256);
+  const lo = new Uint32Array(8 * 256);
+  for (let byte = 0; byte < 8; byte++) {
+    for (let v = 0; v < 256; v++) {
+      const input = BigInt(v) << BigInt(8 * byte);
+      const r = gfMultiply(input, factor);
+      hi[byte * 256 + v] = Number((r >> 32n) & 0xffffffffn);
+      lo[byte * 256 + v] = Number(r & 0xffffffffn);
+    }
+  }
+  op = { hi, lo };
+  if (shiftCache.size > 64) shiftCache.clear();
+  shiftCache.set(len, op);
+  return op;
+}
+
+/** crc(A‖B) from crc(A), crc(B) and the byte length of B. */
+export function crc64Combine(
+  a: Crc64,
+  b: Crc64,
+  lenB: number,
+  out: Crc64 = { hi: 0, lo: 0 },
+): Crc64 {
+  // With init and final XOR both all ones, the finalized values combine as
+  // crc(A‖B) = shift_len(B)(crc(A)) ^ crc(B): the two complements cancel.
+  if (lenB === 0) {
+    out.hi = a.hi;
+    out.lo = a.lo;
+    return out;
+  }
+  const op = shiftOperator(lenB);
+  const H = op.hi;
+  const L = op.lo;
+  const alo = a.lo;
+  const ahi = a.hi;
+  const i0 = alo & 0xff;
+  const i1 = 256 + ((alo >>> 8) & 0xff);
+  const i2 = 512 + ((alo >>> 16) & 0xff);
+  const i3 = 768 + (alo >>> 24);
+  const i4 = 1024 + (ahi & 0xff);
+  const i5 = 1280 + ((ahi >>> 8) & 0xff);
+  const i6 = 1536 + ((ahi >>> 16) & 0xff);
+  const i7 = 1792 + (ahi >>> 24);
+  out.hi = (H[i0] ^ H[i1] ^ H[i2] ^ H[i3] ^ H[i4] ^ H[i5] ^ H[i6] ^ H[i7] ^ b.hi) >>> 0;
+  out.lo = (L[i0] ^ L[i1] ^ L[i2] ^ L[i3] ^ L[i4] ^ L[i5] ^ L[i6] ^ L[i7] ^ b.lo) >>> 0;
+  return out;
+}

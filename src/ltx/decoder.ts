@@ -1,0 +1,288 @@
+/**
+ * Streaming LTX decoder. Reads the current (LZ4 block) and legacy (LZ4 frame)
+ * page forms, enforces every rule of spec/ltx.md "Validation", and verifies
+ * the file checksum and, for snapshots, the database checksum.
+ *
+ * Pages come out as they are read; the file as a whole is proven good only
+ * when `nextPage()` has returned null (index, trailer and checksums checked).
+ * Callers that apply pages must not commit them before that.
+ */
+
+import { type Crc64, crc64Combine, crc64Update, crc64UpdateTable } from "./crc64.ts";
+import {
+  CHECKSUM_FLAG,
+  DatabaseChecksum,
+  formatChecksum,
+  pageChecksumFromCrc,
+} from "./checksum.ts";
+import { LtxChecksumError, LtxFormatError, LtxUnsupportedLayoutError, LZ4Error } from "./errors.ts";
+import {
+  decodeHeader,
+  hasChecksums,
+  HEADER_SIZE,
+  isSnapshot,
+  type LtxHeader,
+  type LtxTrailer,
+  PAGE_FLAG_SIZE,
+  PAGE_HEADER_SIZE,
+  pageNumberProblem,
+  TRAILER_SIZE,
+} from "./header.ts";
+import { BufferedReader, type ByteSource } from "./io.ts";
+import { lz4DecodeFrame, lz4DecompressBlock } from "./lz4.ts";
+import { getUvarint } from "./varint.ts";
+
+/** One decoded page. `crc` is the CRC-64 of `data` alone (feeds page checksums). */
+export interface LtxPage {
+  pgno: number;
+  data: Uint8Array;
+  crc: Crc64;
+}
+
+export interface DecoderOptions {
+  /** Name used in error messages (path or replica key). */
+  file?: string;
+}
+
+export class LtxDecoder {
+  readonly file: string;
+  #r: BufferedReader;
+  #header: LtxHeader | null = null;
+  #trailer: LtxTrailer | null = null;
+  #prevPgno = 0;
+  #fileCrc: Crc64 = { hi: 0, lo: 0 };
+  #pageSum: Crc64 = { hi: 0, lo: 0 };
+  #dbSum = new DatabaseChecksum();
+  #index: number[] = [];
+  #done = false;
+
+  constructor(source: ByteSource, opts: DecoderOptions = {}) {
+    this.file = opts.file ?? "(stream)";
+    this.#r = new BufferedReader(source);
+  }
+
+  #fail(reason: string): never {
+    throw new LtxFormatError(this.file, reason);
+  }
+
+  async #need(n: number, what: string): Promise<void> {
+    if (!(await this.#r.ensure(n))) this.#fail(`short file: truncated in ${what}`);
+  }
+
+  /** Reads and validates the header (once). */
+  async readHeader(): Promise<LtxHeader> {
+    if (this.#header) return this.#header;
+    const r = this.#r;
+    if (!(await r.ensure(HEADER_SIZE))) this.#fail("short file: no complete header");
+    const h = decodeHeader(r.buf.subarray(r.pos, r.pos + HEADER_SIZE), this.file);
+    crc64UpdateTable(this.#fileCrc, r.buf, r.pos, r.pos + HEADER_SIZE, this.#fileCrc);
+    r.pos += HEADER_SIZE;
+    this.#header = h;
+    return h;
+  }
+
+  /** The trailer, once the whole file has been read and verified. */
+  get trailer(): LtxTrailer | null {
+    return this.#trailer;
+  }
+
+  /**
+   * Reads the next page, or verifies the rest of the file and returns null at
+   * the terminator.
+   */
+  async nextPage(): Promise<LtxPage | null> {
+    if (this.#done) return null;
+    const h = await this.readHeader();
+    const r = this.#r;
+    const frameOffset = r.offset;
+    await this.#need(PAGE_HEADER_SIZE, "a page header");
+    let p = r.pos;
+    const b = r.buf;
+    const pgno = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+    const flags = (b[p + 4] << 8) | b[p + 5];
+    if (pgno === 0) {
+      if (flags !== 0) this.#fail(`terminator with flags 0x${flags.toString(16)}`);
+      crc64UpdateTable(this.#fileCrc, b, p, p + PAGE_HEADER_SIZE, this.#fileCrc);
+      r.pos += PAGE_HEADER_SIZE;
+      await this.#readTail();
+      this.#done = true;
+      return null;
+    }
+    if (flags !== 0 && flags !== PAGE_FLAG_SIZE) {
+      if (this.#prevPgno === 0) this.#unsupportedLayout(b, p);
+      this.#fail(`unknown page flags 0x${flags.toString(16)} on page ${pgno}`);
+    }
+    const problem = pageNumberProblem(h, pgno, this.#prevPgno);
+    if (problem) this.#fail(problem);
+    this.#prevPgno = pgno;
+
+    const data = new Uint8Array(h.pageSize);
+    let frameLen: number;
+    if (flags === PAGE_FLAG_SIZE) {
+      await this.#need(PAGE_HEADER_SIZE + 4, "a page header");
+      p = r.pos;
+      const n = ((b[p + 6] << 24) | (r.buf[p + 7] << 16) | (r.buf[p + 8] << 8) | r.buf[p + 9]) >>>
+        0;
+      if (n === 0 || n > h.pageSize + Math.floor(h.pageSize / 255) + 16) {
+        this.#fail(`page ${pgno} has a bad compressed size ${n}`);
+      }
+      crc64UpdateTable(this.#fileCrc, r.buf, p, p + 10, this.#fileCrc);
+      await this.#need(10 + n, `page ${pgno}`);
+      p = r.pos;
+      try {
+        lz4DecompressBlock(r.buf, p + 10, p + 10 + n, data);
+      } catch (e) {
+        if (e instanceof LZ4Error) this.#fail(`page ${pgno}: ${e.message}`);
+        throw e;
+      }
+      frameLen = 10 + n;
+    } else {
+      crc64UpdateTable(this.#fileCrc, r.buf, r.pos, r.pos + PAGE_HEADER_SIZE, this.#fileCrc);
+      let want = 64;
+      let used: number;
+      while (true) {
+        const have = await r.ensure(PAGE_HEADER_SIZE + want);
+        try {
+          used = lz4DecodeFrame(r.buf, r.pos + PAGE_HEADER_SIZE, r.end, data);
+        } catch (e) {
+          if (e instanceof LZ4Error) this.#fail(`page ${pgno}: ${e.message}`);
+          throw e;
+        }
+        if (used >= 0) break;
+        if (!have) this.#fail(`short file: truncated in page ${pgno}`);
+        want = Math.max(want * 2, r.available);
+      }
+      frameLen = PAGE_HEADER_SIZE + used;
+    }
+    r.pos += frameLen;
+    this.#index.push(pgno, frameOffset, frameLen);
+
+    const crc = crc64Update({ hi: 0, lo: 0 }, data);
+    crc64Combine(this.#fileCrc, crc, data.length, this.#fileCrc);
+    if (isSnapshot(h) && hasChecksums(h)) {
+      this.#dbSum.xor(pageChecksumFromCrc(pgno, crc, data.length, this.#pageSum));
+    }
+    return { pgno, data, crc };
+  }
+
+  #unsupportedLayout(b: Uint8Array, p: number): never {
+    if (b[p + 4] === 0x04 && b[p + 5] === 0x22 && b[p + 6] === 0x4d && b[p + 7] === 0x18) {
+      throw new LtxUnsupportedLayoutError(
+        this.file,
+        "4-byte page headers with LZ4 frames (LTX v0.4, written before Litestream v0.5)",
+      );
+    }
+    throw new LtxUnsupportedLayoutError(
+      this.file,
+      `page flags 0x${((b[p + 4] << 8) | b[p + 5]).toString(16)} on the first page; ` +
+        "this looks like an older LTX generation (4-byte page headers, LiteFS/LTX v0.3)",
+    );
+  }
+
+  async #readTail(): Promise<void> {
+    const h = this.#header!;
+    const r = this.#r;
+    // page index: varint triples, a 0, then the u64 byte length of that part
+    const indexStart = r.offset;
+    const idx = this.#index;
+    let k = 0;
+    while (true) {
+      let parsed: [number, number] | null = null;
+      await r.ensure(10);
+      parsed = getUvarint(r.buf, r.pos, r.end);
+      if (!parsed) this.#fail("truncated or malformed page index");
+      const [pgno, next] = parsed;
+      crc64UpdateTable(this.#fileCrc, r.buf, r.pos, next, this.#fileCrc);
+      r.pos = next;
+      if (pgno === 0) break;
+      const values = [pgno];
+      for (let j = 0; j < 2; j++) {
+        await r.ensure(10);
+        const v = getUvarint(r.buf, r.pos, r.end);
+        if (!v) this.#fail("truncated or malformed page index");
+        crc64UpdateTable(this.#fileCrc, r.buf, r.pos, v[1], this.#fileCrc);
+        r.pos = v[1];
+        values.push(v[0]);
+      }
+      if (
+        k >= idx.length || idx[k] !== values[0] || idx[k + 1] !== values[1] ||
+        idx[k + 2] !== values[2]
+      ) {
+        this.#fail(`page index entry for page ${values[0]} does not match the page frames`);
+      }
+      k += 3;
+    }
+    if (k !== idx.length) this.#fail("page index is missing pages");
+    const indexLen = r.offset - indexStart;
+    await this.#need(8 + TRAILER_SIZE, "the index size and trailer");
+    const dv = new DataView(r.buf.buffer, r.buf.byteOffset + r.pos, 8 + TRAILER_SIZE);
+    const declared = dv.getBigUint64(0);
+    if (declared !== BigInt(indexLen)) {
+      this.#fail(`page index size field says ${declared}, index is ${indexLen} bytes`);
+    }
+    const post = dv.getBigUint64(8);
+    const stored = dv.getBigUint64(16);
+    crc64UpdateTable(this.#fileCrc, r.buf, r.pos, r.pos + 16, this.#fileCrc);
+    r.pos += 8 + TRAILER_SIZE;
+    if (!(await r.atEnd())) this.#fail("trailing bytes after the trailer");
+
+    const computed = ((BigInt(this.#fileCrc.hi) << 32n) | BigInt(this.#fileCrc.lo)) | CHECKSUM_FLAG;
+    if (computed !== stored) {
+      throw new LtxChecksumError(
+        this.file,
+        `file checksum mismatch: stored ${formatChecksum(stored)}, computed ${
+          formatChecksum(computed)
+        }`,
+      );
+    }
+    if (!hasChecksums(h)) {
+      if (post !== 0n) this.#fail("NoChecksum file with a non-zero post-apply checksum");
+    } else {
+      if ((post & CHECKSUM_FLAG) === 0n) this.#fail("post-apply checksum lacks the checksum flag");
+      if (isSnapshot(h) && this.#dbSum.value !== post) {
+        throw new LtxChecksumError(
+          this.file,
+          `snapshot database checksum mismatch: post-apply ${formatChecksum(post)}, pages give ${
+            formatChecksum(this.#dbSum.value)
+          }`,
+        );
+      }
+    }
+    if (isSnapshot(h)) {
+      // completeness: every page 1..commit but the lock page
+      const lock = Math.floor(0x40000000 / h.pageSize) + 1;
+      const expected = h.commit >= lock ? h.commit - 1 : h.commit;
+      if (idx.length / 3 !== expected) {
+        this.#fail(`snapshot holds ${idx.length / 3} pages, commit ${h.commit} needs ${expected}`);
+      }
+    }
+    this.#trailer = { postApplyChecksum: post, fileChecksum: stored };
+  }
+
+  /** Reads every remaining page (discarding it) and verifies the file. */
+  async verify(): Promise<LtxTrailer> {
+    while (await this.nextPage());
+    return this.#trailer!;
+  }
+
+  /** Stops reading early (the file is then not verified). */
+  async cancel(): Promise<void> {
+    await this.#r.cancel();
+  }
+}
+
+/** A fully decoded small file (tests, tools). */
+export interface DecodedLtx {
+  header: LtxHeader;
+  pages: LtxPage[];
+  trailer: LtxTrailer;
+}
+
+/** Decodes and verifies a whole file held in memory. */
+export async function decodeLtx(bytes: Uint8Array, file = "(memory)"): Promise<DecodedLtx> {
+  const d = new LtxDecoder([bytes], { file });
+  const header = await d.readHeader();
+  const pages: LtxPage[] = [];
+  for (let p = await d.nextPage(); p; p = await d.nextPage()) pages.push(p);
+  return { header, pages, trailer: d.trailer! };
+}

@@ -1,0 +1,326 @@
+/**
+ * LZ4 block format (compress and decompress) and the LZ4 frame format
+ * (decode only, for the legacy LTX page form). Pure TypeScript, written for
+ * SQLite pages: inputs of at most 64 KiB, so every match offset fits the
+ * 16-bit field and one hash table of positions serves a whole block.
+ */
+
+import { LZ4Error } from "./errors.ts";
+import { xxHash32 } from "./xxhash32.ts";
+
+const MIN_MATCH = 4;
+const LAST_LITERALS = 5;
+const MF_LIMIT = 12;
+const HASH_LOG = 12;
+const HASH_SIZE = 1 << HASH_LOG;
+const MAX_INPUT = 1 << 16;
+
+/** Worst-case compressed size of `n` input bytes. */
+export function lz4CompressBound(n: number): number {
+  return n + Math.floor(n / 255) + 16;
+}
+
+// The hash table holds `generation + position`; entries below the current
+// generation are stale, so no table clearing is needed between calls.
+const table = new Int32Array(HASH_SIZE);
+let generation = 1;
+
+function hash4(v: number): number {
+  return Math.imul(v, 2654435761) >>> (32 - HASH_LOG);
+}
+
+function read32(s: Uint8Array, i: number): number {
+  return s[i] | (s[i + 1] << 8) | (s[i + 2] << 16) | (s[i + 3] << 24);
+}
+
+/**
+ * Compresses `src` (≤ 64 KiB) as one raw LZ4 block into `dst` at `dstPos`,
+ * which must have room for `lz4CompressBound(src.length)` bytes. Returns the
+ * number of bytes written.
+ */
+export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstPos = 0): number {
+  const n = src.length;
+  if (n > MAX_INPUT) throw new RangeError(`lz4: input of ${n} bytes exceeds 64 KiB`);
+  if (generation > 0x7fff0000 - n) {
+    table.fill(0);
+    generation = 1;
+  }
+  const base = generation;
+  generation += n + 1;
+  let op = dstPos;
+  let anchor = 0;
+  let ip = 0;
+  const matchLimit = n - LAST_LITERALS;
+  const searchLimit = n - MF_LIMIT;
+  if (n >= MF_LIMIT + 1) {
+    ip = 1;
+    table[hash4(read32(src, 0))] = base;
+    while (ip < searchLimit) {
+      // find a match, skipping faster through incompressible data
+      let step = 1;
+      let attempts = 1 << 6;
+      let ref = -1;
+      let seq = 0;
+      while (ip < searchLimit) {
+        seq = read32(src, ip);
+        const h = hash4(seq);
+        const cand = table[h] - base;
+        table[h] = base + ip;
+        if (cand >= 0 && ip - cand <= 0xffff && read32(src, cand) === seq) {
+          ref = cand;
+          break;
+        }
+        ip += step;
+        step = attempts++ >> 6;
+      }
+      if (ref < 0) break;
+      // extend backwards
+      while (ip > anchor && ref > 0 && src[ip - 1] === src[ref - 1]) {
+        ip--;
+        ref--;
+      }
+      // extend forwards
+      let mlen = MIN_MATCH;
+      while (ip + mlen < matchLimit && src[ip + mlen] === src[ref + mlen]) mlen++;
+      // emit sequence
+      const litLen = ip - anchor;
+      const tokenPos = op++;
+      let token = 0;
+      if (litLen >= 15) {
+        token = 0xf0;
+        let l = litLen - 15;
+        while (l >= 255) {
+          dst[op++] = 255;
+          l -= 255;
+        }
+        dst[op++] = l;
+      } else {
+        token = litLen << 4;
+      }
+      if (litLen > 0) {
+        dst.set(src.subarray(anchor, ip), op);
+        op += litLen;
+      }
+      const offset = ip - ref;
+      dst[op++] = offset & 0xff;
+      dst[op++] = offset >>> 8;
+      const ml = mlen - MIN_MATCH;
+      if (ml >= 15) {
+        token |= 0x0f;
+        let l = ml - 15;
+        while (l >= 255) {
+          dst[op++] = 255;
+          l -= 255;
+        }
+        dst[op++] = l;
+      } else {
+        token |= ml;
+      }
+      dst[tokenPos] = token;
+      ip += mlen;
+      anchor = ip;
+      if (ip < searchLimit) {
+        // prime the table with the position just before the next search
+        table[hash4(read32(src, ip - 2))] = base + ip - 2;
+      }
+    }
+  }
+  // last literals
+  const litLen = n - anchor;
+  if (litLen >= 15) {
+    dst[op++] = 0xf0;
+    let l = litLen - 15;
+    while (l >= 255) {
+      dst[op++] = 255;
+      l -= 255;
+    }
+    dst[op++] = l;
+  } else {
+    dst[op++] = litLen << 4;
+  }
+  dst.set(src.subarray(anchor, n), op);
+  op += litLen;
+  return op - dstPos;
+}
+
+/**
+ * Decompresses one raw LZ4 block `src[start, end)` into `dst`, which must end
+ * up exactly full. Throws `LZ4Error` on any malformed input (offsets before
+ * the start, overruns, a block that stops early or produces too much).
+ */
+export function lz4DecompressBlock(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  dst: Uint8Array,
+): void {
+  const written = lz4DecompressInto(src, start, end, dst, 0);
+  if (written !== dst.length) {
+    throw new LZ4Error(`block decompressed to ${written} bytes, expected ${dst.length}`);
+  }
+}
+
+/** Decompresses a block into `dst` from `dstStart`; returns bytes written. */
+export function lz4DecompressInto(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  dst: Uint8Array,
+  dstStart: number,
+): number {
+  let ip = start;
+  let op = dstStart;
+  const dstEnd = dst.length;
+  if (ip >= end) throw new LZ4Error("empty block");
+  while (true) {
+    const token = src[ip++];
+    let litLen = token >>> 4;
+    if (litLen === 15) {
+      let b: number;
+      do {
+        if (ip >= end) throw new LZ4Error("truncated literal length");
+        b = src[ip++];
+        litLen += b;
+      } while (b === 255);
+    }
+    if (litLen > 0) {
+      if (ip + litLen > end) throw new LZ4Error("literals run past the end of the block");
+      if (op + litLen > dstEnd) throw new LZ4Error("literals overflow the output");
+      if (litLen < 16) {
+        for (let k = 0; k < litLen; k++) dst[op + k] = src[ip + k];
+      } else {
+        dst.set(src.subarray(ip, ip + litLen), op);
+      }
+      ip += litLen;
+      op += litLen;
+    }
+    if (ip === end) break; // last sequence: literals only
+    if (ip + 2 > end) throw new LZ4Error("truncated match offset");
+    const offset = src[ip] | (src[ip + 1] << 8);
+    ip += 2;
+    if (offset === 0 || offset > op - dstStart) {
+      throw new LZ4Error(`invalid match offset ${offset}`);
+    }
+    let mlen = token & 0x0f;
+    if (mlen === 15) {
+      let b: number;
+      do {
+        if (ip >= end) throw new LZ4Error("truncated match length");
+        b = src[ip++];
+        mlen += b;
+      } while (b === 255);
+    }
+    mlen += MIN_MATCH;
+    if (op + mlen > dstEnd) throw new LZ4Error("match overflows the output");
+    let ref = op - offset;
+    if (offset >= mlen && mlen > 32) {
+      dst.copyWithin(op, ref, ref + mlen);
+      op += mlen;
+    } else {
+      const stop = op + mlen;
+      while (op < stop) dst[op++] = dst[ref++];
+    }
+  }
+  return op - dstStart;
+}
+
+// ---- frame format (decode only) --------------------------------------------
+
+const FRAME_MAGIC = 0x184d2204;
+
+/** What the frame header says, and where its blocks start. */
+export interface Lz4FrameHeader {
+  headerLength: number;
+  blockChecksums: boolean;
+  contentChecksum: boolean;
+  contentSize: bigint | null;
+}
+
+/** Parses an LZ4 frame header at `src[start..]`; returns null if more bytes are needed. */
+export function parseLz4FrameHeader(src: Uint8Array, start: number): Lz4FrameHeader | null {
+  if (src.length - start < 7) return null;
+  const magic = (src[start] | (src[start + 1] << 8) | (src[start + 2] << 16) |
+    (src[start + 3] << 24)) >>> 0;
+  if (magic !== FRAME_MAGIC) {
+    throw new LZ4Error(`bad frame magic 0x${magic.toString(16).padStart(8, "0")}`);
+  }
+  const flg = src[start + 4];
+  const version = flg >>> 6;
+  if (version !== 1) throw new LZ4Error(`unsupported frame version ${version}`);
+  if (flg & 0x02) throw new LZ4Error("reserved frame flag bit set");
+  if ((flg & 0x01) !== 0) throw new LZ4Error("dictionary frames are not supported");
+  const bd = src[start + 5];
+  if ((bd & 0x8f) !== 0) throw new LZ4Error("reserved block-descriptor bits set");
+  const hasContentSize = (flg & 0x08) !== 0;
+  const headerLength = 4 + 2 + (hasContentSize ? 8 : 0) + 1;
+  if (src.length - start < headerLength) return null;
+  const hc = src[start + headerLength - 1];
+  const expected = (xxHash32(src.subarray(start + 4, start + headerLength - 1), 0) >>> 8) & 0xff;
+  if (hc !== expected) throw new LZ4Error("frame header checksum mismatch");
+  let contentSize: bigint | null = null;
+  if (hasContentSize) {
+    const dv = new DataView(src.buffer, src.byteOffset + start + 6, 8);
+    contentSize = dv.getBigUint64(0, true);
+  }
+  return {
+    headerLength,
+    blockChecksums: (flg & 0x10) !== 0,
+    contentChecksum: (flg & 0x04) !== 0,
+    contentSize,
+  };
+}
+
+/**
+ * Decodes one whole LZ4 frame at `src[start..end)` into `dst` (exactly
+ * filled), checking the content checksum (xxHash32) when the frame has one.
+ * Returns the frame's byte length, or -1 when `src` holds only part of it
+ * (the caller reads more and calls again).
+ */
+export function lz4DecodeFrame(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  dst: Uint8Array,
+): number {
+  const view = src.subarray(0, end);
+  const h = parseLz4FrameHeader(view, start);
+  if (!h) return -1;
+  let ip = start + h.headerLength;
+  let op = 0;
+  while (true) {
+    if (ip + 4 > end) return -1;
+    const word = (src[ip] | (src[ip + 1] << 8) | (src[ip + 2] << 16) | (src[ip + 3] << 24)) >>> 0;
+    ip += 4;
+    if (word === 0) break;
+    const stored = (word & 0x80000000) !== 0;
+    const size = word & 0x7fffffff;
+    if (ip + size > end) return -1;
+    if (stored) {
+      if (op + size > dst.length) throw new LZ4Error("frame content larger than one page");
+      dst.set(src.subarray(ip, ip + size), op);
+      op += size;
+    } else {
+      op += lz4DecompressInto(src, ip, ip + size, dst, op);
+    }
+    ip += size;
+    if (h.blockChecksums) {
+      if (ip + 4 > end) return -1;
+      ip += 4; // block checksums are optional to verify; content checksum covers all
+    }
+  }
+  if (h.contentChecksum) {
+    if (ip + 4 > end) return -1;
+    const stored = (src[ip] | (src[ip + 1] << 8) | (src[ip + 2] << 16) | (src[ip + 3] << 24)) >>> 0;
+    ip += 4;
+    if (xxHash32(dst.subarray(0, op), 0) !== stored) {
+      throw new LZ4Error("frame content checksum (xxHash32) mismatch");
+    }
+  }
+  if (op !== dst.length) {
+    throw new LZ4Error(`frame decompressed to ${op} bytes, expected ${dst.length}`);
+  }
+  if (h.contentSize !== null && h.contentSize !== BigInt(op)) {
+    throw new LZ4Error("frame content size field disagrees with its content");
+  }
+  return ip - start;
+}
