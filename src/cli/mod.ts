@@ -3,6 +3,10 @@
 import { VERSION } from "../version.ts";
 import { UsageError } from "./flags.ts";
 import { runDemo } from "./demo.ts";
+import { runReplicate } from "./replicate.ts";
+import { runRestore } from "./restore.ts";
+import { runDatabases } from "./databases.ts";
+import { runLtx } from "./ltx.ts";
 
 interface Command {
   summary: string;
@@ -10,6 +14,10 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  replicate: { summary: "Replicate databases continuously", run: runReplicate },
+  restore: { summary: "Restore a database from a replica", run: runRestore },
+  databases: { summary: "List the configured databases", run: runDatabases },
+  ltx: { summary: "List a replica's LTX files per level", run: runLtx },
   demo: { summary: "Show strata working on a sample database", run: runDemo },
   version: {
     summary: "Print the version",

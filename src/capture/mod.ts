@@ -1,0 +1,2 @@
+/** Capture: what other folders may use. */
+export * from "./monitor.ts";

@@ -1,0 +1,726 @@
+/**
+ * The per-database monitor: tails the WAL and captures committed frames into
+ * L0 LTX files in the local meta directory, keeping the position (TXID,
+ * rolling checksum) incrementally. See DESIGN.md "SQLite hazards":
+ *
+ * - connection R holds a read transaction at all times (except inside our
+ *   own checkpoint), so no other connection can checkpoint past frames we
+ *   have not captured, nor restart the WAL;
+ * - connection W takes the write lock around "capture the tail, checkpoint",
+ *   so no commit can land between the two;
+ * - the database and WAL files are each opened once and read positionally.
+ *
+ * The newest local L0 file is the persisted position: its header holds the
+ * TXID and the WAL salts/offset it was captured at, its trailer the database
+ * checksum after it. Files are written atomically.
+ */
+
+import type { DatabaseSync } from "node:sqlite";
+import * as fs from "node:fs";
+import { basename, dirname, join } from "node:path";
+import {
+  DatabaseChecksum,
+  formatChecksum,
+  formatLtxFileName,
+  lockPageNumber,
+  LtxDecoder,
+  LtxEncoder,
+  makeHeader,
+  pageChecksumFromCrc,
+  parseLtxFileName,
+  type Position,
+  writerSink,
+} from "../ltx/mod.ts";
+import { crc64Update } from "../ltx/crc64.ts";
+import {
+  beginRead,
+  checkpoint,
+  DatabaseOpenError,
+  endTransaction,
+  ensureWalMode,
+  headerChecksum,
+  openConnection,
+  pageSizeOf,
+  parseWalHeader,
+  PositionalFile,
+  scanWal,
+  tryBeginWrite,
+  WAL_FRAME_HEADER_SIZE,
+  WAL_HEADER_SIZE,
+  type WalChecksum,
+  type WalHeader,
+} from "../sqlite/mod.ts";
+import { writeFileAtomic } from "../fsutil.ts";
+import { log } from "../log.ts";
+
+export interface MonitorOptions {
+  dbPath: string;
+  /** Local meta directory; default `.<db-file-name>-strata` beside the database. */
+  metaPath?: string;
+  busyTimeoutMs?: number;
+  minCheckpointPageCount?: number;
+  checkpointIntervalMs?: number;
+  /** WAL size in pages past which a TRUNCATE checkpoint is forced; 0 disables. */
+  truncatePageN?: number;
+  /** Milliseconds since the epoch (injected for tests). */
+  clock?: () => number;
+}
+
+/** One captured L0 file in the meta directory. */
+export interface LocalFile {
+  minTXID: bigint;
+  maxTXID: bigint;
+  path: string;
+}
+
+export function defaultMetaPath(dbPath: string): string {
+  return join(dirname(dbPath), `.${basename(dbPath)}-strata`);
+}
+
+interface WalState {
+  header: WalHeader | null;
+  /** End of captured frames (a commit boundary). */
+  offset: number;
+  checksum: WalChecksum;
+  /** Latest frame offset of each page in the current WAL generation, up to `offset`. */
+  overlay: Map<number, number>;
+}
+
+/** A tiny async mutex so captures, checkpoints and snapshots never interleave. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise((r) => (release = r));
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+export class Monitor {
+  readonly dbPath: string;
+  readonly metaPath: string;
+  readonly ltxDir: string;
+  readonly #opts: Required<Omit<MonitorOptions, "metaPath">>;
+  #r!: DatabaseSync;
+  #w!: DatabaseSync;
+  #db: PositionalFile;
+  #walFile: PositionalFile;
+  #pageSize = 0;
+  #commit = 0;
+  #txid = 0n;
+  #sum = new DatabaseChecksum();
+  #pcHi = new Uint32Array(0);
+  #pcLo = new Uint32Array(0);
+  #wal: WalState = {
+    header: null,
+    offset: WAL_HEADER_SIZE,
+    checksum: { s0: 0, s1: 0 },
+    overlay: new Map(),
+  };
+  #restartExpected = false;
+  #forceFull: string | null = null;
+  #lastStat = "";
+  #lastCheckpoint = 0;
+  #dataSinceCheckpoint = false;
+  #mutex = new Mutex();
+  #closed = false;
+  /** Called after each new local file. */
+  onFile: ((f: LocalFile) => void) | null = null;
+
+  constructor(opts: MonitorOptions) {
+    this.dbPath = opts.dbPath;
+    this.metaPath = opts.metaPath ?? defaultMetaPath(opts.dbPath);
+    this.ltxDir = join(this.metaPath, "ltx", "0");
+    this.#opts = {
+      dbPath: opts.dbPath,
+      busyTimeoutMs: opts.busyTimeoutMs ?? 1000,
+      minCheckpointPageCount: opts.minCheckpointPageCount ?? 1000,
+      checkpointIntervalMs: opts.checkpointIntervalMs ?? 60_000,
+      truncatePageN: opts.truncatePageN ?? 121_359,
+      clock: opts.clock ?? Date.now,
+    };
+    this.#db = new PositionalFile(this.dbPath);
+    this.#walFile = new PositionalFile(this.dbPath + "-wal");
+  }
+
+  get position(): Position {
+    return { txid: this.#txid, postApplyChecksum: this.#sum.value };
+  }
+
+  get pageSize(): number {
+    return this.#pageSize;
+  }
+
+  get commit(): number {
+    return this.#commit;
+  }
+
+  /** Connects, checks the database against the last position and captures what is new. */
+  async open(): Promise<void> {
+    let st: Deno.FileInfo;
+    try {
+      st = await Deno.stat(this.dbPath);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new DatabaseOpenError(
+          this.dbPath,
+          "no such file (the database must exist before replication)",
+        );
+      }
+      throw e;
+    }
+    if (!st.isFile) throw new DatabaseOpenError(this.dbPath, "not a regular file");
+    if (st.size > 0) {
+      const head = new Uint8Array(16);
+      const f = await Deno.open(this.dbPath);
+      try {
+        await f.read(head);
+      } finally {
+        f.close(); // before any SQLite connection exists, so no lock can be lost
+      }
+      if (new TextDecoder().decode(head) !== "SQLite format 3\0") {
+        throw new DatabaseOpenError(this.dbPath, "not a SQLite database (bad file header)");
+      }
+    }
+    await Deno.mkdir(this.ltxDir, { recursive: true });
+    this.#r = openConnection(this.dbPath, this.#opts.busyTimeoutMs);
+    const before = ensureWalMode(this.#r, this.dbPath);
+    if (before.toLowerCase() !== "wal") {
+      log("info", "switched database to WAL mode", { db: this.dbPath, from: before });
+    }
+    this.#w = openConnection(this.dbPath, this.#opts.busyTimeoutMs);
+    this.#w.exec("PRAGMA wal_autocheckpoint = 0");
+    this.#r.exec("PRAGMA wal_autocheckpoint = 0");
+    this.#pageSize = pageSizeOf(this.#r);
+    this.#db.open();
+    this.#lastCheckpoint = this.#opts.clock();
+    await this.#mutex.run(() => this.#startup());
+  }
+
+  /** Reads the whole state under the write lock, then decides how to continue. */
+  async #startup(): Promise<void> {
+    await this.#withWriteLock(() => {
+      this.#rescanWal();
+      beginRead(this.#r);
+      return Promise.resolve();
+    }, 30_000);
+    this.#rebuildPageChecksums();
+    const last = await this.#newestLocalFile();
+    if (!last) {
+      await this.#writeFull(null, "no previous position: starting with a snapshot");
+      return;
+    }
+    const h = last.header;
+    const walEnd = Number(h.walOffset + h.walSize);
+    const cur = this.#wal.header;
+    const sameWal = cur !== null && h.walOffset !== 0n && h.walSalt1 === cur.salt1 &&
+      h.walSalt2 === cur.salt2 && walEnd <= this.#wal.offset;
+    this.#txid = h.maxTXID;
+    if (sameWal && walEnd === this.#wal.offset && this.#sum.value === last.post) {
+      log("info", "resuming at last position", {
+        db: this.dbPath,
+        position: this.#positionString(),
+      });
+      this.#sum.set(last.post);
+      return;
+    }
+    if (sameWal && walEnd < this.#wal.offset && this.#isCommitBoundary(walEnd)) {
+      // frames written while strata was stopped: capture them on top of the old position
+      await this.#writeTail(last.post, walEnd);
+      return;
+    }
+    if (this.#sum.value === last.post) {
+      log(
+        "info",
+        "WAL changed while strata was stopped, but the database equals the last position",
+        {
+          db: this.dbPath,
+          position: this.#positionString(),
+        },
+      );
+      return;
+    }
+    const why = !sameWal
+      ? "the WAL was checkpointed, reset or replaced by another process while strata was stopped"
+      : "the database checksum differs from the last captured position";
+    await this.#writeFull(
+      last.post,
+      `${why} (last ${formatChecksum(last.post)}, now ${formatChecksum(this.#sum.value)})`,
+    );
+  }
+
+  #positionString(): string {
+    return `${this.#txid.toString(16).padStart(16, "0")}/${formatChecksum(this.#sum.value)}`;
+  }
+
+  /** True when a commit frame ends exactly at `offset` in the current overlay scan. */
+  #isCommitBoundary(offset: number): boolean {
+    if (!this.#wal.header) return false;
+    const frameSize = WAL_FRAME_HEADER_SIZE + this.#pageSize;
+    if ((offset - WAL_HEADER_SIZE) % frameSize !== 0) return false;
+    const fh = this.#walFile.readAt(offset - frameSize, 8);
+    return fh.length === 8 && new DataView(fh.buffer).getUint32(4) !== 0;
+  }
+
+  /** Reads the WAL from its start: header, overlay, committed end, commit. */
+  #rescanWal(): void {
+    this.#walFile.open();
+    const hb = this.#walFile.readAt(0, WAL_HEADER_SIZE);
+    const header = parseWalHeader(hb);
+    this.#wal = { header, offset: WAL_HEADER_SIZE, checksum: { s0: 0, s1: 0 }, overlay: new Map() };
+    this.#commit = Math.floor(this.#db.size() / this.#pageSize);
+    if (!header) return;
+    if (header.pageSize !== this.#pageSize) {
+      throw new DatabaseOpenError(
+        this.dbPath,
+        `WAL page size ${header.pageSize} differs from database page size ${this.#pageSize}`,
+      );
+    }
+    const scan = scanWal(
+      (o, l) => this.#walFile.readAt(o, l),
+      header,
+      WAL_HEADER_SIZE,
+      headerChecksum(header),
+    );
+    this.#wal.checksum = scan.endOffset === WAL_HEADER_SIZE
+      ? headerChecksum(header)
+      : scan.checksum;
+    this.#wal.offset = scan.endOffset;
+    for (const f of scan.frames) this.#wal.overlay.set(f.pgno, f.offset);
+    if (scan.commit) this.#commit = scan.commit;
+  }
+
+  /** The page as of the captured position: latest WAL frame, else the database file, else zeros. */
+  #readPage(pgno: number): Uint8Array {
+    const ps = this.#pageSize;
+    const off = this.#wal.overlay.get(pgno);
+    if (off !== undefined) return this.#walFile.readAt(off + WAL_FRAME_HEADER_SIZE, ps);
+    const b = this.#db.readAt((pgno - 1) * ps, ps);
+    if (b.length === ps) return b;
+    const page = new Uint8Array(ps);
+    page.set(b);
+    return page;
+  }
+
+  #ensureCache(n: number): void {
+    if (this.#pcHi.length > n) return;
+    const size = Math.max(n + 1, this.#pcHi.length * 2, 1024);
+    const hi = new Uint32Array(size);
+    const lo = new Uint32Array(size);
+    hi.set(this.#pcHi);
+    lo.set(this.#pcLo);
+    this.#pcHi = hi;
+    this.#pcLo = lo;
+  }
+
+  /** Reads every page of the current state into the page checksum cache. */
+  #rebuildPageChecksums(): void {
+    this.#ensureCache(this.#commit);
+    this.#pcHi.fill(0);
+    this.#pcLo.fill(0);
+    const sum = new DatabaseChecksum();
+    const lock = lockPageNumber(this.#pageSize);
+    const crc = { hi: 0, lo: 0 };
+    const pc = { hi: 0, lo: 0 };
+    for (let p = 1; p <= this.#commit; p++) {
+      if (p === lock) continue;
+      const page = this.#readPage(p);
+      crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, crc);
+      pageChecksumFromCrc(p, crc, this.#pageSize, pc);
+      this.#pcHi[p] = pc.hi;
+      this.#pcLo[p] = pc.lo;
+      sum.xor(pc);
+    }
+    this.#sum = sum;
+  }
+
+  /** Sets page `p`'s checksum in the cache and the rolling sum. */
+  #updatePage(p: number, page: Uint8Array, crcOut: { hi: number; lo: number }): void {
+    const pc = { hi: 0, lo: 0 };
+    crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, crcOut);
+    pageChecksumFromCrc(p, crcOut, this.#pageSize, pc);
+    this.#sum.xor({ hi: this.#pcHi[p], lo: this.#pcLo[p] });
+    this.#sum.xor(pc);
+    this.#pcHi[p] = pc.hi;
+    this.#pcLo[p] = pc.lo;
+  }
+
+  /** Shrinks or grows the cache's view of the database to `commit` pages. */
+  #setCommit(commit: number): void {
+    this.#ensureCache(commit);
+    for (let p = commit + 1; p <= this.#commit; p++) {
+      this.#sum.xor({ hi: this.#pcHi[p], lo: this.#pcLo[p] });
+      this.#pcHi[p] = 0;
+      this.#pcLo[p] = 0;
+    }
+    this.#commit = commit;
+  }
+
+  async #newestLocalFile(): Promise<
+    { maxTXID: bigint; post: bigint; header: import("../ltx/header.ts").LtxHeader } | null
+  > {
+    const files = await this.localFiles();
+    for (let i = files.length - 1; i >= 0; i--) {
+      const f = files[i];
+      try {
+        const file = await Deno.open(f.path);
+        const dec = new LtxDecoder(file.readable, { file: f.path });
+        const header = await dec.readHeader();
+        const trailer = await dec.verify();
+        return { maxTXID: header.maxTXID, post: trailer.postApplyChecksum, header };
+      } catch (e) {
+        log("warn", "ignoring unreadable local LTX file", { path: f.path, error: e });
+        await Deno.remove(f.path).catch(() => {});
+      }
+    }
+    return null;
+  }
+
+  /** L0 files in the meta directory, in TXID order. */
+  async localFiles(): Promise<LocalFile[]> {
+    const out: LocalFile[] = [];
+    try {
+      for await (const e of Deno.readDir(this.ltxDir)) {
+        const r = e.isFile ? parseLtxFileName(e.name) : null;
+        if (r) out.push({ ...r, path: join(this.ltxDir, e.name) });
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    out.sort((a, b) => (a.minTXID < b.minTXID ? -1 : a.minTXID > b.minTXID ? 1 : 0));
+    return out;
+  }
+
+  /** Writes an L0 file holding every page of the current state (a snapshot when `pre` is null). */
+  async #writeFull(pre: bigint | null, reason: string): Promise<void> {
+    const txid = pre === null ? 1n : this.#txid + 1n;
+    log(pre === null ? "info" : "warn", "capturing a full copy of the database", {
+      db: this.dbPath,
+      txid,
+      reason,
+    });
+    const lock = lockPageNumber(this.#pageSize);
+    const w = this.#wal;
+    const header = makeHeader({
+      pageSize: this.#pageSize,
+      commit: this.#commit,
+      minTXID: pre === null ? 1n : txid,
+      maxTXID: txid,
+      timestamp: BigInt(this.#opts.clock()),
+      preApplyChecksum: pre ?? 0n,
+      walOffset: w.header ? BigInt(WAL_HEADER_SIZE) : 0n,
+      walSize: w.header ? BigInt(w.offset - WAL_HEADER_SIZE) : 0n,
+      walSalt1: w.header?.salt1 ?? 0,
+      walSalt2: w.header?.salt2 ?? 0,
+    });
+    await this.#writeFile(header, async (enc) => {
+      for (let p = 1; p <= this.#commit; p++) {
+        if (p !== lock) await enc.writePage(p, this.#readPage(p));
+      }
+    });
+    this.#txid = txid;
+  }
+
+  /** Captures committed frames after `fromOffset` (same WAL generation) on top of checksum `pre`. */
+  async #writeTail(pre: bigint, fromOffset: number): Promise<void> {
+    // Rebuild the cache's view at `fromOffset` is not possible (older page
+    // versions may be gone); the full-state checksum is already current, so
+    // write the pages changed after `fromOffset` with post = current state.
+    const frameSize = WAL_FRAME_HEADER_SIZE + this.#pageSize;
+    const pages = new Set<number>();
+    for (let off = fromOffset; off < this.#wal.offset; off += frameSize) {
+      const fh = this.#walFile.readAt(off, 4);
+      pages.add(new DataView(fh.buffer).getUint32(0));
+    }
+    const sorted = [...pages].filter((p) => p <= this.#commit).sort((a, b) => a - b);
+    log("info", "capturing frames written while strata was stopped", {
+      db: this.dbPath,
+      pages: sorted.length,
+    });
+    await this.#writeIncrement(pre, sorted, fromOffset, false);
+  }
+
+  async #writeIncrement(
+    pre: bigint,
+    pgnos: number[],
+    fromOffset: number,
+    update: boolean,
+  ): Promise<void> {
+    const txid = this.#txid + 1n;
+    const w = this.#wal;
+    const header = makeHeader({
+      pageSize: this.#pageSize,
+      commit: this.#commit,
+      minTXID: txid,
+      maxTXID: txid,
+      timestamp: BigInt(this.#opts.clock()),
+      preApplyChecksum: pre,
+      walOffset: BigInt(fromOffset),
+      walSize: BigInt(w.offset - fromOffset),
+      walSalt1: w.header!.salt1,
+      walSalt2: w.header!.salt2,
+    });
+    const crc = { hi: 0, lo: 0 };
+    await this.#writeFile(header, async (enc) => {
+      for (const p of pgnos) {
+        const page = this.#readPage(p);
+        if (update) this.#updatePage(p, page, crc);
+        await enc.writePage(p, page);
+      }
+    });
+    this.#txid = txid;
+  }
+
+  async #writeFile(
+    header: ReturnType<typeof makeHeader>,
+    body: (enc: LtxEncoder) => Promise<void>,
+  ): Promise<void> {
+    const name = formatLtxFileName(header.minTXID, header.maxTXID);
+    const path = join(this.ltxDir, name);
+    await writeFileAtomic(path, async (file) => {
+      const enc = new LtxEncoder(writerSink(file), header, { file: path });
+      await body(enc);
+      await enc.finish(header.minTXID === 1n ? undefined : this.#sum.value);
+    });
+    this.onFile?.({ minTXID: header.minTXID, maxTXID: header.maxTXID, path });
+  }
+
+  /**
+   * Captures new committed frames into an L0 file (no-op when the WAL did not
+   * change). Returns true when a file was written.
+   */
+  async capture(): Promise<boolean> {
+    if (this.#closed) return false;
+    // cheap idle check: a stat of the WAL, nothing else
+    let stat = "missing";
+    try {
+      const s = fs.statSync(this.dbPath + "-wal", { bigint: true });
+      stat = `${s.size}:${s.mtimeNs}:${s.ctimeNs}:${s.ino}`;
+    } catch { /* no WAL yet */ }
+    if (stat === this.#lastStat && !this.#forceFull) {
+      await this.#maybeCheckpoint();
+      return false;
+    }
+    const wrote = await this.#mutex.run(() => this.#captureLocked());
+    this.#lastStat = stat;
+    await this.#maybeCheckpoint();
+    return wrote;
+  }
+
+  async #captureLocked(): Promise<boolean> {
+    if (this.#forceFull) {
+      const why = this.#forceFull;
+      this.#forceFull = null;
+      const pre = this.#sum.value;
+      this.#rescanWal();
+      this.#rebuildPageChecksums();
+      if (this.#sum.value === pre) return false;
+      await this.#writeFull(pre, why);
+      return true;
+    }
+    this.#walFile.open();
+    const header = parseWalHeader(this.#walFile.readAt(0, WAL_HEADER_SIZE));
+    if (!header) return false; // empty or truncated WAL: nothing committed since
+    const w = this.#wal;
+    if (!w.header || header.salt1 !== w.header.salt1 || header.salt2 !== w.header.salt2) {
+      if (!w.header || this.#restartExpected) {
+        // a restart after our own full checkpoint (or the first WAL): continue from its start
+        this.#wal = {
+          header,
+          offset: WAL_HEADER_SIZE,
+          checksum: headerChecksum(header),
+          overlay: new Map(),
+        };
+        this.#restartExpected = false;
+      } else {
+        return await this.#recoverFull("the WAL was restarted by another process (salts changed)");
+      }
+    } else {
+      const frameSize = WAL_FRAME_HEADER_SIZE + this.#pageSize;
+      if (this.#walFile.size() < w.offset) {
+        return await this.#recoverFull("the WAL is shorter than the captured offset");
+      }
+      if (w.offset > WAL_HEADER_SIZE) {
+        const fh = this.#walFile.readAt(w.offset - frameSize, WAL_FRAME_HEADER_SIZE);
+        const dv = new DataView(fh.buffer, fh.byteOffset);
+        if (dv.getUint32(16) !== w.checksum.s0 || dv.getUint32(20) !== w.checksum.s1) {
+          return await this.#recoverFull("the last captured WAL frame was overwritten");
+        }
+      }
+    }
+    const scan = scanWal(
+      (o, l) => this.#walFile.readAt(o, l),
+      this.#wal.header!,
+      this.#wal.offset,
+      this.#wal.checksum,
+    );
+    if (scan.frames.length === 0) return false;
+    const from = this.#wal.offset;
+    const oldCommit = this.#commit;
+    for (const f of scan.frames) this.#wal.overlay.set(f.pgno, f.offset);
+    this.#wal.offset = scan.endOffset;
+    this.#wal.checksum = scan.checksum;
+    const pre = this.#sum.value;
+    this.#setCommit(scan.commit);
+    const changed = new Set<number>();
+    for (const f of scan.frames) if (f.pgno <= scan.commit) changed.add(f.pgno);
+    // pages that the database grew into without a frame: their content is what SQLite would read
+    for (let p = oldCommit + 1; p <= scan.commit; p++) changed.add(p);
+    changed.delete(lockPageNumber(this.#pageSize));
+    const pgnos = [...changed].sort((a, b) => a - b);
+    await this.#writeIncrement(pre, pgnos, from, true);
+    this.#dataSinceCheckpoint = true;
+    return true;
+  }
+
+  async #recoverFull(reason: string): Promise<boolean> {
+    const pre = this.#sum.value;
+    this.#rescanWal();
+    this.#rebuildPageChecksums();
+    this.#restartExpected = false;
+    await this.#writeFull(pre, reason);
+    return true;
+  }
+
+  /** Runs `fn` holding the write lock; retries until `waitMs` if another writer holds it. */
+  async #withWriteLock<T>(fn: () => Promise<T>, waitMs: number): Promise<T | null> {
+    const deadline = Date.now() + waitMs;
+    while (!tryBeginWrite(this.#w)) {
+      if (Date.now() >= deadline) return null;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    try {
+      return await fn();
+    } finally {
+      endTransaction(this.#w);
+    }
+  }
+
+  #walPages(): number {
+    return Math.max(
+      0,
+      (this.#wal.offset - WAL_HEADER_SIZE) / (WAL_FRAME_HEADER_SIZE + this.#pageSize),
+    );
+  }
+
+  async #maybeCheckpoint(): Promise<void> {
+    const pages = this.#walPages();
+    const now = this.#opts.clock();
+    if (this.#opts.truncatePageN > 0 && pages >= this.#opts.truncatePageN) {
+      await this.checkpoint("TRUNCATE");
+    } else if (
+      pages >= this.#opts.minCheckpointPageCount ||
+      (this.#dataSinceCheckpoint && now - this.#lastCheckpoint >= this.#opts.checkpointIntervalMs)
+    ) {
+      await this.checkpoint("PASSIVE");
+    }
+  }
+
+  /**
+   * Checkpoints with the write lock held from capturing the WAL tail until
+   * the checkpoint has run (PASSIVE), so no commit can slip between them.
+   */
+  async checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
+    return await this.#mutex.run(async () => {
+      if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
+      const done = await this.#withWriteLock(async () => {
+        await this.#captureLocked();
+        endTransaction(this.#r);
+        let r;
+        try {
+          r = checkpoint(this.#r, "PASSIVE");
+        } finally {
+          beginRead(this.#r);
+        }
+        this.#restartExpected = !r.busy && r.log > 0 && r.checkpointed === r.log;
+        log("debug", "checkpoint", { db: this.dbPath, mode, ...r });
+        return true;
+      }, 50);
+      if (done) {
+        this.#lastCheckpoint = this.#opts.clock();
+        this.#dataSinceCheckpoint = false;
+      }
+      return done ?? false;
+    });
+  }
+
+  /**
+   * The emergency brake: TRUNCATE needs the write lock itself, so it runs
+   * after ours is released; a commit that lands in between is detected by
+   * comparing the database with our position afterwards (then a full copy).
+   */
+  async #truncateCheckpoint(): Promise<boolean> {
+    await this.#withWriteLock(() => this.#captureLocked(), 50);
+    const expected = this.#sum.value;
+    endTransaction(this.#r);
+    let r;
+    try {
+      r = checkpoint(this.#r, "TRUNCATE");
+    } finally {
+      beginRead(this.#r);
+    }
+    log("warn", "WAL passed truncate-page-n: ran a TRUNCATE checkpoint", { db: this.dbPath, ...r });
+    this.#lastCheckpoint = this.#opts.clock();
+    this.#dataSinceCheckpoint = false;
+    if (r.busy) return false;
+    this.#rescanWal();
+    this.#rebuildPageChecksums();
+    if (this.#sum.value !== expected) {
+      this.#sum.set(expected);
+      this.#forceFull = "a commit landed during the TRUNCATE checkpoint";
+    }
+    this.#restartExpected = true;
+    return true;
+  }
+
+  /** Final capture (under the write lock, so nothing committed is left behind), then close. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#mutex.run(async () => {
+        await this.#withWriteLock(() => this.#captureLocked(), 2000);
+      });
+    } finally {
+      this.#closed = true;
+      try {
+        endTransaction(this.#r);
+        this.#r.close();
+        this.#w.close();
+      } catch { /* closing anyway */ }
+      this.#db.close();
+      this.#walFile.close();
+    }
+  }
+
+  /**
+   * Streams a snapshot of the captured state (min TXID 1, max = the current
+   * TXID) into `sink`-backed encoder; captures are paused meanwhile.
+   */
+  async writeSnapshot(path: string): Promise<{ maxTXID: bigint; postApplyChecksum: bigint }> {
+    return await this.#mutex.run(async () => {
+      const header = makeHeader({
+        pageSize: this.#pageSize,
+        commit: this.#commit,
+        minTXID: 1n,
+        maxTXID: this.#txid,
+        timestamp: BigInt(this.#opts.clock()),
+      });
+      const lock = lockPageNumber(this.#pageSize);
+      const expected = this.#sum.value;
+      await writeFileAtomic(path, async (file) => {
+        const enc = new LtxEncoder(writerSink(file), header, { file: path });
+        for (let p = 1; p <= this.#commit; p++) {
+          if (p !== lock) await enc.writePage(p, this.#readPage(p));
+        }
+        await enc.finish(expected);
+      });
+      return { maxTXID: this.#txid, postApplyChecksum: expected };
+    });
+  }
+}

@@ -1,0 +1,84 @@
+/** Shared pieces of the commands: config loading, replica clients, help output. */
+
+import { resolve } from "node:path";
+import {
+  type Config,
+  defaultConfigPath,
+  loadConfig,
+  parseReplicaUrl,
+  type ReplicaConfig,
+} from "../config/mod.ts";
+import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
+import { configureLogging } from "../log.ts";
+import {
+  type FlagSpecs,
+  formatFlagHelp,
+  type ParsedFlags,
+  parseFlags,
+  UsageError,
+} from "./flags.ts";
+
+export const CONFIG_FLAGS: FlagSpecs = {
+  config: {
+    type: "string",
+    value: "PATH",
+    help: "config file (default $STRATA_CONFIG or /etc/strata.yml)",
+  },
+  "no-expand-env": { type: "bool", help: "do not expand $VAR and ${VAR} in the config file" },
+};
+
+export function clientFor(r: ReplicaConfig): ReplicaClient {
+  switch (r.type) {
+    case "file":
+      return new FileReplicaClient(r.path);
+  }
+}
+
+export async function readConfig(flags: ParsedFlags, required: boolean): Promise<Config | null> {
+  const explicit = flags.strings.get("config");
+  const path = explicit ?? defaultConfigPath();
+  if (!explicit && !required) {
+    try {
+      await Deno.stat(path);
+    } catch {
+      return null;
+    }
+  }
+  const cfg = await loadConfig(path, { expandEnv: !flags.bools.has("no-expand-env") });
+  configureLogging(cfg.logging);
+  return cfg;
+}
+
+/** `-h` handling: prints usage and returns true. */
+export function wantsHelp(argv: string[], usage: string, specs: FlagSpecs): boolean {
+  if (argv.includes("-h") || argv.includes("--help") || argv.includes("-help")) {
+    console.log(`${usage}\n\nFlags:\n${formatFlagHelp(specs)}`);
+    return true;
+  }
+  return false;
+}
+
+export function parse(argv: string[], specs: FlagSpecs): ParsedFlags {
+  return parseFlags(argv, specs);
+}
+
+/** A database path from the config, or a replica URL, to the replica clients it names. */
+export async function replicasFor(
+  target: string,
+  flags: ParsedFlags,
+): Promise<{ clients: ReplicaClient[]; dbPath: string | null }> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+    return { clients: [clientFor(parseReplicaUrl(target))], dbPath: null };
+  }
+  const cfg = await readConfig(flags, false);
+  const abs = resolve(target);
+  const db = cfg?.dbs.find((d) => resolve(d.path) === abs);
+  if (!db) {
+    throw new UsageError(
+      cfg
+        ? `database ${target} is not in the config file`
+        : `no config file found for database ${target}; pass -config PATH or a replica URL`,
+    );
+  }
+  return { clients: db.replicas.map(clientFor), dbPath: abs };
+}

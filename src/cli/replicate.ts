@@ -1,0 +1,79 @@
+/** `strata replicate`: continuous replication of the configured databases. */
+
+import { resolve } from "node:path";
+import { DEFAULTS, parseReplicaUrl } from "../config/mod.ts";
+import { DbReplication } from "../replicate/mod.ts";
+import { log } from "../log.ts";
+import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import type { FlagSpecs } from "./flags.ts";
+import { UsageError } from "./flags.ts";
+
+const FLAGS: FlagSpecs = { ...CONFIG_FLAGS };
+const USAGE = `Usage:
+  strata replicate [-config PATH]
+  strata replicate DB_PATH REPLICA_URL [REPLICA_URL...]
+
+Replicates each database continuously until SIGINT or SIGTERM; on stop it
+captures and uploads everything committed before exiting.`;
+
+export async function runReplicate(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, USAGE, FLAGS)) return 0;
+  const flags = parse(argv, FLAGS);
+  let dbs;
+  if (flags.args.length > 0) {
+    if (flags.strings.has("config")) {
+      throw new UsageError("give either -config or DB_PATH REPLICA_URL, not both");
+    }
+    if (flags.args.length < 2) throw new UsageError("need DB_PATH and at least one REPLICA_URL");
+    const [dbPath, ...urls] = flags.args;
+    dbs = [{
+      path: resolve(dbPath),
+      metaPath: undefined,
+      ...DEFAULTS,
+      replicas: urls.map((u) => ({
+        ...parseReplicaUrl(u),
+        syncIntervalMs: DEFAULTS.syncIntervalMs,
+      })),
+    }];
+  } else {
+    const cfg = await readConfig(flags, true);
+    dbs = cfg!.dbs;
+  }
+  const runs = dbs.map((db) =>
+    new DbReplication({
+      dbPath: resolve(db.path),
+      metaPath: db.metaPath,
+      monitorIntervalMs: db.monitorIntervalMs,
+      checkpointIntervalMs: db.checkpointIntervalMs,
+      minCheckpointPageCount: db.minCheckpointPageCount,
+      truncatePageN: db.truncatePageN,
+      busyTimeoutMs: db.busyTimeoutMs,
+      replicas: db.replicas.map((r) => ({
+        client: clientFor(r),
+        syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
+      })),
+    })
+  );
+  const started: DbReplication[] = [];
+  try {
+    for (const r of runs) {
+      await r.start();
+      started.push(r);
+    }
+  } catch (e) {
+    await Promise.allSettled(started.map((r) => r.stop()));
+    throw e;
+  }
+  const stop = Promise.withResolvers<string>();
+  const onSignal = (sig: string) => () => stop.resolve(sig);
+  const sigint = onSignal("SIGINT");
+  const sigterm = onSignal("SIGTERM");
+  Deno.addSignalListener("SIGINT", sigint);
+  Deno.addSignalListener("SIGTERM", sigterm);
+  const sig = await stop.promise;
+  Deno.removeSignalListener("SIGINT", sigint);
+  Deno.removeSignalListener("SIGTERM", sigterm);
+  log("info", "signal received, syncing before exit", { signal: sig });
+  const results = await Promise.allSettled(started.map((r) => r.stop()));
+  return results.some((r) => r.status === "rejected") ? 1 : 0;
+}

@@ -1,0 +1,266 @@
+/**
+ * YAML configuration with Litestream's keys. Unknown keys and bad values are
+ * errors naming the key and its line; Litestream keys strata does not have
+ * yet say so.
+ */
+
+import {
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node as YamlNode,
+  parseDocument,
+  type YAMLMap,
+} from "yaml";
+import { parseDuration } from "./duration.ts";
+import { parseReplicaUrl, type ReplicaConfig } from "./replica_url.ts";
+import { isLogLevel, type LogLevel } from "../log.ts";
+
+export class ConfigError extends Error {
+  constructor(file: string, message: string, line?: number) {
+    super(`config ${file}${line ? `:${line}` : ""}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface DbConfig {
+  path: string;
+  metaPath?: string;
+  monitorIntervalMs: number;
+  checkpointIntervalMs: number;
+  minCheckpointPageCount: number;
+  truncatePageN: number;
+  busyTimeoutMs: number;
+  replicas: ReplicaConfig[];
+}
+
+export interface Config {
+  dbs: DbConfig[];
+  logging: { level?: LogLevel; type?: "text" | "json" };
+}
+
+export const DEFAULTS = {
+  monitorIntervalMs: 100,
+  checkpointIntervalMs: 60_000,
+  minCheckpointPageCount: 1000,
+  truncatePageN: 121_359,
+  busyTimeoutMs: 1000,
+  syncIntervalMs: 1000,
+};
+
+const NOT_YET = new Set([
+  "addr",
+  "levels",
+  "snapshot",
+  "l0-retention",
+  "l0-retention-check-interval",
+  "retention",
+  "exec",
+  "access-key-id",
+  "secret-access-key",
+  "mcp-addr",
+  "socket",
+  "validation-interval",
+  "dir",
+  "pattern",
+  "recursive",
+  "watch",
+  "retention-check-interval",
+  "age",
+]);
+
+/** Expands `$VAR` and `${VAR}` from the environment (unset → empty). */
+export function expandEnv(
+  text: string,
+  env: (k: string) => string | undefined = (k) => Deno.env.get(k),
+): string {
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (_, a, b) => env(a ?? b) ?? "",
+  );
+}
+
+class Reader {
+  constructor(readonly file: string, readonly lines: LineCounter) {}
+  line(node: YamlNode | null | undefined): number | undefined {
+    const r = (node as { range?: [number, number, number] } | null)?.range;
+    return r ? this.lines.linePos(r[0]).line : undefined;
+  }
+  fail(node: YamlNode | null | undefined, msg: string): never {
+    throw new ConfigError(this.file, msg, this.line(node));
+  }
+  /** Key/value pairs of a mapping, rejecting keys not in `allowed`. */
+  entries(node: YamlNode, where: string, allowed: string[]): Map<string, YamlNode> {
+    if (!isMap(node)) this.fail(node, `${where} must be a mapping`);
+    const out = new Map<string, YamlNode>();
+    for (const pair of (node as YAMLMap).items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : "";
+      if (!allowed.includes(k)) {
+        if (NOT_YET.has(k)) {
+          this.fail(pair.key as YamlNode, `key "${k}" in ${where} is not supported yet by strata`);
+        }
+        this.fail(pair.key as YamlNode, `unknown key "${k}" in ${where}`);
+      }
+      out.set(k, pair.value as YamlNode);
+    }
+    return out;
+  }
+  string(node: YamlNode | undefined, key: string): string | undefined {
+    if (node === undefined || node === null) return undefined;
+    if (!isScalar(node) || typeof node.value === "object") {
+      this.fail(node, `"${key}" must be a string`);
+    }
+    return String(node.value);
+  }
+  duration(node: YamlNode | undefined, key: string, dflt: number): number {
+    const s = this.string(node, key);
+    if (s === undefined) return dflt;
+    const ms = parseDuration(s);
+    if (ms === null || ms < 0) {
+      this.fail(node, `"${key}": invalid duration ${JSON.stringify(s)} (use e.g. 1s, 100ms, 5m)`);
+    }
+    return ms;
+  }
+  int(node: YamlNode | undefined, key: string, dflt: number): number {
+    if (node === undefined) return dflt;
+    const v = isScalar(node) ? Number(node.value) : NaN;
+    if (!Number.isInteger(v) || v < 0) this.fail(node, `"${key}" must be a non-negative integer`);
+    return v;
+  }
+}
+
+const DB_KEYS = [
+  "path",
+  "meta-path",
+  "replica",
+  "replicas",
+  "monitor-interval",
+  "checkpoint-interval",
+  "min-checkpoint-page-count",
+  "truncate-page-n",
+  "busy-timeout",
+];
+const REPLICA_KEYS = ["type", "path", "url", "name", "sync-interval"];
+
+/** Parses config text (already read from `file`). */
+export function parseConfig(
+  text: string,
+  file: string,
+  opts: { expandEnv?: boolean } = {},
+): Config {
+  const src = opts.expandEnv === false ? text : expandEnv(text);
+  const lines = new LineCounter();
+  const doc = parseDocument(src, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    throw new ConfigError(
+      file,
+      `malformed YAML: ${e.message.split("\n")[0]}`,
+      e.linePos?.[0]?.line,
+    );
+  }
+  const r: Reader = new Reader(file, lines);
+  const root = doc.contents as YamlNode | null;
+  if (!root) throw new ConfigError(file, "empty configuration: no dbs");
+  const top = r.entries(root, "the top level", ["dbs", "logging"]);
+  const logging: Config["logging"] = {};
+  const lg = top.get("logging");
+  if (lg) {
+    const e = r.entries(lg, "logging", ["level", "type", "stderr"]);
+    const level = r.string(e.get("level"), "level")?.toLowerCase();
+    if (level !== undefined) {
+      if (!isLogLevel(level)) r.fail(e.get("level"), `"level" must be debug, info, warn or error`);
+      logging.level = level;
+    }
+    const type = r.string(e.get("type"), "type");
+    if (type !== undefined) {
+      if (type !== "text" && type !== "json") r.fail(e.get("type"), `"type" must be text or json`);
+      logging.type = type;
+    }
+  }
+  const dbsNode = top.get("dbs");
+  if (!dbsNode || !isSeq(dbsNode) || dbsNode.items.length === 0) {
+    r.fail(dbsNode ?? root, '"dbs" must list at least one database');
+  }
+  const dbs: DbConfig[] = [];
+  for (const item of dbsNode.items as YamlNode[]) {
+    const e = r.entries(item, "a dbs entry", DB_KEYS);
+    const path = r.string(e.get("path"), "path");
+    if (!path) r.fail(item, `a dbs entry needs "path"`);
+    const replicaNodes: YamlNode[] = [];
+    if (e.has("replica") && e.has("replicas")) {
+      r.fail(e.get("replicas"), `use "replica" or "replicas", not both`);
+    }
+    if (e.has("replica")) replicaNodes.push(e.get("replica")!);
+    if (e.has("replicas")) {
+      const rs = e.get("replicas")!;
+      if (!isSeq(rs)) r.fail(rs, `"replicas" must be a list`);
+      replicaNodes.push(...(rs.items as YamlNode[]));
+    }
+    if (replicaNodes.length === 0) r.fail(item, `database ${path} has no replica`);
+    const replicas = replicaNodes.map((n) => {
+      const re = r.entries(n, `a replica of ${path}`, REPLICA_KEYS);
+      const url = r.string(re.get("url"), "url");
+      const rpath = r.string(re.get("path"), "path");
+      const type = r.string(re.get("type"), "type");
+      const syncIntervalMs = r.duration(
+        re.get("sync-interval"),
+        "sync-interval",
+        DEFAULTS.syncIntervalMs,
+      );
+      try {
+        const cfg = url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file");
+        if (url && type && type !== cfg.type) {
+          r.fail(re.get("type"), `"type" ${type} contradicts url ${url}`);
+        }
+        return { ...cfg, name: r.string(re.get("name"), "name"), syncIntervalMs };
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        r.fail(n, (err as Error).message);
+      }
+    });
+    dbs.push({
+      path,
+      metaPath: r.string(e.get("meta-path"), "meta-path"),
+      monitorIntervalMs: r.duration(
+        e.get("monitor-interval"),
+        "monitor-interval",
+        DEFAULTS.monitorIntervalMs,
+      ),
+      checkpointIntervalMs: r.duration(
+        e.get("checkpoint-interval"),
+        "checkpoint-interval",
+        DEFAULTS.checkpointIntervalMs,
+      ),
+      minCheckpointPageCount: r.int(
+        e.get("min-checkpoint-page-count"),
+        "min-checkpoint-page-count",
+        DEFAULTS.minCheckpointPageCount,
+      ),
+      truncatePageN: r.int(e.get("truncate-page-n"), "truncate-page-n", DEFAULTS.truncatePageN),
+      busyTimeoutMs: r.duration(e.get("busy-timeout"), "busy-timeout", DEFAULTS.busyTimeoutMs),
+      replicas,
+    });
+  }
+  return { dbs, logging };
+}
+
+/** The config path: flag, then $STRATA_CONFIG, then /etc/strata.yml. */
+export function defaultConfigPath(): string {
+  return Deno.env.get("STRATA_CONFIG") ?? "/etc/strata.yml";
+}
+
+export async function loadConfig(
+  path: string,
+  opts: { expandEnv?: boolean } = {},
+): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new ConfigError(path, "file not found");
+    throw new ConfigError(path, (e as Error).message);
+  }
+  return parseConfig(text, path, opts);
+}

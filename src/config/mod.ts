@@ -1,0 +1,4 @@
+/** Configuration: what other folders may use. */
+export * from "./config.ts";
+export * from "./duration.ts";
+export * from "./replica_url.ts";

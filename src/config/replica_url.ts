@@ -1,0 +1,52 @@
+/** Replica URLs and paths → typed replica settings. */
+
+import { resolve } from "node:path";
+
+export interface ReplicaConfig {
+  type: "file";
+  path: string;
+  name?: string;
+  syncIntervalMs?: number;
+}
+
+export class ReplicaUrlError extends Error {
+  constructor(url: string, reason: string) {
+    super(`bad replica URL ${JSON.stringify(url)}: ${reason}`);
+    this.name = "ReplicaUrlError";
+  }
+}
+
+const LATER: Record<string, string> = {
+  s3: "S3 replicas",
+  gs: "Google Cloud Storage replicas",
+  abs: "Azure Blob Storage replicas",
+  sftp: "SFTP replicas",
+  webdav: "WebDAV replicas",
+  nats: "NATS replicas",
+};
+
+/** Parses `file:///path`, a plain path, or (later) s3://, gs://, abs://, sftp:// URLs. */
+export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
+  if (!url) {
+    throw new ReplicaUrlError(url, "empty; give a path or a URL such as file:///backups/db");
+  }
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/.exec(url);
+  if (!m) {
+    if (type !== "file") throw new ReplicaUrlError(url, `type ${type} needs a URL`);
+    return { type: "file", path: resolve(url) };
+  }
+  const scheme = m[1].toLowerCase();
+  if (scheme === "file") {
+    const u = new URL(url);
+    if (u.host !== "" && u.host !== "localhost") {
+      throw new ReplicaUrlError(url, "file URLs take no host (file:///path)");
+    }
+    const path = decodeURIComponent(u.pathname);
+    if (!path || path === "/") throw new ReplicaUrlError(url, "no path");
+    return { type: "file", path };
+  }
+  if (LATER[scheme]) {
+    throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);
+  }
+  throw new ReplicaUrlError(url, `unknown scheme "${scheme}"`);
+}

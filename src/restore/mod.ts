@@ -1,0 +1,3 @@
+/** Restore: what other folders may use. */
+export * from "./execute.ts";
+export * from "./plan.ts";

@@ -1,0 +1,4 @@
+/** SQLite-facing helpers: what other folders may use. */
+export * from "./connection.ts";
+export * from "./files.ts";
+export * from "./wal.ts";

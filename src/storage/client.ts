@@ -1,0 +1,65 @@
+/**
+ * The storage client interface: dumb and stateless, as Litestream's
+ * ReplicaClient. Levels, timestamps, retention and planning live above it.
+ */
+
+export interface ReplicaFile {
+  level: number;
+  minTXID: bigint;
+  maxTXID: bigint;
+  size: number;
+  /** Creation time of the file's content (the LTX header timestamp when known). */
+  createdAt: Date;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface ReplicaClient {
+  /** "file", "s3", … */
+  readonly type: string;
+  /** Where the replica is, for messages (never includes secrets). */
+  readonly location: string;
+  /** Files of one level in TXID order, starting at the first with minTXID >= `seek`. */
+  listFiles(level: number, seek?: bigint): Promise<ReplicaFile[]>;
+  /** Opens a file (or a byte range of it) for streaming reads. */
+  openFile(
+    level: number,
+    minTXID: bigint,
+    maxTXID: bigint,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array>>;
+  /** Writes a file from a stream; it becomes visible only when complete. */
+  writeFile(
+    level: number,
+    minTXID: bigint,
+    maxTXID: bigint,
+    data: ReadableStream<Uint8Array>,
+    createdAt: Date,
+  ): Promise<ReplicaFile>;
+  deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void>;
+}
+
+/** A file the replica does not have. */
+export class ReplicaFileNotFoundError extends Error {
+  constructor(location: string, key: string) {
+    super(`replica ${location}: file ${key} not found`);
+    this.name = "ReplicaFileNotFoundError";
+  }
+}
+
+export const SNAPSHOT_LEVEL = 9;
+
+export function compareFiles(a: ReplicaFile, b: ReplicaFile): number {
+  return a.minTXID < b.minTXID
+    ? -1
+    : a.minTXID > b.minTXID
+    ? 1
+    : a.maxTXID < b.maxTXID
+    ? -1
+    : a.maxTXID > b.maxTXID
+    ? 1
+    : 0;
+}

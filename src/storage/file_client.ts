@@ -1,0 +1,135 @@
+/** The `file` replica client: `<path>/ltx/<level>/<min>-<max>.ltx`, as Litestream v0.5. */
+
+import { join } from "node:path";
+import { formatLtxFileName, parseLtxFileName } from "../ltx/mod.ts";
+import { syncDir } from "../fsutil.ts";
+import {
+  type ByteRange,
+  compareFiles,
+  type ReplicaClient,
+  type ReplicaFile,
+  ReplicaFileNotFoundError,
+} from "./client.ts";
+
+export class FileReplicaClient implements ReplicaClient {
+  readonly type = "file";
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  get location(): string {
+    return this.root;
+  }
+
+  levelDir(level: number): string {
+    return join(this.root, "ltx", String(level));
+  }
+
+  filePath(level: number, minTXID: bigint, maxTXID: bigint): string {
+    return join(this.levelDir(level), formatLtxFileName(minTXID, maxTXID));
+  }
+
+  async listFiles(level: number, seek = 0n): Promise<ReplicaFile[]> {
+    const out: ReplicaFile[] = [];
+    const dir = this.levelDir(level);
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (!e.isFile) continue;
+        const r = parseLtxFileName(e.name);
+        if (!r || r.minTXID < seek) continue;
+        const st = await Deno.stat(join(dir, e.name)).catch(() => null);
+        if (!st) continue; // deleted meanwhile
+        out.push({ level, ...r, size: st.size, createdAt: st.mtime ?? new Date(0) });
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort(compareFiles);
+  }
+
+  async openFile(
+    level: number,
+    minTXID: bigint,
+    maxTXID: bigint,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const path = this.filePath(level, minTXID, maxTXID);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new ReplicaFileNotFoundError(this.location, path);
+      }
+      throw e;
+    }
+    if (!range) return file.readable;
+    await file.seek(range.offset, Deno.SeekMode.Start);
+    let left = range.length;
+    return new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        if (left <= 0) {
+          file.close();
+          ctrl.close();
+          return;
+        }
+        const buf = new Uint8Array(Math.min(left, 1 << 16));
+        const n = await file.read(buf);
+        if (n === null) {
+          file.close();
+          ctrl.close();
+          return;
+        }
+        left -= n;
+        ctrl.enqueue(buf.subarray(0, n));
+      },
+      cancel() {
+        file.close();
+      },
+    });
+  }
+
+  async writeFile(
+    level: number,
+    minTXID: bigint,
+    maxTXID: bigint,
+    data: ReadableStream<Uint8Array>,
+    createdAt: Date,
+  ): Promise<ReplicaFile> {
+    const dir = this.levelDir(level);
+    await Deno.mkdir(dir, { recursive: true });
+    const path = this.filePath(level, minTXID, maxTXID);
+    const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    const file = await Deno.open(tmp, { write: true, createNew: true });
+    let size = 0;
+    try {
+      for await (const chunk of data) {
+        let off = 0;
+        while (off < chunk.length) off += await file.write(chunk.subarray(off));
+        size += chunk.length;
+      }
+      await file.sync();
+      file.close();
+      await Deno.utime(tmp, createdAt, createdAt);
+      await Deno.rename(tmp, path);
+    } catch (e) {
+      try {
+        file.close();
+      } catch { /* closed */ }
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+    await syncDir(dir);
+    return { level, minTXID, maxTXID, size, createdAt };
+  }
+
+  async deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void> {
+    for (const f of files) {
+      await Deno.remove(this.filePath(f.level, f.minTXID, f.maxTXID)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+    }
+  }
+}

@@ -1,0 +1,3 @@
+/** Storage clients: what other folders may use. */
+export * from "./client.ts";
+export * from "./file_client.ts";
