@@ -1,0 +1,136 @@
+/**
+ * End to end, with real processes: a Python app writes while `strata
+ * replicate` runs as its own process; restores are compared with what the app
+ * recorded.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
+import {
+  digestOf,
+  fileChecksum,
+  readMarks,
+  Replicating,
+  runWriter,
+  strata,
+} from "./helpers/strata.ts";
+
+async function setup() {
+  const dir = await Deno.makeTempDir({ prefix: "strata-e2e-" });
+  return {
+    dir,
+    db: join(dir, "app.db"),
+    replica: join(dir, "replica"),
+    marks: join(dir, "marks.jsonl"),
+  };
+}
+
+function extractChecksum(stdout: string): bigint {
+  const m = /checksum ([0-9a-f]{16})/.exec(stdout);
+  assert(m, `no checksum in ${stdout}`);
+  return BigInt("0x" + m[1]);
+}
+
+Deno.test("replicate while an app writes; restore latest, timestamps and a TXID exactly", async () => {
+  const { dir, db, replica, marks } = await setup();
+  try {
+    await runWriter(db, "more", 1, marks); // the database exists before replication starts
+    const rep = new Replicating([db, `file://${replica}`]);
+    await new Promise((r) => setTimeout(r, 1500));
+    await runWriter(db, "main", 2, marks);
+    const stopped = await rep.stop("SIGINT");
+    assertEquals(stopped.code, 0, stopped.stderr);
+
+    const all = await readMarks(marks);
+    const source = await digestOf(db);
+    assertEquals(source.digest, all[all.length - 1].digest);
+
+    // latest
+    const out = join(dir, "latest.db");
+    const r = await strata(["restore", "-o", out, `file://${replica}`]);
+    assertEquals(r.code, 0, r.stderr);
+    const restored = await digestOf(out);
+    assertEquals(restored.digest, source.digest);
+    assertEquals(restored.integrity, "ok");
+    // same rolling checksum as the source database file (strata stopped, WAL checkpointed away)
+    assertEquals(await fileChecksum(out), extractChecksum(r.stdout));
+    assertEquals(await fileChecksum(db), extractChecksum(r.stdout));
+
+    // every mark, by timestamp (the grown and vacuumed ones included)
+    for (const m of all.slice(1)) {
+      const p = join(dir, `at-${m.label}.db`);
+      const rr = await strata([
+        "restore",
+        "-o",
+        p,
+        "-timestamp",
+        new Date(m.time).toISOString(),
+        `file://${replica}`,
+      ]);
+      assertEquals(rr.code, 0, rr.stderr);
+      const d = await digestOf(p);
+      assertEquals(d.digest, m.digest, `state at ${m.label}`);
+      assertEquals(d.integrity, "ok");
+    }
+
+    // a TXID in the middle equals the timestamp restore of that file's creation time
+    const ls = await strata(["ltx", "-level", "0", "-json", `file://${replica}`]);
+    const files = JSON.parse(ls.stdout) as { maxTXID: string; createdAt: string }[];
+    assert(files.length > 5, `only ${files.length} L0 files`);
+    const mid = files[Math.floor(files.length / 2)];
+    const a = join(dir, "txid.db");
+    const b = join(dir, "txid-ts.db");
+    assertEquals(
+      (await strata(["restore", "-o", a, "-txid", mid.maxTXID, `file://${replica}`])).code,
+      0,
+    );
+    assertEquals(
+      (await strata(["restore", "-o", b, "-timestamp", mid.createdAt, `file://${replica}`])).code,
+      0,
+    );
+    const later = files.find((f) => f.createdAt === mid.createdAt && f.maxTXID > mid.maxTXID);
+    if (!later) assertEquals((await digestOf(a)).digest, (await digestOf(b)).digest);
+    assertEquals((await digestOf(a)).integrity, "ok");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a TRUNCATE checkpoint by another process while strata is stopped is noticed and snapshotted", async () => {
+  const { dir, db, replica, marks } = await setup();
+  try {
+    await runWriter(db, "more", 3, marks);
+    let rep = new Replicating([db, `file://${replica}`]);
+    await new Promise((r) => setTimeout(r, 1200));
+    await runWriter(db, "more", 4, marks);
+    assertEquals((await rep.stop()).code, 0);
+    // while strata is stopped: writes, then a TRUNCATE checkpoint, by another process
+    await runWriter(db, "truncate", 5, marks);
+    rep = new Replicating([db, `file://${replica}`]);
+    await new Promise((r) => setTimeout(r, 1200));
+    await runWriter(db, "more", 6, marks);
+    const out2 = await rep.stop();
+    assertEquals(out2.code, 0, out2.stderr);
+    assertMatch(out2.stderr, /capturing a full copy of the database.*(checkpointed|reset|differs)/);
+    const all = await readMarks(marks);
+    const out = join(dir, "r.db");
+    const r = await strata(["restore", "-o", out, `file://${replica}`]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(out)).digest, all[all.length - 1].digest);
+    const t = join(dir, "t.db");
+    // strata was stopped at the "truncated" mark, so the replica holds the state from before it then
+    const ti = all.findIndex((m) => m.label === "truncated");
+    const rt = await strata([
+      "restore",
+      "-o",
+      t,
+      "-timestamp",
+      new Date(all[ti].time).toISOString(),
+      `file://${replica}`,
+    ]);
+    assertEquals(rt.code, 0, rt.stderr);
+    assertEquals((await digestOf(t)).digest, all[ti - 1].digest);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,112 @@
+/** Runs strata as a separate process, as a user would. */
+
+import { join } from "node:path";
+import { PROJECT_ROOT } from "./vectors.ts";
+
+const MAIN = join(PROJECT_ROOT, "main.ts");
+
+export interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `strata ARGS…` to completion. */
+export async function strata(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Output> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: opts.cwd,
+    env: { NO_COLOR: "1", ...opts.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** A `strata replicate` running in the background; `stop()` sends SIGINT and waits. */
+export class Replicating {
+  readonly #child: Deno.ChildProcess;
+  readonly #out: Promise<Deno.CommandOutput>;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "replicate", ...args],
+      env: { NO_COLOR: "1", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#out = this.#child.output();
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  async stop(signal: Deno.Signal = "SIGINT"): Promise<Output> {
+    try {
+      this.#child.kill(signal);
+    } catch { /* already exited */ }
+    const r = await this.#out;
+    const dec = new TextDecoder();
+    return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+  }
+}
+
+/** Runs the Python writer (a separate app process). */
+export async function runWriter(
+  db: string,
+  phase: string,
+  seed: number,
+  marks: string,
+): Promise<void> {
+  const r = await new Deno.Command("python3", {
+    args: [join(PROJECT_ROOT, "tests/helpers/writer.py"), db, phase, String(seed), marks],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (r.code !== 0) throw new Error(`writer failed: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+export interface Mark {
+  label: string;
+  time: number;
+  digest: string;
+}
+
+export async function readMarks(path: string): Promise<Mark[]> {
+  return (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+}
+
+/** Digest of a database's rows, computed by Python exactly as the writer does. */
+export async function digestOf(db: string): Promise<{ digest: string; integrity: string }> {
+  const code = `
+import hashlib, sqlite3, sys, json
+con = sqlite3.connect(sys.argv[1])
+h = hashlib.sha256()
+for table in ("items", "log"):
+    for row in con.execute(f"SELECT * FROM {table} ORDER BY id"):
+        h.update(repr(row).encode())
+print(json.dumps({"digest": h.hexdigest(), "integrity": con.execute("PRAGMA integrity_check").fetchone()[0]}))
+`;
+  const r = await new Deno.Command("python3", {
+    args: ["-c", code, db],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (r.code !== 0) throw new Error(`digest failed: ${new TextDecoder().decode(r.stderr)}`);
+  return JSON.parse(new TextDecoder().decode(r.stdout));
+}
+
+/** The database checksum of a database file no connection has open. */
+export async function fileChecksum(path: string): Promise<bigint> {
+  const { databaseChecksumOfPages } = await import("../../src/ltx/checksum.ts");
+  const bytes = await Deno.readFile(path);
+  const ps = ((bytes[16] << 8) | bytes[17]) === 1 ? 65536 : (bytes[16] << 8) | bytes[17];
+  const pages = [];
+  for (let i = 0; i < bytes.length; i += ps) pages.push(bytes.subarray(i, i + ps));
+  return databaseChecksumOfPages(pages, ps);
+}
