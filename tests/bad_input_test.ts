@@ -1,0 +1,188 @@
+/** Bad input gets a clear error naming the thing and the reason, and nothing is lost. */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
+import {
+  ConfigError,
+  parseConfig,
+  parseDuration,
+  parseReplicaUrl,
+  ReplicaUrlError,
+} from "../src/config/mod.ts";
+import { parseFlags, UsageError } from "../src/cli/flags.ts";
+import { Replicating, runWriter, strata } from "./helpers/strata.ts";
+
+Deno.test("config: Litestream keys parse; durations; env expansion", () => {
+  Deno.env.set("STRATA_TEST_DIR", "/backups");
+  const cfg = parseConfig(
+    `dbs:
+  - path: /data/app.db
+    monitor-interval: 250ms
+    busy-timeout: 2s
+    replicas:
+      - url: file://\${STRATA_TEST_DIR}/app
+        sync-interval: 100ms
+  - path: /data/b.db
+    replica:
+      type: file
+      path: $STRATA_TEST_DIR/b
+`,
+    "t.yml",
+  );
+  assertEquals(cfg.dbs[0].replicas[0].path, "/backups/app");
+  assertEquals(cfg.dbs[0].replicas[0].syncIntervalMs, 100);
+  assertEquals(cfg.dbs[0].monitorIntervalMs, 250);
+  assertEquals(cfg.dbs[0].busyTimeoutMs, 2000);
+  assertEquals(cfg.dbs[1].replicas[0].path, "/backups/b");
+  const raw = parseConfig("dbs:\n  - path: /a.db\n    replica:\n      path: /x/$HOME\n", "t.yml", {
+    expandEnv: false,
+  });
+  assertEquals(raw.dbs[0].replicas[0].path, "/x/$HOME");
+  assertEquals(parseDuration("1h30m"), 5_400_000);
+  assertEquals(parseDuration("soon"), null);
+});
+
+Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys name the key and line", () => {
+  const cases: [string, RegExp][] = [
+    ["dbs: [\n  - path: x\n", /t\.yml(:\d+)?: malformed YAML/],
+    ["dbs:\n  - path: /a.db\n    replcia:\n      path: /b\n", /t\.yml:3: unknown key "replcia"/],
+    [
+      "dbs:\n  - path: /a.db\n    sync-interval: 1s\n    replica:\n      path: /b\n",
+      /t\.yml:3: unknown key "sync-interval"/,
+    ],
+    [
+      "dbs:\n  - path: /a.db\n    replica:\n      path: /b\n      sync-interval: fast\n",
+      /t\.yml:5: "sync-interval": invalid duration "fast"/,
+    ],
+    [
+      "addr: :9090\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:1: key "addr" in the top level is not supported yet/,
+    ],
+    ["dbs:\n  - path: /a.db\n", /database \/a\.db has no replica/],
+    [
+      "dbs:\n  - path: /a.db\n    replica:\n      url: s3://bucket/db\n",
+      /S3 replicas are not supported yet/,
+    ],
+    ["dbs:\n  - path: /a.db\n    replica:\n      url: ftp://host/x\n", /unknown scheme "ftp"/],
+    ["", /empty configuration/],
+  ];
+  for (const [text, re] of cases) {
+    const e = assertThrows(() => parseConfig(text, "t.yml"), ConfigError);
+    assertMatch(e.message, re);
+  }
+});
+
+Deno.test("replica URLs: file URLs and paths; clear errors otherwise", () => {
+  assertEquals(parseReplicaUrl("file:///var/backups/db").path, "/var/backups/db");
+  assertEquals(parseReplicaUrl("/var/b").path, "/var/b");
+  assertThrows(() => parseReplicaUrl("file://host/x"), ReplicaUrlError, "no host");
+  assertThrows(() => parseReplicaUrl(""), ReplicaUrlError, "empty");
+});
+
+Deno.test("flags: Go style -flag value, -flag=value, --flag, booleans, unknown flags", () => {
+  const specs = {
+    o: { type: "string" as const, help: "" },
+    force: { type: "bool" as const, help: "" },
+  };
+  const a = parseFlags(["-o", "x.db", "--force", "url"], specs);
+  assertEquals([a.strings.get("o"), a.bools.has("force"), a.args], ["x.db", true, ["url"]]);
+  const b = parseFlags(["--o=y.db", "-force=false", "u"], specs);
+  assertEquals([b.strings.get("o"), b.bools.has("force")], ["y.db", false]);
+  assertThrows(
+    () => parseFlags(["-nope"], specs),
+    UsageError,
+    "flag provided but not defined: -nope",
+  );
+  assertThrows(() => parseFlags(["-o"], specs), UsageError, "flag needs an argument");
+});
+
+Deno.test("commands: missing database, not a database, unknown command, bad flags", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-bad-" });
+  try {
+    const missing = await strata(["replicate", join(dir, "nope.db"), `file://${dir}/r`]);
+    assertEquals(missing.code, 1);
+    assertMatch(missing.stderr, /nope\.db: no such file/);
+    const junk = join(dir, "junk.db");
+    await Deno.writeTextFile(junk, "this is not a database at all, just some text....");
+    const notDb = await strata(["replicate", junk, `file://${dir}/r`]);
+    assertEquals(notDb.code, 1);
+    assertMatch(notDb.stderr, /junk\.db: not a SQLite database/);
+    assertEquals(
+      await Deno.readTextFile(junk),
+      "this is not a database at all, just some text....",
+    );
+    const unknown = await strata(["frobnicate"]);
+    assertEquals(unknown.code, 1);
+    assertMatch(unknown.stderr, /unknown command "frobnicate"/);
+    const badFlag = await strata(["restore", "-bogus", "x"]);
+    assertEquals(badFlag.code, 2);
+    const badTs = await strata([
+      "restore",
+      "-timestamp",
+      "yesterday",
+      "-o",
+      join(dir, "o.db"),
+      `file://${dir}/r`,
+    ]);
+    assertMatch(badTs.stderr, /invalid -timestamp "yesterday"/);
+    const noCfg = await strata(["replicate", "-config", join(dir, "missing.yml")]);
+    assertMatch(noCfg.stderr, /missing\.yml: file not found/);
+    const empty = await strata(["restore", "-o", join(dir, "o.db"), `file://${dir}/empty`]);
+    assertEquals(empty.code, 1);
+    assertMatch(empty.stderr, /has no backup files/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("restore refuses to overwrite, and a corrupt or missing replica file fails cleanly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-bad-" });
+  try {
+    const db = join(dir, "app.db");
+    const replica = join(dir, "replica");
+    const marks = join(dir, "m.jsonl");
+    await runWriter(db, "more", 7, marks);
+    const rep = new Replicating([db, `file://${replica}`]);
+    await new Promise((r) => setTimeout(r, 1200));
+    await runWriter(db, "more", 8, marks);
+    assertEquals((await rep.stop()).code, 0);
+
+    const existing = join(dir, "existing.db");
+    await Deno.writeTextFile(existing, "precious");
+    const refused = await strata(["restore", "-o", existing, `file://${replica}`]);
+    assertEquals(refused.code, 2);
+    assertMatch(refused.stderr, /refusing to overwrite .*existing\.db/);
+    assertEquals(await Deno.readTextFile(existing), "precious");
+    const skipped = await strata([
+      "restore",
+      "-if-db-not-exists",
+      "-o",
+      existing,
+      `file://${replica}`,
+    ]);
+    assertEquals(skipped.code, 0);
+    assertEquals(await Deno.readTextFile(existing), "precious");
+
+    // flip one byte in the newest L0 file: restore names the file and leaves nothing behind
+    const l0 = join(replica, "ltx", "0");
+    const names = [...Deno.readDirSync(l0)].map((e) => e.name).sort();
+    const victim = join(l0, names[names.length - 1]);
+    const bytes = await Deno.readFile(victim);
+    bytes[bytes.length - 20] ^= 0x40;
+    await Deno.writeFile(victim, bytes);
+    const out = join(dir, "out.db");
+    const bad = await strata(["restore", "-o", out, `file://${replica}`]);
+    assertEquals(bad.code, 1);
+    assertMatch(bad.stderr, new RegExp(names[names.length - 1].replace(".", "\\.")));
+    for (const p of [out, `${out}.tmp`]) {
+      assert(!(await Deno.stat(p).then(() => true, () => false)), `${p} left behind`);
+    }
+    // a missing file in the middle: the chain has a gap, named in the error
+    await Deno.remove(join(l0, names[Math.floor(names.length / 2)]));
+    const gap = await strata(["restore", "-o", out, `file://${replica}`]);
+    assertEquals(gap.code, 1);
+    assertMatch(gap.stderr, /cannot reach TXID .*no file starts at TXID/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
