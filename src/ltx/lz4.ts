@@ -33,6 +33,16 @@ function read32(s: Uint8Array, i: number): number {
   return s[i] | (s[i + 1] << 8) | (s[i + 2] << 16) | (s[i + 3] << 24);
 }
 
+/** Writes the 255-run extension bytes of a length whose 4-bit field is full. */
+function writeLengthTail(dst: Uint8Array, op: number, rest: number): number {
+  while (rest >= 255) {
+    dst[op++] = 255;
+    rest -= 255;
+  }
+  dst[op++] = rest;
+  return op;
+}
+
 /**
  * Compresses `src` (≤ 64 KiB) as one raw LZ4 block into `dst` at `dstPos`,
  * which must have room for `lz4CompressBound(src.length)` bytes. Returns the
@@ -88,12 +98,7 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstPos = 0): 
       let token = 0;
       if (litLen >= 15) {
         token = 0xf0;
-        let l = litLen - 15;
-        while (l >= 255) {
-          dst[op++] = 255;
-          l -= 255;
-        }
-        dst[op++] = l;
+        op = writeLengthTail(dst, op, litLen - 15);
       } else {
         token = litLen << 4;
       }
@@ -107,12 +112,7 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstPos = 0): 
       const ml = mlen - MIN_MATCH;
       if (ml >= 15) {
         token |= 0x0f;
-        let l = ml - 15;
-        while (l >= 255) {
-          dst[op++] = 255;
-          l -= 255;
-        }
-        dst[op++] = l;
+        op = writeLengthTail(dst, op, ml - 15);
       } else {
         token |= ml;
       }
@@ -129,12 +129,7 @@ export function lz4CompressBlock(src: Uint8Array, dst: Uint8Array, dstPos = 0): 
   const litLen = n - anchor;
   if (litLen >= 15) {
     dst[op++] = 0xf0;
-    let l = litLen - 15;
-    while (l >= 255) {
-      dst[op++] = 255;
-      l -= 255;
-    }
-    dst[op++] = l;
+    op = writeLengthTail(dst, op, litLen - 15);
   } else {
     dst[op++] = litLen << 4;
   }

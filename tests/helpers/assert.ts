@@ -28,6 +28,22 @@ export function assertInstanceOf<T>(
   }
 }
 
+function checkError<E extends Error>(
+  e: unknown,
+  type: (new (...args: never[]) => E) | undefined,
+  includes: string | undefined,
+): E {
+  if (type && !(e instanceof type)) {
+    throw new Error(`expected ${type.name}, got ${e instanceof Error ? e.stack : String(e)}`);
+  }
+  if (includes && !(e as Error).message.includes(includes)) {
+    throw new Error(
+      `expected message to include ${JSON.stringify(includes)}, got ${(e as Error).message}`,
+    );
+  }
+  return e as E;
+}
+
 /** Awaits `fn`, expecting it to reject with an error of `type`; returns the error. */
 export async function assertRejects<E extends Error = Error>(
   fn: () => Promise<unknown>,
@@ -37,15 +53,7 @@ export async function assertRejects<E extends Error = Error>(
   try {
     await fn();
   } catch (e) {
-    if (type && !(e instanceof type)) {
-      throw new Error(`expected ${type.name}, got ${e instanceof Error ? e.stack : String(e)}`);
-    }
-    if (includes && !(e as Error).message.includes(includes)) {
-      throw new Error(
-        `expected message to include ${JSON.stringify(includes)}, got ${(e as Error).message}`,
-      );
-    }
-    return e as E;
+    return checkError(e, type, includes);
   }
   throw new Error(`expected a rejection${type ? " with " + type.name : ""}`);
 }
@@ -59,15 +67,7 @@ export function assertThrows<E extends Error = Error>(
   try {
     fn();
   } catch (e) {
-    if (type && !(e instanceof type)) {
-      throw new Error(`expected ${type.name}, got ${e instanceof Error ? e.stack : String(e)}`);
-    }
-    if (includes && !(e as Error).message.includes(includes)) {
-      throw new Error(
-        `expected message to include ${JSON.stringify(includes)}, got ${(e as Error).message}`,
-      );
-    }
-    return e as E;
+    return checkError(e, type, includes);
   }
   throw new Error(`expected an exception${type ? " of " + type.name : ""}`);
 }
