@@ -35,6 +35,7 @@ import { crc64Update } from "../ltx/crc64.ts";
 import {
   beginRead,
   checkpoint,
+  type CheckpointResult,
   DatabaseOpenError,
   endTransaction,
   ensureWalMode,
@@ -631,13 +632,7 @@ export class Monitor {
       if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
       const done = await this.#withWriteLock(async () => {
         await this.#captureLocked();
-        endTransaction(this.#r);
-        let r;
-        try {
-          r = checkpoint(this.#r, "PASSIVE");
-        } finally {
-          beginRead(this.#r);
-        }
+        const r = this.#checkpointOutsideReadLock("PASSIVE");
         this.#restartExpected = !r.busy && r.log > 0 && r.checkpointed === r.log;
         log("debug", "checkpoint", { db: this.dbPath, mode, ...r });
         return true;
@@ -650,6 +645,16 @@ export class Monitor {
     });
   }
 
+  /** Releases our read transaction just for the checkpoint, then takes it again. */
+  #checkpointOutsideReadLock(mode: "PASSIVE" | "TRUNCATE"): CheckpointResult {
+    endTransaction(this.#r);
+    try {
+      return checkpoint(this.#r, mode);
+    } finally {
+      beginRead(this.#r);
+    }
+  }
+
   /**
    * The emergency brake: TRUNCATE needs the write lock itself, so it runs
    * after ours is released; a commit that lands in between is detected by
@@ -658,13 +663,7 @@ export class Monitor {
   async #truncateCheckpoint(): Promise<boolean> {
     await this.#withWriteLock(() => this.#captureLocked(), 50);
     const expected = this.#sum.value;
-    endTransaction(this.#r);
-    let r;
-    try {
-      r = checkpoint(this.#r, "TRUNCATE");
-    } finally {
-      beginRead(this.#r);
-    }
+    const r = this.#checkpointOutsideReadLock("TRUNCATE");
     log("warn", "WAL passed truncate-page-n: ran a TRUNCATE checkpoint", { db: this.dbPath, ...r });
     this.#lastCheckpoint = this.#opts.clock();
     this.#dataSinceCheckpoint = false;
