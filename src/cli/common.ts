@@ -9,6 +9,8 @@ import {
   type ReplicaConfig,
 } from "../config/mod.ts";
 import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
+import { S3ReplicaClient } from "../storage/s3_client.ts";
+import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging } from "../log.ts";
 import {
   type FlagSpecs,
@@ -31,6 +33,8 @@ export function clientFor(r: ReplicaConfig): ReplicaClient {
   switch (r.type) {
     case "file":
       return new FileReplicaClient(r.path);
+    case "s3":
+      return new S3ReplicaClient(s3ClientOptions(r));
   }
 }
 

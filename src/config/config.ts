@@ -15,6 +15,7 @@ import {
 } from "yaml";
 import { parseDuration } from "./duration.ts";
 import { parseReplicaUrl, type ReplicaConfig } from "./replica_url.ts";
+import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
 import { isLogLevel, type LogLevel } from "../log.ts";
 
 export class ConfigError extends Error {
@@ -57,8 +58,6 @@ const NOT_YET = new Set([
   "l0-retention-check-interval",
   "retention",
   "exec",
-  "access-key-id",
-  "secret-access-key",
   "mcp-addr",
   "socket",
   "validation-interval",
@@ -141,7 +140,7 @@ const DB_KEYS = [
   "truncate-page-n",
   "busy-timeout",
 ];
-const REPLICA_KEYS = ["type", "path", "url", "name", "sync-interval"];
+const REPLICA_KEYS = ["type", "path", "url", "name", "sync-interval", ...S3_KEYS];
 
 /** Parses config text (already read from `file`). */
 export function parseConfig(
@@ -210,14 +209,16 @@ export function parseConfig(
         DEFAULTS.syncIntervalMs,
       );
       try {
-        const cfg = url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file");
+        const cfg = s3ReplicaConfig(url, type, (k) => r.string(re.get(k), k), re.keys()) ??
+          (url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file"));
         if (url && type && type !== cfg.type) {
           r.fail(re.get("type"), `"type" ${type} contradicts url ${url}`);
         }
         return { ...cfg, name: r.string(re.get("name"), "name"), syncIntervalMs };
       } catch (err) {
         if (err instanceof ConfigError) throw err;
-        r.fail(n, (err as Error).message);
+        const key = (err as { key?: unknown }).key;
+        r.fail(typeof key === "string" && re.has(key) ? re.get(key) : n, (err as Error).message);
       }
     });
     dbs.push({

@@ -1,13 +1,17 @@
 /** Replica URLs and paths → typed replica settings. */
 
 import { resolve } from "node:path";
+import { parseS3Url, type S3ReplicaConfig } from "./s3_config.ts";
 
-export interface ReplicaConfig {
+export interface FileReplicaConfig {
   type: "file";
   path: string;
   name?: string;
   syncIntervalMs?: number;
 }
+
+/** One replica's settings, by `type`. */
+export type ReplicaConfig = FileReplicaConfig | S3ReplicaConfig;
 
 export class ReplicaUrlError extends Error {
   constructor(url: string, reason: string) {
@@ -17,7 +21,6 @@ export class ReplicaUrlError extends Error {
 }
 
 const LATER: Record<string, string> = {
-  s3: "S3 replicas",
   gs: "Google Cloud Storage replicas",
   abs: "Azure Blob Storage replicas",
   sftp: "SFTP replicas",
@@ -45,6 +48,7 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
     if (!path || path === "/") throw new ReplicaUrlError(url, "no path");
     return { type: "file", path };
   }
+  if (scheme === "s3") return parseS3Url(url);
   if (LATER[scheme]) {
     throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);
   }
