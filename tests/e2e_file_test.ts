@@ -134,3 +134,29 @@ Deno.test("a TRUNCATE checkpoint by another process while strata is stopped is n
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an app committing as fast as it can: checkpoints under pressure, merged uploads, exact restore", async () => {
+  const { dir, db, replica, marks } = await setup();
+  try {
+    await runWriter(db, "more", 7, marks);
+    const rep = new Replicating([db, `file://${replica}`], { LOG_LEVEL: "debug" });
+    await new Promise((r) => setTimeout(r, 1200));
+    await runWriter(db, "burst", 8, marks);
+    const stopped = await rep.stop();
+    assertEquals(stopped.code, 0, stopped.stderr);
+    // the WAL was checkpointed by strata many times, and busy syncs merged local files
+    const checkpoints = stopped.stderr.match(/DEBUG checkpoint/g)?.length ?? 0;
+    assert(checkpoints >= 3, `only ${checkpoints} checkpoints:\n${stopped.stderr}`);
+    assertMatch(stopped.stderr, /uploaded .*merged=\d+/);
+    const all = await readMarks(marks);
+    const out = join(dir, "r.db");
+    const r = await strata(["restore", "-o", out, `file://${replica}`]);
+    assertEquals(r.code, 0, r.stderr);
+    const restored = await digestOf(out);
+    assertEquals(restored.digest, all[all.length - 1].digest);
+    assertEquals(restored.integrity, "ok");
+    assertEquals(await fileChecksum(out), extractChecksum(r.stdout));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

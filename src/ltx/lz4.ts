@@ -229,6 +229,8 @@ export interface Lz4FrameHeader {
   blockChecksums: boolean;
   contentChecksum: boolean;
   contentSize: bigint | null;
+  /** Largest decompressed block: 64 KiB, 256 KiB, 1 MiB or 4 MiB. */
+  blockMaxSize: number;
 }
 
 /** Parses an LZ4 frame header at `src[start..]`; returns null if more bytes are needed. */
@@ -246,6 +248,8 @@ export function parseLz4FrameHeader(src: Uint8Array, start: number): Lz4FrameHea
   if ((flg & 0x01) !== 0) throw new LZ4Error("dictionary frames are not supported");
   const bd = src[start + 5];
   if ((bd & 0x8f) !== 0) throw new LZ4Error("reserved block-descriptor bits set");
+  const sizeCode = (bd >>> 4) & 7;
+  if (sizeCode < 4) throw new LZ4Error(`invalid block maximum size code ${sizeCode}`);
   const hasContentSize = (flg & 0x08) !== 0;
   const headerLength = 4 + 2 + (hasContentSize ? 8 : 0) + 1;
   if (src.length - start < headerLength) return null;
@@ -262,6 +266,7 @@ export function parseLz4FrameHeader(src: Uint8Array, start: number): Lz4FrameHea
     blockChecksums: (flg & 0x10) !== 0,
     contentChecksum: (flg & 0x04) !== 0,
     contentSize,
+    blockMaxSize: 1 << (8 + 2 * sizeCode),
   };
 }
 
@@ -277,45 +282,90 @@ export function lz4DecodeFrame(
   end: number,
   dst: Uint8Array,
 ): number {
+  const r = decodeFrame(src, start, end, () => dst, dst.length);
+  if (!r) return -1;
+  if (r.size !== dst.length) {
+    throw new LZ4Error(`frame decompressed to ${r.size} bytes, expected ${dst.length}`);
+  }
+  return r.used;
+}
+
+/**
+ * Decodes a complete LZ4 frame of any size (its content size need not be
+ * stored), as Litestream v0.3 writes snapshots and WAL segments.
+ */
+export function lz4DecodeWholeFrame(src: Uint8Array): Uint8Array {
+  let out = new Uint8Array(1 << 16);
+  const r = decodeFrame(src, 0, src.length, (op, need) => {
+    if (op + need > out.length) {
+      const grown = new Uint8Array(Math.max(out.length * 2, op + need));
+      grown.set(out.subarray(0, op));
+      out = grown;
+    }
+    return out;
+  }, Infinity);
+  if (!r) throw new LZ4Error("truncated frame");
+  return out.subarray(0, r.size);
+}
+
+/**
+ * The frame walk shared by both decoders: `room(op, need)` returns a buffer
+ * with space for `need` more bytes at `op` (blocks may refer back to earlier
+ * output, so it is one contiguous buffer). `blockLimit` bounds a block's size.
+ */
+function decodeFrame(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  room: (op: number, need: number) => Uint8Array,
+  blockLimit: number,
+): { used: number; size: number } | null {
   const view = src.subarray(0, end);
   const h = parseLz4FrameHeader(view, start);
-  if (!h) return -1;
+  if (!h) return null;
+  const maxBlock = Math.min(h.blockMaxSize, blockLimit);
   let ip = start + h.headerLength;
   let op = 0;
+  let dst = room(0, 0);
   while (true) {
-    if (ip + 4 > end) return -1;
+    if (ip + 4 > end) return null;
     const word = (src[ip] | (src[ip + 1] << 8) | (src[ip + 2] << 16) | (src[ip + 3] << 24)) >>> 0;
     ip += 4;
     if (word === 0) break;
     const stored = (word & 0x80000000) !== 0;
     const size = word & 0x7fffffff;
-    if (ip + size > end) return -1;
+    if (ip + size > end) return null;
     if (stored) {
-      if (op + size > dst.length) throw new LZ4Error("frame content larger than one page");
+      dst = room(op, size);
+      if (op + size > dst.length) throw new LZ4Error("frame content larger than expected");
       dst.set(src.subarray(ip, ip + size), op);
       op += size;
     } else {
-      op += lz4DecompressInto(src, ip, ip + size, dst, op);
+      dst = room(op, maxBlock);
+      op += lz4DecompressInto(
+        src,
+        ip,
+        ip + size,
+        dst.subarray(0, Math.min(dst.length, op + maxBlock)),
+        op,
+      );
     }
     ip += size;
     if (h.blockChecksums) {
-      if (ip + 4 > end) return -1;
+      if (ip + 4 > end) return null;
       ip += 4; // block checksums are optional to verify; content checksum covers all
     }
   }
   if (h.contentChecksum) {
-    if (ip + 4 > end) return -1;
+    if (ip + 4 > end) return null;
     const stored = (src[ip] | (src[ip + 1] << 8) | (src[ip + 2] << 16) | (src[ip + 3] << 24)) >>> 0;
     ip += 4;
     if (xxHash32(dst.subarray(0, op), 0) !== stored) {
       throw new LZ4Error("frame content checksum (xxHash32) mismatch");
     }
   }
-  if (op !== dst.length) {
-    throw new LZ4Error(`frame decompressed to ${op} bytes, expected ${dst.length}`);
-  }
   if (h.contentSize !== null && h.contentSize !== BigInt(op)) {
     throw new LZ4Error("frame content size field disagrees with its content");
   }
-  return ip - start;
+  return { used: ip - start, size: op };
 }

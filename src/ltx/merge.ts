@@ -150,3 +150,28 @@ export function checkChecksumChain(
     }
   }
 }
+
+/**
+ * `mergeLtx` as a web stream of the merged bytes, for uploads: memory stays
+ * bounded by the stream's backpressure. `result` settles when the merge ends;
+ * a failed merge errors the stream, so a consumer never sees a complete file.
+ */
+export function mergeLtxStream(
+  inputs: MergeInput[],
+  opts: { file?: string; timestamp?: bigint } = {},
+): { stream: ReadableStream<Uint8Array>; result: Promise<MergeResult> } {
+  const pipe = new TransformStream<Uint8Array, Uint8Array>(undefined, { highWaterMark: 8 });
+  const writer = pipe.writable.getWriter();
+  const result = mergeLtx(inputs, { write: (chunk) => writer.write(chunk) }, opts).then(
+    async (r) => {
+      await writer.close();
+      return r;
+    },
+    async (e) => {
+      await writer.abort(e).catch(() => {});
+      throw e;
+    },
+  );
+  result.catch(() => {}); // the caller awaits it; never an unhandled rejection meanwhile
+  return { stream: pipe.readable, result };
+}

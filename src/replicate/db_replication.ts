@@ -9,6 +9,9 @@ import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
 
+/** How often a busy WAL is checked against the checkpoint threshold (a stat when idle). */
+const PRESSURE_CHECK_MS = 5;
+
 export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
   replicas: { client: ReplicaClient; syncIntervalMs: number }[];
@@ -39,16 +42,27 @@ export class DbReplication {
     });
     await this.syncAll();
     this.#timers.push(setInterval(() => this.#tick(), this.#monitorIntervalMs));
+    this.#timers.push(setInterval(() => {
+      if (!this.#ticking && this.monitor.underPressure()) this.#tick();
+    }, PRESSURE_CHECK_MS));
     for (const r of this.replicators) {
+      // a safety net for retries; new files ask for a sync as soon as they exist
       this.#timers.push(setInterval(() => {
-        if (!this.#stopped) r.sync().then(() => this.#prune());
+        if (!r.idle) this.#sync(r);
       }, r.syncIntervalMs));
     }
+  }
+
+  #sync(r: Replicator): void {
+    if (!this.#stopped) r.sync().then(() => this.#prune());
   }
 
   #tick(): void {
     if (this.#ticking || this.#stopped) return;
     this.#ticking = this.monitor.capture()
+      .then((wrote) => {
+        if (wrote) { for (const r of this.replicators) r.requestSync(() => this.#sync(r)); }
+      })
       .catch((e) => log("error", "capture failed", { db: this.monitor.dbPath, error: e }))
       .finally(() => (this.#ticking = null));
   }
@@ -76,6 +90,7 @@ export class DbReplication {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    for (const r of this.replicators) r.cancelRequested();
     await this.#ticking;
     try {
       await this.monitor.close();

@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { decodeHeader, formatLtxFileName, HEADER_SIZE } from "../ltx/mod.ts";
+import { decodeHeader, formatLtxFileName, HEADER_SIZE, mergeLtxStream } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import { type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
@@ -14,6 +14,9 @@ export interface ReplicatorOptions {
   syncIntervalMs: number;
 }
 
+/** Most local files merged into one upload (each is an open file during the merge). */
+const MAX_FILES_PER_UPLOAD = 64;
+
 export class Replicator {
   readonly client: ReplicaClient;
   readonly monitor: Monitor;
@@ -21,6 +24,8 @@ export class Replicator {
   /** Max TXID in the replica, or null until listed. */
   #replicaTXID: bigint | null = null;
   #syncing: Promise<void> | null = null;
+  #lastSyncStart = -Infinity;
+  #requested: ReturnType<typeof setTimeout> | null = null;
   lastError: Error | null = null;
 
   constructor(monitor: Monitor, client: ReplicaClient, opts: ReplicatorOptions) {
@@ -45,6 +50,31 @@ export class Replicator {
     return max;
   }
 
+  /**
+   * Asks for `run` (which syncs) as soon as the sync interval since the last
+   * sync allows: new files go out at once on a quiet database, and at most
+   * once per interval on a busy one.
+   */
+  requestSync(run: () => void): void {
+    if (this.#requested !== null) return;
+    const wait = Math.max(0, this.#lastSyncStart + this.#opts.syncIntervalMs - Date.now());
+    this.#requested = setTimeout(() => {
+      this.#requested = null;
+      run();
+    }, wait);
+  }
+
+  /** True when a sync has nothing to do: no error to retry, replica at the local position. */
+  get idle(): boolean {
+    return this.lastError === null && this.#replicaTXID !== null &&
+      this.#replicaTXID >= this.monitor.position.txid;
+  }
+
+  cancelRequested(): void {
+    if (this.#requested !== null) clearTimeout(this.#requested);
+    this.#requested = null;
+  }
+
   /** Uploads everything pending; concurrent calls share one run. */
   sync(): Promise<void> {
     if (!this.#syncing) {
@@ -54,6 +84,7 @@ export class Replicator {
   }
 
   async #sync(): Promise<void> {
+    this.#lastSyncStart = Date.now();
     try {
       if (this.#replicaTXID === null) this.#replicaTXID = await this.#loadReplicaPosition();
       let pos = this.#replicaTXID;
@@ -67,9 +98,12 @@ export class Replicator {
         if (f.minTXID !== pos + 1n && f.minTXID !== 1n) {
           throw new Error(`local file ${f.path} does not continue replica TXID ${pos}`);
         }
-        await this.#upload(f);
         pos = f.maxTXID;
-        this.#replicaTXID = pos;
+      }
+      for (let i = 0; i < files.length; i += MAX_FILES_PER_UPLOAD) {
+        const batch = files.slice(i, i + MAX_FILES_PER_UPLOAD);
+        await (batch.length === 1 ? this.#upload(batch[0]) : this.#uploadMerged(batch));
+        this.#replicaTXID = batch[batch.length - 1].maxTXID;
       }
       this.lastError = null;
     } catch (e) {
@@ -84,17 +118,43 @@ export class Replicator {
   }
 
   async #upload(f: LocalFile): Promise<void> {
+    const createdAt = await createdAtOf(f.path);
     const file = await Deno.open(f.path);
-    const head = new Uint8Array(HEADER_SIZE);
-    await file.read(head);
-    await file.seek(0, Deno.SeekMode.Start);
-    const header = decodeHeader(head, f.path);
-    const createdAt = new Date(Number(header.timestamp));
     await this.client.writeFile(0, f.minTXID, f.maxTXID, file.readable, createdAt);
     log("debug", "uploaded", {
       db: this.monitor.dbPath,
       file: formatLtxFileName(f.minTXID, f.maxTXID),
     });
+  }
+
+  /** Several local files as one replica file: one request per sync however busy the app. */
+  async #uploadMerged(batch: LocalFile[]): Promise<void> {
+    const opened: Deno.FsFile[] = [];
+    try {
+      for (const f of batch) opened.push(await Deno.open(f.path));
+      const first = batch[0];
+      const last = batch[batch.length - 1];
+      const { stream, result } = mergeLtxStream(
+        batch.map((f, i) => ({ name: f.path, source: opened[i].readable })),
+        { file: formatLtxFileName(first.minTXID, last.maxTXID) },
+      );
+      const createdAt = await createdAtOf(last.path);
+      await Promise.all([
+        this.client.writeFile(0, first.minTXID, last.maxTXID, stream, createdAt),
+        result,
+      ]);
+      log("debug", "uploaded", {
+        db: this.monitor.dbPath,
+        file: formatLtxFileName(first.minTXID, last.maxTXID),
+        merged: batch.length,
+      });
+    } finally {
+      for (const f of opened) {
+        try {
+          f.close();
+        } catch { /* closed by its stream */ }
+      }
+    }
   }
 
   async #uploadSnapshot(replicaTXID: bigint): Promise<bigint> {
@@ -113,5 +173,22 @@ export class Replicator {
     } finally {
       await Deno.remove(tmp).catch(() => {});
     }
+  }
+}
+
+/** The creation time a local LTX file's header records. */
+async function createdAtOf(path: string): Promise<Date> {
+  const file = await Deno.open(path);
+  try {
+    const head = new Uint8Array(HEADER_SIZE);
+    let got = 0;
+    while (got < HEADER_SIZE) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    return new Date(Number(decodeHeader(head.subarray(0, got), path).timestamp));
+  } finally {
+    file.close();
   }
 }

@@ -163,3 +163,19 @@ export function scanWal(
 export function headerChecksum(h: WalHeader): WalChecksum {
   return { s0: h.checksum1, s1: h.checksum2 };
 }
+
+/** Bytes of the WAL-index header at the start of the `-shm` file (two copies of 48 bytes). */
+export const WAL_INDEX_HEADER_SIZE = 96;
+
+/**
+ * The number of valid frames in the WAL (`mxFrame`) from the WAL-index
+ * header SQLite keeps in the `-shm` file (native byte order, written twice;
+ * the copies differ only while a writer is changing them). Null when the
+ * header is missing, uninitialised or mid-update.
+ */
+export function walIndexFrameCount(shm: Uint8Array): number | null {
+  if (shm.length < WAL_INDEX_HEADER_SIZE) return null;
+  for (let i = 0; i < 48; i++) if (shm[i] !== shm[48 + i]) return null;
+  if (shm[12] !== 1) return null; // isInit
+  return new DataView(shm.buffer, shm.byteOffset).getUint32(16, true);
+}

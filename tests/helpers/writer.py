@@ -61,6 +61,18 @@ if phase == "main":
 elif phase == "more":
     tx(300)
     mark("more")
+elif phase == "burst":
+    # as fast as it can for 3 s, small transactions, the app's own autocheckpoint on
+    end = time.monotonic() + 3
+    n = 0
+    while time.monotonic() < end:
+        con.execute("BEGIN")
+        con.execute("INSERT INTO log (at, what) VALUES (?, ?)", (time.time(), "burst-%d" % n))
+        if n % 50 == 0:
+            con.execute("UPDATE items SET n = n + 1 WHERE id IN (SELECT id FROM items LIMIT 5)")
+        con.execute("COMMIT")
+        n += 1
+    mark("burst-%d" % n)
 elif phase == "truncate":
     tx(200)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
