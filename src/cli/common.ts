@@ -9,6 +9,7 @@ import {
   type ReplicaConfig,
 } from "../config/mod.ts";
 import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
+import { SftpReplicaClient } from "../storage/sftp_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging } from "../log.ts";
@@ -35,6 +36,8 @@ export function clientFor(r: ReplicaConfig): ReplicaClient {
       return new FileReplicaClient(r.path);
     case "s3":
       return new S3ReplicaClient(s3ClientOptions(r));
+    case "sftp":
+      return new SftpReplicaClient(r);
   }
 }
 

@@ -16,6 +16,7 @@ import {
 import { parseDuration } from "./duration.ts";
 import { parseReplicaUrl, type ReplicaConfig } from "./replica_url.ts";
 import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
+import { REMOTE_REPLICA_KEYS, remoteReplicaConfig } from "./remote_config.ts";
 import { isLogLevel, type LogLevel } from "../log.ts";
 
 export class ConfigError extends Error {
@@ -140,7 +141,15 @@ const DB_KEYS = [
   "truncate-page-n",
   "busy-timeout",
 ];
-const REPLICA_KEYS = ["type", "path", "url", "name", "sync-interval", ...S3_KEYS];
+const REPLICA_KEYS = [
+  "type",
+  "path",
+  "url",
+  "name",
+  "sync-interval",
+  ...REMOTE_REPLICA_KEYS,
+  ...S3_KEYS,
+];
 
 /** Parses config text (already read from `file`). */
 export function parseConfig(
@@ -210,6 +219,7 @@ export function parseConfig(
       );
       try {
         const cfg = s3ReplicaConfig(url, type, (k) => r.string(re.get(k), k), re.keys()) ??
+          remoteReplicaConfig(url, type, (k) => r.string(re.get(k), k)) ??
           (url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file"));
         if (url && type && type !== cfg.type) {
           r.fail(re.get("type"), `"type" ${type} contradicts url ${url}`);

@@ -2,6 +2,7 @@
 
 import { resolve } from "node:path";
 import { parseS3Url, type S3ReplicaConfig } from "./s3_config.ts";
+import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
 
 export interface FileReplicaConfig {
   type: "file";
@@ -11,7 +12,7 @@ export interface FileReplicaConfig {
 }
 
 /** One replica's settings, by `type`. */
-export type ReplicaConfig = FileReplicaConfig | S3ReplicaConfig;
+export type ReplicaConfig = FileReplicaConfig | SftpReplicaConfig | S3ReplicaConfig;
 
 export class ReplicaUrlError extends Error {
   constructor(url: string, reason: string) {
@@ -23,7 +24,6 @@ export class ReplicaUrlError extends Error {
 const LATER: Record<string, string> = {
   gs: "Google Cloud Storage replicas",
   abs: "Azure Blob Storage replicas",
-  sftp: "SFTP replicas",
   webdav: "WebDAV replicas",
   nats: "NATS replicas",
 };
@@ -48,6 +48,7 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
     if (!path || path === "/") throw new ReplicaUrlError(url, "no path");
     return { type: "file", path };
   }
+  if (scheme === "sftp") return parseSftpUrl(url);
   if (scheme === "s3") return parseS3Url(url);
   if (LATER[scheme]) {
     throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);

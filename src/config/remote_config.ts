@@ -1,0 +1,33 @@
+/**
+ * Replica types configured by keys as well as URLs (sftp, abs, gs): which
+ * keys each takes, and their settings from a config entry.
+ */
+
+import type { ReplicaConfig } from "./replica_url.ts";
+import { SFTP_KEYS, sftpConfigFromKeys } from "./sftp_config.ts";
+
+type Builder = (url: string | undefined, get: (key: string) => string | undefined) => ReplicaConfig;
+
+const BUILDERS: Record<string, { keys: string[]; build: Builder }> = {
+  sftp: { keys: SFTP_KEYS, build: sftpConfigFromKeys },
+};
+
+/** Every key these replica types add to a replica entry. */
+export const REMOTE_REPLICA_KEYS: string[] = [
+  ...new Set(Object.values(BUILDERS).flatMap((b) => b.keys)),
+];
+
+/**
+ * The settings of a replica entry whose type (from `url`'s scheme, else the
+ * `type` key) is one of these; null for other types.
+ */
+export function remoteReplicaConfig(
+  url: string | undefined,
+  type: string | undefined,
+  get: (key: string) => string | undefined,
+): ReplicaConfig | null {
+  const scheme = url ? /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase() : undefined;
+  const t = scheme ?? type;
+  const b = t ? BUILDERS[t] : undefined;
+  return b ? b.build(url, get) : null;
+}
