@@ -60,8 +60,24 @@ Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys nam
     ],
     ["dbs:\n  - path: /a.db\n", /database \/a\.db has no replica/],
     [
-      "dbs:\n  - path: /a.db\n    replica:\n      url: s3://bucket/db\n",
-      /S3 replicas are not supported yet/,
+      "dbs:\n  - path: /a.db\n    replica:\n      url: webdav://host/db\n",
+      /WebDAV replicas are not supported yet/,
+    ],
+    [
+      "levels:\n  - interval: 5m\n  - interval: 30s\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:3: level 2's interval must be longer than level 1's/,
+    ],
+    [
+      "levels:\n  - every: 5m\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:2: unknown key "every" in level 1/,
+    ],
+    [
+      "snapshot:\n  interval: 0s\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:2: "interval" must be a positive duration/,
+    ],
+    [
+      "retention:\n  enabled: maybe\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:2: "enabled" must be true or false/,
     ],
     ["dbs:\n  - path: /a.db\n    replica:\n      url: ftp://host/x\n", /unknown scheme "ftp"/],
     ["", /empty configuration/],
@@ -163,21 +179,32 @@ Deno.test("restore refuses to overwrite, and a corrupt or missing replica file f
     assertEquals(skipped.code, 0);
     assertEquals(await Deno.readTextFile(existing), "precious");
 
-    // flip one byte in the newest L0 file: restore names the file and leaves nothing behind
+    // flip one byte in the newest L0 file (and in any compacted file reaching as far, since
+    // a compaction may have run): restore names the file and leaves nothing behind
     const l0 = join(replica, "ltx", "0");
     const names = [...Deno.readDirSync(l0)].map((e) => e.name).sort();
-    const victim = join(l0, names[names.length - 1]);
-    const bytes = await Deno.readFile(victim);
-    bytes[bytes.length - 20] ^= 0x40;
-    await Deno.writeFile(victim, bytes);
+    const newest = names[names.length - 1];
+    const maxTXID = newest.slice(17, 33);
+    for (const level of ["0", "1", "2", "3"]) {
+      for (const e of listDir(join(replica, "ltx", level))) {
+        if (e.slice(17, 33) !== maxTXID) continue;
+        const victim = join(replica, "ltx", level, e);
+        const bytes = await Deno.readFile(victim);
+        bytes[bytes.length - 20] ^= 0x40;
+        await Deno.writeFile(victim, bytes);
+      }
+    }
     const out = join(dir, "out.db");
     const bad = await strata(["restore", "-o", out, `file://${replica}`]);
     assertEquals(bad.code, 1);
-    assertMatch(bad.stderr, new RegExp(names[names.length - 1].replace(".", "\\.")));
+    assertMatch(bad.stderr, new RegExp(maxTXID + "\\.ltx"));
     for (const p of [out, `${out}.tmp`]) {
       assert(!(await Deno.stat(p).then(() => true, () => false)), `${p} left behind`);
     }
     // a missing file in the middle: the chain has a gap, named in the error
+    for (const level of ["1", "2", "3"]) {
+      await Deno.remove(join(replica, "ltx", level), { recursive: true }).catch(() => {});
+    }
     await Deno.remove(join(l0, names[Math.floor(names.length / 2)]));
     const gap = await strata(["restore", "-o", out, `file://${replica}`]);
     assertEquals(gap.code, 1);
@@ -186,3 +213,11 @@ Deno.test("restore refuses to overwrite, and a corrupt or missing replica file f
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+function listDir(path: string): string[] {
+  try {
+    return [...Deno.readDirSync(path)].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}

@@ -160,3 +160,50 @@ Deno.test("an app committing as fast as it can: checkpoints under pressure, merg
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("levels, snapshots and retention on a schedule; status, ltx -level all, restore -dry-run", async () => {
+  const { dir, db, replica, marks } = await setup();
+  try {
+    const cfg = join(dir, "strata.yml");
+    await Deno.writeTextFile(
+      cfg,
+      `levels:\n  - interval: 1s\n  - interval: 2s\nsnapshot:\n  interval: 3s\n  retention: 1h\n` +
+        `l0-retention: 1s\nl0-retention-check-interval: 1s\n` +
+        `dbs:\n  - path: ${db}\n    replicas:\n      - url: file://${replica}\n        sync-interval: 100ms\n`,
+    );
+    await runWriter(db, "more", 11, marks);
+    const rep = new Replicating(["-config", cfg], { LOG_LEVEL: "debug" });
+    await new Promise((r) => setTimeout(r, 1000));
+    await runWriter(db, "main", 12, marks);
+    await new Promise((r) => setTimeout(r, 4500)); // let L1, L2, a snapshot and retention run
+    const st = await strata(["status", "-config", cfg, "-json"]);
+    assertEquals(st.code, 0, st.stderr);
+    const status = JSON.parse(st.stdout);
+    assertEquals(status[0].replicas[0].txid, status[0].local.txid);
+    assertEquals(status[0].replicas[0].behindTXIDs, 0);
+    const stopped = await rep.stop();
+    assertEquals(stopped.code, 0, stopped.stderr);
+    assertMatch(stopped.stderr, /compacted .*level=2/);
+    assertMatch(stopped.stderr, /snapshot interval/);
+    assertMatch(stopped.stderr, /DEBUG retention .*deleted=\d+/);
+
+    const ls = await strata(["ltx", "-level", "all", "-json", `file://${replica}`]);
+    const files = JSON.parse(ls.stdout) as { level: number }[];
+    for (const level of [1, 2, 9]) {
+      assert(files.some((f) => f.level === level), `no L${level} file`);
+    }
+
+    const dry = await strata(["restore", "-dry-run", "-o", join(dir, "x.db"), `file://${replica}`]);
+    assertEquals(dry.code, 0, dry.stderr);
+    const planned = Number(/(\d+) files, \d+ bytes/.exec(dry.stdout)![1]);
+    assert(planned <= 4, `plan of ${planned} files:\n${dry.stdout}`);
+
+    const all = await readMarks(marks);
+    const out = join(dir, "r.db");
+    const r = await strata(["restore", "-o", out, `file://${replica}`]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(out)).digest, all[all.length - 1].digest);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,6 +7,7 @@ import { runReplicate } from "./replicate.ts";
 import { runRestore } from "./restore.ts";
 import { runDatabases } from "./databases.ts";
 import { runLtx } from "./ltx.ts";
+import { runStatus } from "./status.ts";
 
 interface Command {
   summary: string;
@@ -18,6 +19,7 @@ const commands: Record<string, Command> = {
   restore: { summary: "Restore a database from a replica", run: runRestore },
   databases: { summary: "List the configured databases", run: runDatabases },
   ltx: { summary: "List a replica's LTX files per level", run: runLtx },
+  status: { summary: "Local and replica positions and the lag, per database", run: runStatus },
   demo: { summary: "Show strata working on a sample database", run: runDemo },
   version: {
     summary: "Print the version",

@@ -2,7 +2,7 @@
 
 import { resolve } from "node:path";
 import { DEFAULTS, parseReplicaUrl } from "../config/mod.ts";
-import { DbReplication } from "../replicate/mod.ts";
+import { DbReplication, DEFAULT_COMPACTION } from "../replicate/mod.ts";
 import { log } from "../log.ts";
 import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
 import type { FlagSpecs } from "./flags.ts";
@@ -20,6 +20,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;
   const flags = parse(argv, FLAGS);
   let dbs;
+  let compaction = DEFAULT_COMPACTION;
   if (flags.args.length > 0) {
     if (flags.strings.has("config")) {
       throw new UsageError("give either -config or DB_PATH REPLICA_URL, not both");
@@ -38,6 +39,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
   } else {
     const cfg = await readConfig(flags, true);
     dbs = cfg!.dbs;
+    compaction = cfg!.compaction;
   }
   const runs = dbs.map((db) =>
     new DbReplication({
@@ -52,6 +54,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
         client: clientFor(r),
         syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
       })),
+      compaction,
     })
   );
   const started: DbReplication[] = [];

@@ -3,11 +3,11 @@
 import { basename, resolve } from "node:path";
 import { formatChecksum, formatTimestamp, formatTXID } from "../ltx/mod.ts";
 import {
-  executeRestore,
   type IntegrityCheck,
   listAllFiles,
   planRestore,
   type RestoreTarget,
+  restoreTarget,
 } from "../restore/mod.ts";
 import { exists } from "../fsutil.ts";
 import { CONFIG_FLAGS, parse, replicasFor, wantsHelp } from "./common.ts";
@@ -114,7 +114,7 @@ export async function runRestore(argv: string[]): Promise<number> {
         return 0;
       }
       if (existing.length > 0) { for (const p of existing) await Deno.remove(p); }
-      const r = await executeRestore(client, plan, out, { integrityCheck: check });
+      const r = await restoreTarget(client, target, out, { integrityCheck: check, files });
       console.log(
         `restored ${r.path} to TXID ${
           formatTXID(r.txid)

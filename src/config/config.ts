@@ -18,6 +18,7 @@ import { parseReplicaUrl, type ReplicaConfig } from "./replica_url.ts";
 import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
 import { REMOTE_REPLICA_KEYS, remoteReplicaConfig } from "./remote_config.ts";
 import { isLogLevel, type LogLevel } from "../log.ts";
+import { type CompactionSettings, DEFAULT_COMPACTION } from "../replicate/compactor.ts";
 
 export class ConfigError extends Error {
   constructor(file: string, message: string, line?: number) {
@@ -40,6 +41,8 @@ export interface DbConfig {
 export interface Config {
   dbs: DbConfig[];
   logging: { level?: LogLevel; type?: "text" | "json" };
+  /** Levels, snapshots and retention (global, as Litestream v0.5). */
+  compaction: CompactionSettings;
 }
 
 export const DEFAULTS = {
@@ -171,7 +174,12 @@ export function parseConfig(
   const r: Reader = new Reader(file, lines);
   const root = doc.contents as YamlNode | null;
   if (!root) throw new ConfigError(file, "empty configuration: no dbs");
-  const top = r.entries(root, "the top level", ["dbs", "logging"]);
+  const top = r.entries(root, "the top level", [
+    "dbs",
+    "logging",
+    ...COMPACTION_KEYS,
+  ]);
+  const compaction = parseCompaction(r, top);
   const logging: Config["logging"] = {};
   const lg = top.get("logging");
   if (lg) {
@@ -254,7 +262,74 @@ export function parseConfig(
       replicas,
     });
   }
-  return { dbs, logging };
+  return { dbs, logging, compaction };
+}
+
+const COMPACTION_KEYS = [
+  "levels",
+  "snapshot",
+  "l0-retention",
+  "l0-retention-check-interval",
+  "retention",
+];
+
+/** `levels`, `snapshot`, `l0-retention`, `l0-retention-check-interval`, `retention`. */
+function parseCompaction(r: Reader, top: Map<string, YamlNode>): CompactionSettings {
+  const d = DEFAULT_COMPACTION;
+  const positive = (node: YamlNode | undefined, key: string, dflt: number) => {
+    const ms = r.duration(node, key, dflt);
+    if (ms <= 0) r.fail(node, `"${key}" must be a positive duration`);
+    return ms;
+  };
+  let levelIntervalsMs = d.levelIntervalsMs;
+  const levels = top.get("levels");
+  if (levels !== undefined && levels !== null) {
+    if (!isSeq(levels)) r.fail(levels, `"levels" must be a list of {interval: DURATION}`);
+    const items = levels.items as YamlNode[];
+    if (items.length > 8) r.fail(levels, `"levels" lists ${items.length} levels; at most 8`);
+    levelIntervalsMs = items.map((item, i) => {
+      const e = r.entries(item, `level ${i + 1}`, ["interval"]);
+      if (!e.has("interval")) r.fail(item, `level ${i + 1} needs "interval"`);
+      return positive(e.get("interval"), "interval", 0);
+    });
+    for (let i = 1; i < levelIntervalsMs.length; i++) {
+      if (levelIntervalsMs[i] <= levelIntervalsMs[i - 1]) {
+        r.fail(items[i], `level ${i + 1}'s interval must be longer than level ${i}'s`);
+      }
+    }
+  }
+  let snapshotIntervalMs = d.snapshotIntervalMs;
+  let snapshotRetentionMs = d.snapshotRetentionMs;
+  const snap = top.get("snapshot");
+  if (snap !== undefined && snap !== null) {
+    const e = r.entries(snap, "snapshot", ["interval", "retention"]);
+    snapshotIntervalMs = positive(e.get("interval"), "interval", d.snapshotIntervalMs);
+    snapshotRetentionMs = positive(e.get("retention"), "retention", d.snapshotRetentionMs);
+  }
+  let retentionEnabled = d.retentionEnabled;
+  const ret = top.get("retention");
+  if (ret !== undefined && ret !== null) {
+    const e = r.entries(ret, "retention", ["enabled"]);
+    const v = e.get("enabled");
+    if (v !== undefined) {
+      if (!isScalar(v) || typeof v.value !== "boolean") {
+        r.fail(v, `"enabled" must be true or false`);
+      }
+      retentionEnabled = v.value as boolean;
+    }
+  }
+  return {
+    levelIntervalsMs,
+    snapshotIntervalMs,
+    snapshotRetentionMs,
+    l0RetentionMs: r.duration(top.get("l0-retention"), "l0-retention", d.l0RetentionMs),
+    l0RetentionCheckIntervalMs: positive(
+      top.get("l0-retention-check-interval"),
+      "l0-retention-check-interval",
+      d.l0RetentionCheckIntervalMs,
+    ),
+    retentionEnabled,
+  };
 }
 
 /** The config path: flag, then $STRATA_CONFIG, then /etc/strata.yml. */

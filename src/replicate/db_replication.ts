@@ -1,13 +1,22 @@
 /**
- * One database's replication: the monitor ticking at the monitor interval,
- * each replica syncing at its sync interval, local pruning once every
- * replica has a file, and a final capture + sync on stop.
+ * One database's replication: the monitor ticking at the monitor interval
+ * (and at once when the WAL needs a checkpoint), each replica syncing as soon
+ * as a new file exists but at most once per sync interval, compaction levels
+ * and snapshots at wall-clock multiples of their intervals, retention, local
+ * pruning once every replica has compacted a file into L1, and a final
+ * capture + sync on stop.
  */
 
 import { Monitor, type MonitorOptions } from "../capture/mod.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
+import {
+  type CompactionSettings,
+  Compactor,
+  DEFAULT_COMPACTION,
+  nextAligned,
+} from "./compactor.ts";
 
 /** How often a busy WAL is checked against the checkpoint threshold (a stat when idle). */
 const PRESSURE_CHECK_MS = 5;
@@ -15,13 +24,18 @@ const PRESSURE_CHECK_MS = 5;
 export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
   replicas: { client: ReplicaClient; syncIntervalMs: number }[];
+  compaction?: CompactionSettings;
 }
 
 export class DbReplication {
   readonly monitor: Monitor;
   readonly replicators: Replicator[];
+  readonly compactors: Compactor[];
   readonly #monitorIntervalMs: number;
+  readonly #compaction: CompactionSettings;
   #timers: ReturnType<typeof setInterval>[] = [];
+  #timeouts = new Set<ReturnType<typeof setTimeout>>();
+  #maintenance: Promise<unknown>[] = [];
   #ticking: Promise<unknown> | null = null;
   #stopped = false;
 
@@ -31,6 +45,11 @@ export class DbReplication {
     this.replicators = opts.replicas.map((r) =>
       new Replicator(this.monitor, r.client, { syncIntervalMs: r.syncIntervalMs })
     );
+    this.#compaction = opts.compaction ?? DEFAULT_COMPACTION;
+    this.compactors = this.replicators.map((r) =>
+      new Compactor(r.index, this.#compaction, { localL0Dir: this.monitor.ltxDir })
+    );
+    this.#maintenance = this.replicators.map(() => Promise.resolve());
   }
 
   async start(): Promise<void> {
@@ -51,6 +70,71 @@ export class DbReplication {
         if (!r.idle) this.#sync(r);
       }, r.syncIntervalMs));
     }
+    const c = this.#compaction;
+    c.levelIntervalsMs.forEach((interval, i) => {
+      this.#aligned(interval, (k) => this.compact(k, i + 1));
+    });
+    this.#aligned(c.snapshotIntervalMs, (k) => this.#scheduledSnapshot(k));
+    if (c.retentionEnabled) {
+      this.#aligned(c.l0RetentionCheckIntervalMs, (k) => this.enforceRetention(k));
+    }
+  }
+
+  /** Runs `fn` for every replica at each wall-clock multiple of `intervalMs`. */
+  #aligned(intervalMs: number, fn: (k: number) => Promise<unknown>): void {
+    if (!(intervalMs > 0)) return;
+    const schedule = () => {
+      const t = setTimeout(() => {
+        this.#timeouts.delete(t);
+        if (this.#stopped) return;
+        for (let k = 0; k < this.replicators.length; k++) {
+          fn(k).catch((e) =>
+            log("error", "replica maintenance failed", {
+              db: this.monitor.dbPath,
+              replica: this.replicators[k].client.location,
+              error: e,
+            })
+          );
+        }
+        schedule();
+      }, nextAligned(Date.now(), intervalMs) - Date.now());
+      this.#timeouts.add(t);
+    };
+    schedule();
+  }
+
+  /** Runs maintenance work for replica `k` after what is already queued for it. */
+  #serial<T>(k: number, fn: () => Promise<T>): Promise<T> {
+    const run = this.#maintenance[k].then(fn, fn);
+    this.#maintenance[k] = run.catch(() => {});
+    return run;
+  }
+
+  /** Compacts replica `k`'s level `level` (skipped when the level below has nothing new). */
+  compact(k: number, level: number): Promise<unknown> {
+    const r = this.replicators[k];
+    if (!r.index.loaded || this.compactors[k].inputsFor(level).length === 0) {
+      return Promise.resolve(null);
+    }
+    return this.#serial(k, () => this.compactors[k].compact(level)).then(() => this.#prune());
+  }
+
+  async #scheduledSnapshot(k: number): Promise<void> {
+    const r = this.replicators[k];
+    if (!r.index.loaded) return;
+    const lastSnap = r.index.last(9)?.maxTXID ?? 0n;
+    if (this.monitor.position.txid <= lastSnap) return; // nothing new since the last one
+    await this.#serial(k, () => r.snapshot("snapshot interval"));
+  }
+
+  /** Snapshots every replica now (on demand). */
+  async snapshot(reason = "requested"): Promise<void> {
+    await Promise.all(this.replicators.map((r, k) => this.#serial(k, () => r.snapshot(reason))));
+  }
+
+  enforceRetention(k: number, now = Date.now()): Promise<unknown> {
+    if (!this.replicators[k].index.loaded) return Promise.resolve([]);
+    return this.#serial(k, () => this.compactors[k].enforceRetention(now));
   }
 
   #sync(r: Replicator): void {
@@ -75,8 +159,21 @@ export class DbReplication {
   }
 
   /** Deletes local L0 files every replica has, keeping the newest local file. */
+  /**
+   * Deletes local L0 files every replica has uploaded and (when levels are
+   * configured) compacted into L1, so L1 compaction reads them locally;
+   * keeps the newest local file (the persisted position).
+   */
   async #prune(): Promise<void> {
-    const positions = this.replicators.map((r) => r.replicaTXID);
+    const levels = this.#compaction.levelIntervalsMs.length > 0;
+    const positions = this.replicators.map((r) => {
+      const up = r.replicaTXID;
+      if (up === null || !levels || !r.index.loaded) return up;
+      const l1 = r.index.last(1)?.maxTXID ?? 0n;
+      const snap = r.index.last(9)?.maxTXID ?? 0n;
+      const done = l1 > snap ? l1 : snap;
+      return done < up ? done : up;
+    });
     if (positions.some((p) => p === null)) return;
     const min = positions.reduce((a, b) => (a! < b! ? a : b))!;
     const files = await this.monitor.localFiles();
@@ -90,6 +187,8 @@ export class DbReplication {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    for (const t of this.#timeouts) clearTimeout(t);
+    await Promise.all(this.#maintenance);
     for (const r of this.replicators) r.cancelRequested();
     await this.#ticking;
     try {

@@ -1,3 +1,5 @@
 /** Replication: what other folders may use. */
 export * from "./db_replication.ts";
 export * from "./replicator.ts";
+export * from "./compactor.ts";
+export * from "./replica_index.ts";

@@ -9,6 +9,7 @@ import { decodeHeader, formatLtxFileName, HEADER_SIZE, mergeLtxStream } from "..
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import { type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
+import { ReplicaIndex } from "./replica_index.ts";
 
 export interface ReplicatorOptions {
   syncIntervalMs: number;
@@ -26,12 +27,17 @@ export class Replicator {
   #syncing: Promise<void> | null = null;
   #lastSyncStart = -Infinity;
   #requested: ReturnType<typeof setTimeout> | null = null;
+  #snapshotReason: string | null = null;
   lastError: Error | null = null;
+
+  /** The replica's files, listed once and kept current by this (its only) writer. */
+  readonly index: ReplicaIndex;
 
   constructor(monitor: Monitor, client: ReplicaClient, opts: ReplicatorOptions) {
     this.monitor = monitor;
     this.client = client;
     this.#opts = opts;
+    this.index = new ReplicaIndex(client);
   }
 
   get syncIntervalMs(): number {
@@ -43,11 +49,8 @@ export class Replicator {
   }
 
   async #loadReplicaPosition(): Promise<bigint> {
-    let max = 0n;
-    for (const level of [0, SNAPSHOT_LEVEL]) {
-      for (const f of await this.client.listFiles(level)) if (f.maxTXID > max) max = f.maxTXID;
-    }
-    return max;
+    await this.index.load();
+    return this.index.maxTXID();
   }
 
   /**
@@ -89,9 +92,10 @@ export class Replicator {
       if (this.#replicaTXID === null) this.#replicaTXID = await this.#loadReplicaPosition();
       let pos = this.#replicaTXID;
       let files = (await this.monitor.localFiles()).filter((f) => f.maxTXID > pos);
-      if (files.length === 0) return;
-      if (files[0].minTXID !== pos + 1n && files[0].minTXID !== 1n) {
-        pos = await this.#uploadSnapshot(pos);
+      if (files.length > 0 && files[0].minTXID !== pos + 1n && files[0].minTXID !== 1n) {
+        pos = await this.#uploadSnapshot(
+          pos === 0n ? "empty replica" : "replica does not continue the local files",
+        );
         files = (await this.monitor.localFiles()).filter((f) => f.maxTXID > pos);
       }
       for (const f of files) {
@@ -105,10 +109,16 @@ export class Replicator {
         await (batch.length === 1 ? this.#upload(batch[0]) : this.#uploadMerged(batch));
         this.#replicaTXID = batch[batch.length - 1].maxTXID;
       }
+      if (this.#snapshotReason !== null) {
+        const reason = this.#snapshotReason;
+        this.#snapshotReason = null;
+        this.#replicaTXID = await this.#uploadSnapshot(reason);
+      }
       this.lastError = null;
     } catch (e) {
       this.lastError = e as Error;
       this.#replicaTXID = null; // re-list next time
+      this.index.invalidate();
       log("error", "sync failed", {
         db: this.monitor.dbPath,
         replica: this.client.location,
@@ -120,7 +130,7 @@ export class Replicator {
   async #upload(f: LocalFile): Promise<void> {
     const createdAt = await createdAtOf(f.path);
     const file = await Deno.open(f.path);
-    await this.client.writeFile(0, f.minTXID, f.maxTXID, file.readable, createdAt);
+    this.index.add(await this.client.writeFile(0, f.minTXID, f.maxTXID, file.readable, createdAt));
     log("debug", "uploaded", {
       db: this.monitor.dbPath,
       file: formatLtxFileName(f.minTXID, f.maxTXID),
@@ -139,10 +149,11 @@ export class Replicator {
         { file: formatLtxFileName(first.minTXID, last.maxTXID) },
       );
       const createdAt = await createdAtOf(last.path);
-      await Promise.all([
+      const [uploaded] = await Promise.all([
         this.client.writeFile(0, first.minTXID, last.maxTXID, stream, createdAt),
         result,
       ]);
+      this.index.add(uploaded);
       log("debug", "uploaded", {
         db: this.monitor.dbPath,
         file: formatLtxFileName(first.minTXID, last.maxTXID),
@@ -157,7 +168,17 @@ export class Replicator {
     }
   }
 
-  async #uploadSnapshot(replicaTXID: bigint): Promise<bigint> {
+  /**
+   * Uploads a snapshot (level 9) of the captured state after the pending L0
+   * files, in the same run as a sync so the two never interleave.
+   */
+  async snapshot(reason: string): Promise<void> {
+    this.#snapshotReason = reason;
+    await this.sync();
+    if (this.lastError) throw this.lastError;
+  }
+
+  async #uploadSnapshot(reason: string): Promise<bigint> {
     const tmp = join(this.monitor.metaPath, `snapshot-${crypto.randomUUID().slice(0, 8)}.ltx`);
     try {
       const snap = await this.monitor.writeSnapshot(tmp);
@@ -165,10 +186,18 @@ export class Replicator {
         db: this.monitor.dbPath,
         replica: this.client.location,
         txid: snap.maxTXID,
-        reason: replicaTXID === 0n ? "empty replica" : "replica does not continue the local files",
+        reason,
       });
       const file = await Deno.open(tmp);
-      await this.client.writeFile(SNAPSHOT_LEVEL, 1n, snap.maxTXID, file.readable, new Date());
+      this.index.add(
+        await this.client.writeFile(
+          SNAPSHOT_LEVEL,
+          1n,
+          snap.maxTXID,
+          file.readable,
+          await createdAtOf(tmp),
+        ),
+      );
       return snap.maxTXID;
     } finally {
       await Deno.remove(tmp).catch(() => {});

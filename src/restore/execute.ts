@@ -18,9 +18,9 @@ import {
   LtxFormatError,
   pageChecksumFromCrc,
 } from "../ltx/mod.ts";
-import type { ReplicaClient } from "../storage/mod.ts";
+import { type ReplicaClient, type ReplicaFile, ReplicaFileNotFoundError } from "../storage/mod.ts";
 import { syncDir } from "../fsutil.ts";
-import type { RestorePlan } from "./plan.ts";
+import { listAllFiles, planRestore, type RestorePlan, type RestoreTarget } from "./plan.ts";
 
 export type IntegrityCheck = "none" | "quick" | "full";
 
@@ -160,4 +160,24 @@ async function integrityCheck(path: string, mode: IntegrityCheck): Promise<void>
   }
   await Deno.remove(`${path}-wal`).catch(() => {});
   await Deno.remove(`${path}-shm`).catch(() => {});
+}
+
+/**
+ * Plans and restores `target`; when a planned file disappears meanwhile
+ * (retention ran between listing and reading), lists and plans once more.
+ */
+export async function restoreTarget(
+  client: ReplicaClient,
+  target: RestoreTarget,
+  outPath: string,
+  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[] } = {},
+): Promise<RestoreResult> {
+  const plan = planRestore(opts.files ?? await listAllFiles(client), target, client.location);
+  try {
+    return await executeRestore(client, plan, outPath, opts);
+  } catch (e) {
+    if (!(e instanceof ReplicaFileNotFoundError)) throw e;
+    const again = planRestore(await listAllFiles(client), target, client.location);
+    return await executeRestore(client, again, outPath, opts);
+  }
 }

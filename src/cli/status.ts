@@ -1,0 +1,127 @@
+/** `strata status`: per database, the local position, each replica's position, and the lag. */
+
+import { join, resolve } from "node:path";
+import { formatChecksum, formatTXID, LtxDecoder, parseLtxFileName } from "../ltx/mod.ts";
+import { defaultMetaPath } from "../capture/mod.ts";
+import { listAllFiles } from "../restore/mod.ts";
+import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import { type FlagSpecs, UsageError } from "./flags.ts";
+
+const FLAGS: FlagSpecs = { ...CONFIG_FLAGS, json: { type: "bool", help: "print JSON" } };
+const USAGE = `Usage: strata status [-config PATH] [-json] [DB_PATH]
+
+For each configured database (or just DB_PATH): the position strata captured
+locally (TXID, checksum, time), each replica's newest TXID and time, and how
+far the replica is behind.`;
+
+interface LocalPosition {
+  txid: bigint;
+  checksum: bigint;
+  at: Date;
+}
+
+/** The newest readable local L0 file's position (read only; nothing is changed). */
+async function localPosition(metaPath: string): Promise<LocalPosition | null> {
+  const dir = join(metaPath, "ltx", "0");
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && parseLtxFileName(e.name)) names.push(e.name);
+    }
+  } catch {
+    return null;
+  }
+  for (const name of names.sort().reverse()) {
+    try {
+      const file = await Deno.open(join(dir, name));
+      const dec = new LtxDecoder(file.readable, { file: join(dir, name) });
+      const h = await dec.readHeader();
+      const t = await dec.verify();
+      return { txid: h.maxTXID, checksum: t.postApplyChecksum, at: new Date(Number(h.timestamp)) };
+    } catch { /* being replaced, or damaged: try the one before */ }
+  }
+  return null;
+}
+
+export async function runStatus(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, USAGE, FLAGS)) return 0;
+  const flags = parse(argv, FLAGS);
+  const cfg = await readConfig(flags, true);
+  let dbs = cfg!.dbs;
+  if (flags.args.length > 1) throw new UsageError("give at most one DB_PATH");
+  if (flags.args.length === 1) {
+    const want = resolve(flags.args[0]);
+    dbs = dbs.filter((d) => resolve(d.path) === want);
+    if (dbs.length === 0) {
+      throw new UsageError(`database ${flags.args[0]} is not in the config file`);
+    }
+  }
+  const out = [];
+  for (const db of dbs) {
+    const path = resolve(db.path);
+    const local = await localPosition(db.metaPath ?? defaultMetaPath(path));
+    const replicas = [];
+    for (const r of db.replicas) {
+      const client = clientFor(r);
+      try {
+        const files = await listAllFiles(client);
+        let newest = files[0] ?? null;
+        for (const f of files) if (f.maxTXID > newest!.maxTXID) newest = f;
+        const behind = local && newest ? local.txid - newest.maxTXID : null;
+        replicas.push({
+          replica: `${client.type}:${client.location}`,
+          txid: newest ? formatTXID(newest.maxTXID) : null,
+          at: newest?.createdAt.toISOString() ?? null,
+          files: files.length,
+          behindTXIDs: behind === null ? null : Number(behind > 0n ? behind : 0n),
+          lagSeconds: local && newest && behind! > 0n
+            ? Math.max(0, (local.at.getTime() - newest.createdAt.getTime()) / 1000)
+            : 0,
+          error: null as string | null,
+        });
+      } catch (e) {
+        replicas.push({
+          replica: `${client.type}:${client.location}`,
+          error: (e as Error).message,
+        });
+      }
+    }
+    out.push({
+      db: path,
+      local: local
+        ? {
+          txid: formatTXID(local.txid),
+          checksum: formatChecksum(local.checksum),
+          at: local.at.toISOString(),
+        }
+        : null,
+      replicas,
+    });
+  }
+  if (flags.bools.has("json")) {
+    console.log(JSON.stringify(out, null, 2));
+    return 0;
+  }
+  for (const d of out) {
+    console.log(d.db);
+    console.log(
+      d.local
+        ? `  local    txid ${d.local.txid}  checksum ${d.local.checksum}  at ${d.local.at}`
+        : "  local    no position yet (strata has not captured this database)",
+    );
+    for (const r of d.replicas) {
+      if (r.error) {
+        console.log(`  ${r.replica}  error: ${r.error}`);
+      } else if ("txid" in r && r.txid === null) {
+        console.log(`  ${r.replica}  empty`);
+      } else if ("txid" in r) {
+        console.log(
+          `  ${r.replica}  txid ${r.txid}  at ${r.at}  ${r.files} files  behind ${r.behindTXIDs} TXIDs (${
+            r.lagSeconds!.toFixed(1)
+          } s)`,
+        );
+      }
+    }
+  }
+  return 0;
+}

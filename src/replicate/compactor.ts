@@ -1,0 +1,239 @@
+/**
+ * Compaction and retention for one replica (Litestream v0.5's levels):
+ *
+ * - level N (1..8) merges the level N-1 files newer than its own last file
+ *   into one file, so a restore reads a few large files instead of many small
+ *   ones; inputs come from the local meta directory when it still has them;
+ * - retention deletes snapshots older than the retention (never the newest),
+ *   files of levels 1..8 wholly before the oldest kept snapshot, and L0 files
+ *   that are covered by L1 (or a kept snapshot) and older than l0-retention.
+ *   It never deletes a file the newest state needs.
+ */
+
+import { join } from "node:path";
+import {
+  formatLtxFileName,
+  formatTXID,
+  type MergeInput,
+  mergeLtxStream,
+  parseLtxFileName,
+} from "../ltx/mod.ts";
+import { type ReplicaFile, SNAPSHOT_LEVEL } from "../storage/mod.ts";
+import { planRestore } from "../restore/plan.ts";
+import { log } from "../log.ts";
+import type { ReplicaIndex } from "./replica_index.ts";
+
+export interface CompactionSettings {
+  /** Intervals of levels 1..n (at most 8), in ms. */
+  levelIntervalsMs: number[];
+  snapshotIntervalMs: number;
+  snapshotRetentionMs: number;
+  l0RetentionMs: number;
+  l0RetentionCheckIntervalMs: number;
+  retentionEnabled: boolean;
+}
+
+export const DEFAULT_COMPACTION: CompactionSettings = {
+  levelIntervalsMs: [30_000, 5 * 60_000, 60 * 60_000],
+  snapshotIntervalMs: 24 * 3_600_000,
+  snapshotRetentionMs: 24 * 3_600_000,
+  l0RetentionMs: 5 * 60_000,
+  l0RetentionCheckIntervalMs: 15_000,
+  retentionEnabled: true,
+};
+
+/** Most input files merged into one output (each is an open stream during the merge). */
+export const MAX_MERGE_INPUTS = 64;
+
+/** The next wall-clock multiple of `intervalMs` after `now`. */
+export function nextAligned(now: number, intervalMs: number): number {
+  return (Math.floor(now / intervalMs) + 1) * intervalMs;
+}
+
+export class Compactor {
+  readonly index: ReplicaIndex;
+  readonly #localL0Dir: string | null;
+  readonly #settings: CompactionSettings;
+
+  constructor(
+    index: ReplicaIndex,
+    settings: CompactionSettings,
+    opts: { localL0Dir?: string } = {},
+  ) {
+    this.index = index;
+    this.#settings = settings;
+    this.#localL0Dir = opts.localL0Dir ?? null;
+  }
+
+  get settings(): CompactionSettings {
+    return this.#settings;
+  }
+
+  /** The level N-1 files that level N takes next: contiguous, newer than its last file. */
+  inputsFor(level: number): ReplicaFile[] {
+    const after = this.index.last(level)?.maxTXID ?? 0n;
+    const src = this.index.files(level - 1).filter((f) => f.maxTXID > after);
+    if (src.length === 0) return [];
+    // a file starting at TXID 1 (a full copy) begins a new chain; otherwise continue `after`
+    let start = src.findLastIndex((f) => f.minTXID === 1n);
+    if (start < 0) start = src.findIndex((f) => f.minTXID === after + 1n);
+    if (start < 0) start = src.findIndex((f) => f.minTXID > after);
+    if (start < 0) return [];
+    const run = [src[start]];
+    for (let i = start + 1; i < src.length && run.length < MAX_MERGE_INPUTS; i++) {
+      if (src[i].minTXID !== run[run.length - 1].maxTXID + 1n) break;
+      run.push(src[i]);
+    }
+    return run;
+  }
+
+  /** Merges the next inputs into one file at `level`; null when there is nothing new. */
+  async compact(level: number): Promise<ReplicaFile | null> {
+    if (level < 1 || level > 8) throw new Error(`compaction level ${level} is not 1..8`);
+    await this.index.ensure();
+    const inputs = this.inputsFor(level);
+    if (inputs.length === 0) return null;
+    const first = inputs[0];
+    const last = inputs[inputs.length - 1];
+    const name = formatLtxFileName(first.minTXID, last.maxTXID);
+    const sources = await this.#openInputs(level - 1, inputs);
+    try {
+      const { stream, result } = mergeLtxStream(sources.inputs, { file: `L${level}/${name}` });
+      const [file] = await Promise.all([
+        this.index.client.writeFile(level, first.minTXID, last.maxTXID, stream, last.createdAt),
+        result,
+      ]);
+      this.index.add(file);
+      log("debug", "compacted", {
+        replica: this.index.client.location,
+        level,
+        file: name,
+        inputs: inputs.length,
+        local: sources.local,
+      });
+      return file;
+    } finally {
+      sources.close();
+    }
+  }
+
+  /**
+   * Opens the inputs: from the local L0 directory when it holds files that
+   * cover exactly the same TXIDs, else from the replica.
+   */
+  async #openInputs(
+    level: number,
+    files: ReplicaFile[],
+  ): Promise<{ inputs: MergeInput[]; local: boolean; close(): void }> {
+    const opened: Deno.FsFile[] = [];
+    const close = () => {
+      for (const f of opened) {
+        try {
+          f.close();
+        } catch { /* closed by its stream */ }
+      }
+    };
+    if (level === 0 && this.#localL0Dir) {
+      const local = await this.#localCover(files[0].minTXID, files[files.length - 1].maxTXID);
+      if (local) {
+        try {
+          const inputs: MergeInput[] = [];
+          for (const name of local) {
+            const f = await Deno.open(join(this.#localL0Dir, name));
+            opened.push(f);
+            inputs.push({ name: join(this.#localL0Dir, name), source: f.readable });
+          }
+          return { inputs, local: true, close };
+        } catch {
+          close(); // pruned meanwhile: read the replica's copies
+          opened.length = 0;
+        }
+      }
+    }
+    const inputs: MergeInput[] = [];
+    for (const f of files) {
+      inputs.push({
+        name: `${this.index.client.location} L${f.level}/${
+          formatLtxFileName(f.minTXID, f.maxTXID)
+        }`,
+        source: await this.index.client.openFile(f.level, f.minTXID, f.maxTXID),
+      });
+    }
+    return { inputs, local: false, close };
+  }
+
+  /** Local L0 file names covering exactly [min, max] contiguously, or null. */
+  async #localCover(min: bigint, max: bigint): Promise<string[] | null> {
+    const found: { name: string; minTXID: bigint; maxTXID: bigint }[] = [];
+    try {
+      for await (const e of Deno.readDir(this.#localL0Dir!)) {
+        const r = e.isFile ? parseLtxFileName(e.name) : null;
+        if (r && r.minTXID >= min && r.maxTXID <= max) found.push({ name: e.name, ...r });
+      }
+    } catch {
+      return null;
+    }
+    found.sort((a, b) => (a.minTXID < b.minTXID ? -1 : a.minTXID > b.minTXID ? 1 : 0));
+    let pos = min - 1n;
+    for (const f of found) {
+      if (f.minTXID !== pos + 1n) return null;
+      pos = f.maxTXID;
+    }
+    if (pos !== max || found.length > MAX_MERGE_INPUTS) return null;
+    return found.map((f) => f.name);
+  }
+
+  /** The files retention would delete now (see the module comment). */
+  expired(now: number): ReplicaFile[] {
+    const s = this.#settings;
+    const out: ReplicaFile[] = [];
+    const snaps = this.index.files(SNAPSHOT_LEVEL);
+    let floor = 0n; // TXIDs up to here are before the oldest kept snapshot
+    if (snaps.length > 0) {
+      const newest = snaps[snaps.length - 1];
+      const kept = snaps.filter((f) =>
+        f === newest || now - f.createdAt.getTime() <= s.snapshotRetentionMs
+      );
+      out.push(...snaps.filter((f) => !kept.includes(f)));
+      floor = kept[0].maxTXID;
+      for (let level = 1; level < SNAPSHOT_LEVEL; level++) {
+        out.push(...this.index.files(level).filter((f) => f.maxTXID <= floor));
+      }
+    }
+    const l1 = this.index.last(1)?.maxTXID ?? 0n;
+    const covered = l1 > floor ? l1 : floor;
+    out.push(
+      ...this.index.files(0).filter((f) =>
+        f.maxTXID <= covered && now - f.createdAt.getTime() > s.l0RetentionMs
+      ),
+    );
+    return out;
+  }
+
+  /** Deletes what `expired` names, after checking the newest state stays restorable. */
+  async enforceRetention(now: number): Promise<ReplicaFile[]> {
+    if (!this.#settings.retentionEnabled) return [];
+    await this.index.ensure();
+    const gone = this.expired(now);
+    if (gone.length === 0) return [];
+    const keys = new Set(gone.map((f) => `${f.level}/${f.minTXID}-${f.maxTXID}`));
+    const remaining = this.index.all().filter((f) =>
+      !keys.has(`${f.level}/${f.minTXID}-${f.maxTXID}`)
+    );
+    const latest = this.index.maxTXID();
+    try {
+      planRestore(remaining, { txid: latest }, this.index.client.location);
+    } catch (e) {
+      log("error", "retention skipped: deleting would leave the newest state unreachable", {
+        replica: this.index.client.location,
+        txid: formatTXID(latest),
+        error: e,
+      });
+      return [];
+    }
+    await this.index.client.deleteFiles(gone);
+    this.index.remove(gone);
+    log("debug", "retention", { replica: this.index.client.location, deleted: gone.length });
+    return gone;
+  }
+}
