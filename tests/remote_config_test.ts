@@ -104,3 +104,75 @@ Deno.test("sftp config: keys alone, keys over a URL, host-key checked, errors na
     assertMatch(e.message, re);
   }
 });
+
+Deno.test("abs URLs and keys: account@container/path, keys over the URL, clear errors", () => {
+  assertEquals(parseReplicaUrl("abs://acct@my-container/dbs//app/"), {
+    type: "abs",
+    accountName: "acct",
+    container: "my-container",
+    path: "dbs/app",
+  });
+  assertEquals(parseReplicaUrl("abs://backups"), {
+    type: "abs",
+    accountName: undefined,
+    container: "backups",
+    path: "",
+  });
+  for (
+    const [url, reason] of [
+      ["abs:///path", "no container"],
+      ["abs://Bad_Name/p", "not valid"],
+      ["abs://ab/p", "not valid"],
+      ["abs://acct@c--x/p", "not valid"],
+      ["abs://acct@cont/p?x=1", "no query"],
+    ]
+  ) {
+    const e = assertThrows(() => parseReplicaUrl(url), ReplicaUrlError);
+    assertMatch(e.message, new RegExp(`${url.replace(/[?.*+[\]]/g, "\\$&")}.*${reason}`));
+  }
+  const k = replicaOf(`      type: abs
+      account-name: acct
+      account-key: a2V5a2V5
+      sas-token: ?sv=2024&sig=x
+      endpoint: http://127.0.0.1:10000/acct/
+      bucket: cont
+      path: /a/b
+`);
+  assertEquals(k, {
+    type: "abs",
+    accountName: "acct",
+    accountKey: "a2V5a2V5",
+    sasToken: "sv=2024&sig=x",
+    endpoint: "http://127.0.0.1:10000/acct",
+    container: "cont",
+    path: "a/b",
+    name: undefined,
+    syncIntervalMs: 1000,
+  });
+  const u = replicaOf("      url: abs://acct@cont/x\n      account-name: other\n");
+  if (u.type !== "abs") throw new Error("abs expected");
+  assertEquals([u.accountName, u.container, u.path], ["other", "cont", "x"]);
+  const bad: [string, RegExp][] = [
+    ["      type: abs\n      account-name: a\n", /t\.yml:4: .*needs "bucket"/],
+    ["      url: abs://cont/p\n", /needs "account-name".*or "endpoint"/],
+    ["      url: abs://a@cont/p\n      bucket: x\n", /"url" or "bucket", not both/],
+    ["      url: abs://a@cont/p\n      path: x\n", /"url" or "path", not both/],
+    ["      url: abs://a@cont/p\n      account-key: not base64!\n", /"account-key" is not base64/],
+    [
+      "      url: abs://a@cont/p\n      endpoint: 127.0.0.1:10000\n",
+      /"endpoint" "127.0.0.1:10000" is not a URL/,
+    ],
+    [
+      "      url: abs://a@cont/p\n      endpoint: ftp://h/\n",
+      /"endpoint" "ftp:\/\/h\/" must be http/,
+    ],
+    [
+      "      type: abs\n      bucket: UPPER\n      account-name: a\n",
+      /"bucket": container name "UPPER"/,
+    ],
+  ];
+  for (const [yaml, re] of bad) {
+    const e = assertThrows(() => replicaOf(yaml), ConfigError);
+    assertMatch(e.message, re);
+  }
+});

@@ -10,6 +10,7 @@ import {
 } from "../config/mod.ts";
 import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
 import { SftpReplicaClient } from "../storage/sftp_client.ts";
+import { AbsReplicaClient } from "../storage/abs_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging } from "../log.ts";
@@ -38,6 +39,8 @@ export function clientFor(r: ReplicaConfig): ReplicaClient {
       return new S3ReplicaClient(s3ClientOptions(r));
     case "sftp":
       return new SftpReplicaClient(r);
+    case "abs":
+      return new AbsReplicaClient(r);
   }
 }
 

@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import { parseS3Url, type S3ReplicaConfig } from "./s3_config.ts";
 import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
+import { type AbsReplicaConfig, parseAbsUrl } from "./abs_config.ts";
 
 export interface FileReplicaConfig {
   type: "file";
@@ -12,7 +13,11 @@ export interface FileReplicaConfig {
 }
 
 /** One replica's settings, by `type`. */
-export type ReplicaConfig = FileReplicaConfig | SftpReplicaConfig | S3ReplicaConfig;
+export type ReplicaConfig =
+  | FileReplicaConfig
+  | SftpReplicaConfig
+  | AbsReplicaConfig
+  | S3ReplicaConfig;
 
 export class ReplicaUrlError extends Error {
   constructor(url: string, reason: string) {
@@ -23,7 +28,6 @@ export class ReplicaUrlError extends Error {
 
 const LATER: Record<string, string> = {
   gs: "Google Cloud Storage replicas",
-  abs: "Azure Blob Storage replicas",
   webdav: "WebDAV replicas",
   nats: "NATS replicas",
 };
@@ -49,6 +53,7 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
     return { type: "file", path };
   }
   if (scheme === "sftp") return parseSftpUrl(url);
+  if (scheme === "abs") return parseAbsUrl(url);
   if (scheme === "s3") return parseS3Url(url);
   if (LATER[scheme]) {
     throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);
