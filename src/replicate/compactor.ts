@@ -71,7 +71,10 @@ export class Compactor {
 
   /** The level N-1 files that level N takes next: contiguous, newer than its last file. */
   inputsFor(level: number): ReplicaFile[] {
-    const after = this.index.last(level)?.maxTXID ?? 0n;
+    // nothing at or before the oldest snapshot is worth compacting: it restores from there
+    const floor = this.index.files(SNAPSHOT_LEVEL)[0]?.maxTXID ?? 0n;
+    const last = this.index.last(level)?.maxTXID ?? 0n;
+    const after = last > floor ? last : floor;
     const src = this.index.files(level - 1).filter((f) => f.maxTXID > after);
     if (src.length === 0) return [];
     // a file starting at TXID 1 (a full copy) begins a new chain; otherwise continue `after`

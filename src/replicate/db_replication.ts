@@ -122,7 +122,11 @@ export class DbReplication {
   async #scheduledSnapshot(k: number): Promise<void> {
     const r = this.replicators[k];
     if (!r.index.loaded) return;
-    const lastSnap = r.index.last(9)?.maxTXID ?? 0n;
+    // any full copy counts (the monitor's first L0 file is one)
+    let lastSnap = 0n;
+    for (const f of r.index.all()) {
+      if (f.minTXID === 1n && f.maxTXID > lastSnap) lastSnap = f.maxTXID;
+    }
     if (this.monitor.position.txid <= lastSnap) return; // nothing new since the last one
     await this.#serial(k, () => r.snapshot("snapshot interval"));
   }
