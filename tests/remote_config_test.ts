@@ -176,3 +176,46 @@ Deno.test("abs URLs and keys: account@container/path, keys over the URL, clear e
     assertMatch(e.message, re);
   }
 });
+
+Deno.test("gs URLs and keys: bucket and path, clear errors", () => {
+  assertEquals(parseReplicaUrl("gs://my-bucket/dbs//app/"), {
+    type: "gs",
+    bucket: "my-bucket",
+    path: "dbs/app",
+  });
+  assertEquals(parseReplicaUrl("gs://b.example.com"), {
+    type: "gs",
+    bucket: "b.example.com",
+    path: "",
+  });
+  for (
+    const [url, reason] of [
+      ["gs:///path", "no bucket"],
+      ["gs://Upper/p", "not valid"],
+      ["gs://ab/p", "not valid"],
+      ["gs://u@bucket/p", "no user"],
+      ["gs://bucket/p?x=1", "no query"],
+    ]
+  ) {
+    const e = assertThrows(() => parseReplicaUrl(url), ReplicaUrlError);
+    assertMatch(e.message, new RegExp(`${url.replace(/[?.*+[\]]/g, "\\$&")}.*${reason}`));
+  }
+  const k = replicaOf("      type: gs\n      bucket: bkt\n      path: /x/y\n");
+  assertEquals(k, {
+    type: "gs",
+    bucket: "bkt",
+    path: "x/y",
+    name: undefined,
+    syncIntervalMs: 1000,
+  });
+  const bad: [string, RegExp][] = [
+    ["      type: gs\n      path: x\n", /t\.yml:4: .*needs "bucket"/],
+    ["      url: gs://bkt/p\n      bucket: x\n", /"url" or "bucket", not both/],
+    ["      url: gs://bkt/p\n      path: x\n", /"url" or "path", not both/],
+    ["      type: gs\n      bucket: -x-\n", /"bucket": bucket name "-x-" is not valid/],
+  ];
+  for (const [yaml, re] of bad) {
+    const e = assertThrows(() => replicaOf(yaml), ConfigError);
+    assertMatch(e.message, re);
+  }
+});

@@ -11,6 +11,7 @@ import {
 import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
 import { SftpReplicaClient } from "../storage/sftp_client.ts";
 import { AbsReplicaClient } from "../storage/abs_client.ts";
+import { GcsReplicaClient } from "../storage/gcs_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging } from "../log.ts";
@@ -41,6 +42,8 @@ export function clientFor(r: ReplicaConfig): ReplicaClient {
       return new SftpReplicaClient(r);
     case "abs":
       return new AbsReplicaClient(r);
+    case "gs":
+      return new GcsReplicaClient(r);
   }
 }
 

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { parseS3Url, type S3ReplicaConfig } from "./s3_config.ts";
 import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
 import { type AbsReplicaConfig, parseAbsUrl } from "./abs_config.ts";
+import { type GcsReplicaConfig, parseGcsUrl } from "./gcs_config.ts";
 
 export interface FileReplicaConfig {
   type: "file";
@@ -17,6 +18,7 @@ export type ReplicaConfig =
   | FileReplicaConfig
   | SftpReplicaConfig
   | AbsReplicaConfig
+  | GcsReplicaConfig
   | S3ReplicaConfig;
 
 export class ReplicaUrlError extends Error {
@@ -27,7 +29,6 @@ export class ReplicaUrlError extends Error {
 }
 
 const LATER: Record<string, string> = {
-  gs: "Google Cloud Storage replicas",
   webdav: "WebDAV replicas",
   nats: "NATS replicas",
 };
@@ -54,6 +55,7 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
   }
   if (scheme === "sftp") return parseSftpUrl(url);
   if (scheme === "abs") return parseAbsUrl(url);
+  if (scheme === "gs") return parseGcsUrl(url);
   if (scheme === "s3") return parseS3Url(url);
   if (LATER[scheme]) {
     throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);

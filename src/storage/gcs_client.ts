@@ -1,0 +1,259 @@
+/**
+ * The `gs` (Google Cloud Storage) replica client, on npm
+ * `@google-cloud/storage` (loaded on first use). Layout as Litestream v0.5's
+ * gs client: objects `<path>/ltx/<level>/<min>-<max>.ltx` with the creation
+ * time in custom metadata `litestream-timestamp` (RFC 3339, nanosecond form).
+ * An object is uploaded in one request and exists only once it is complete.
+ */
+
+import { EventEmitter } from "node:events";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type * as Gcs from "@google-cloud/storage";
+import type { GcsReplicaConfig } from "../config/gcs_config.ts";
+import { parseLtxFileName } from "../ltx/names.ts";
+import {
+  type ByteRange,
+  compareFiles,
+  type ReplicaClient,
+  type ReplicaFile,
+  ReplicaFileNotFoundError,
+} from "./client.ts";
+import {
+  DEFAULT_RETRY,
+  forEachLimited,
+  formatRFC3339Nano,
+  Limiter,
+  ltxKey,
+  ltxLevelDir,
+  parseRFC3339,
+  PermanentStorageError,
+  type RetryOptions,
+} from "./remote_util.ts";
+
+export const GCS_TIMESTAMP_KEY = "litestream-timestamp";
+
+export interface GcsClientOptions {
+  retry?: RetryOptions;
+  /** Concurrent requests per client. */
+  concurrency?: number;
+  /** Passed to the SDK's Storage constructor (apiEndpoint, projectId, keyFilename, …). */
+  storageOptions?: Record<string, unknown>;
+}
+
+interface ApiErrorLike {
+  code?: number | string;
+  message?: string;
+}
+
+function status(e: unknown): number | undefined {
+  const c = (e as ApiErrorLike)?.code;
+  return typeof c === "number" ? c : undefined;
+}
+
+export class GcsReplicaClient implements ReplicaClient {
+  readonly type = "gs";
+  readonly cfg: GcsReplicaConfig;
+  readonly #retry: RetryOptions;
+  readonly #limit: Limiter;
+  readonly #concurrency: number;
+  readonly #storageOptions: Record<string, unknown>;
+  #bucket: Promise<Gcs.Bucket> | null = null;
+
+  constructor(cfg: GcsReplicaConfig, opts: GcsClientOptions = {}) {
+    this.cfg = cfg;
+    this.#retry = opts.retry ?? DEFAULT_RETRY;
+    this.#concurrency = opts.concurrency ?? 8;
+    this.#limit = new Limiter(this.#concurrency);
+    this.#storageOptions = opts.storageOptions ?? {};
+  }
+
+  get location(): string {
+    return `gs://${this.cfg.bucket}${this.cfg.path ? "/" + this.cfg.path : ""}`;
+  }
+
+  #bucketHandle(): Promise<Gcs.Bucket> {
+    this.#bucket ??= (async () => {
+      const { Storage, IdempotencyStrategy } = await import("@google-cloud/storage");
+      // The SDK's download path stacks more than Node's default 10 listeners on one
+      // stream (a warning, not a leak); raise the default so it stays quiet.
+      EventEmitter.defaultMaxListeners = Math.max(EventEmitter.defaultMaxListeners, 32);
+      // The SDK retries 408/429/5xx and dropped connections with exponential backoff and
+      // jitter. Every request here is safe to repeat: reads, lists, deletes that ignore
+      // "not found", and uploads that replace an immutable name.
+      const storage = new Storage({
+        retryOptions: {
+          autoRetry: true,
+          maxRetries: this.#retry.attempts - 1,
+          retryDelayMultiplier: 2,
+          maxRetryDelay: this.#retry.maxDelayMs / 1000,
+          totalTimeout: 600,
+          idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+        },
+        userAgent: "strata",
+        ...this.#storageOptions,
+      });
+      return storage.bucket(this.cfg.bucket);
+    })().catch((e) => {
+      this.#bucket = null;
+      throw e;
+    });
+    return this.#bucket;
+  }
+
+  #explain(op: string, key: string, e: unknown): Error {
+    if (e instanceof PermanentStorageError || e instanceof ReplicaFileNotFoundError) return e;
+    const code = status(e);
+    const msg = ((e as ApiErrorLike)?.message ?? String(e)).split("\n")[0];
+    const where = `gs bucket ${this.cfg.bucket}`;
+    const st = code ? ` (HTTP ${code})` : "";
+    if (/default credentials|Could not load the default credentials|invalid_grant/i.test(msg)) {
+      return new PermanentStorageError(
+        `${where}: ${op} ${key}: no usable Google credentials (${msg}); set ` +
+          `GOOGLE_APPLICATION_CREDENTIALS to a service account key file or run ` +
+          `"gcloud auth application-default login"`,
+        { cause: e },
+      );
+    }
+    if (code === 401 || code === 403) {
+      return new PermanentStorageError(`${where}: access denied: ${op} ${key}${st}: ${msg}`, {
+        cause: e,
+      });
+    }
+    if (code === 404 && /bucket/i.test(msg)) {
+      return new PermanentStorageError(`${where}: the bucket does not exist: ${op} ${key}${st}`, {
+        cause: e,
+      });
+    }
+    return new Error(`${where}: ${op} ${key}${st}: ${msg}`, { cause: e });
+  }
+
+  listFiles(level: number, seek = 0n): Promise<ReplicaFile[]> {
+    const dir = ltxLevelDir(this.cfg.path, level);
+    return this.#limit.run(async () => {
+      const bucket = await this.#bucketHandle();
+      const out: ReplicaFile[] = [];
+      try {
+        let query: Gcs.GetFilesOptions | null = {
+          prefix: dir + "/",
+          autoPaginate: false,
+          maxResults: 1000,
+        };
+        while (query) {
+          const res = await bucket.getFiles(query);
+          const files = res[0];
+          const next = res[1] as Gcs.GetFilesOptions | null | undefined;
+          for (const f of files) {
+            const base = f.name.slice(dir.length + 1);
+            if (base.includes("/")) continue;
+            const r = parseLtxFileName(base);
+            if (!r || r.minTXID < seek) continue;
+            const md = f.metadata;
+            const ts = md.metadata?.[GCS_TIMESTAMP_KEY];
+            const createdAt = (typeof ts === "string" ? parseRFC3339(ts) : null) ??
+              new Date(md.timeCreated ?? 0);
+            out.push({ level, ...r, size: Number(md.size ?? 0), createdAt });
+          }
+          query = next?.pageToken ? next : null;
+        }
+      } catch (e) {
+        throw this.#explain("list", dir + "/", e);
+      }
+      return out.sort(compareFiles);
+    });
+  }
+
+  async openFile(
+    level: number,
+    minTXID: bigint,
+    maxTXID: bigint,
+    range?: ByteRange,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const key = ltxKey(this.cfg.path, level, minTXID, maxTXID);
+    const bucket = await this.#bucketHandle();
+    if (range && range.length === 0) return new ReadableStream({ start: (c) => c.close() });
+    const opts: Gcs.CreateReadStreamOptions = range
+      ? { start: range.offset, end: range.offset + range.length - 1, validation: false }
+      : {};
+    const mapErr = (e: unknown) =>
+      status(e) === 404 && !/bucket/i.test((e as ApiErrorLike)?.message ?? "")
+        ? new ReplicaFileNotFoundError(this.location, key)
+        : this.#explain("read", key, e);
+    const node = bucket.file(key).createReadStream(opts);
+    const reader = (Readable.toWeb(node) as ReadableStream<Uint8Array>).getReader();
+    // Wait for the first bytes (or the end) so a missing object fails here, not later.
+    let first: ReadableStreamReadResult<Uint8Array>;
+    try {
+      first = await this.#limit.run(() => reader.read());
+    } catch (e) {
+      throw mapErr(e);
+    }
+    let pending: ReadableStreamReadResult<Uint8Array> | null = first;
+    return new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        try {
+          const r = pending ?? await reader.read();
+          pending = null;
+          if (r.done) ctrl.close();
+          else ctrl.enqueue(r.value);
+        } catch (e) {
+          ctrl.error(mapErr(e));
+        }
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    });
+  }
+
+  async writeFile(
+    level: number,
+    minTXID: bigint,
+    maxTXID: bigint,
+    data: ReadableStream<Uint8Array>,
+    createdAt: Date,
+  ): Promise<ReplicaFile> {
+    const key = ltxKey(this.cfg.path, level, minTXID, maxTXID);
+    const bucket = await this.#bucketHandle();
+    let size = 0;
+    await this.#limit.run(async () => {
+      const sink = bucket.file(key).createWriteStream({
+        resumable: false, // one multipart request: the object appears whole or not at all
+        contentType: "application/octet-stream",
+        metadata: { metadata: { [GCS_TIMESTAMP_KEY]: formatRFC3339Nano(createdAt) } },
+      });
+      const counted = data.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, ctrl) {
+            size += chunk.length;
+            ctrl.enqueue(chunk);
+          },
+        }),
+      );
+      try {
+        // A failing source destroys the upload request: the service creates no object.
+        await pipeline(Readable.fromWeb(counted as Parameters<typeof Readable.fromWeb>[0]), sink);
+      } catch (e) {
+        throw this.#explain("write", key, e);
+      }
+    });
+    return { level, minTXID, maxTXID, size, createdAt };
+  }
+
+  async deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void> {
+    if (files.length === 0) return;
+    const bucket = await this.#bucketHandle();
+    await forEachLimited(files, this.#concurrency, async (f) => {
+      const key = ltxKey(this.cfg.path, f.level, f.minTXID, f.maxTXID);
+      try {
+        await bucket.file(key).delete({ ignoreNotFound: true });
+      } catch (e) {
+        throw this.#explain("delete", key, e);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
