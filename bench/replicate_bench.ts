@@ -374,8 +374,12 @@ directory; strata runs from source (\`deno run\`), Litestream is the released bi
 | replicator CPU during those bursts (s per ${BURST_SECONDS} s) | — | ${
     fmt(mean(burstCpu.strata), 2)
   } | ${fmt(mean(burstCpu.litestream), 2)} | — |
-| lag COMMIT → in replica, p50 / p90 (ms), ${PACED_RATE} commits/s for ${PACED_SECONDS} s | — | ${lagS.p50} / ${lagS.p90} | ${lagL.p50} / ${lagL.p90} | — |
-| lag p99 / max (ms) | — | ${lagS.p99} / ${lagS.max} | ${lagL.p99} / ${lagL.max} | strata p99 ≤ 250 |
+| lag COMMIT → in replica, p50 / p90 (ms), ${PACED_RATE} commits/s for ${PACED_SECONDS} s | — | ${
+    fmt(lagS.p50)
+  } / ${fmt(lagS.p90)} | ${fmt(lagL.p50)} / ${fmt(lagL.p90)} | — |
+| lag p99 / max (ms) | — | ${fmt(lagS.p99)} / ${fmt(lagS.max)} | ${fmt(lagL.p99)} / ${
+    fmt(lagL.max)
+  } | strata p99 ≤ 250 |
 | capture CPU per GB of WAL (${BULK_TXNS} × 16 KB transactions, ${
     fmt(walBytes / 1e6)
   } MB of WAL) | — | ${fmt(bulkS.cpuPerGB, 1)} s | ${
