@@ -6,6 +6,7 @@
  * An object is uploaded in one request and exists only once it is complete.
  */
 
+import { Buffer } from "node:buffer";
 import { EventEmitter } from "node:events";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -29,9 +30,13 @@ import {
   parseRFC3339,
   PermanentStorageError,
   type RetryOptions,
+  withRetry,
 } from "./remote_util.ts";
 
 export const GCS_TIMESTAMP_KEY = "litestream-timestamp";
+
+/** Uploads up to this size are buffered and retried; larger ones are streamed once. */
+const SMALL_OBJECT = 8 * 1024 * 1024;
 
 export interface GcsClientOptions {
   retry?: RetryOptions;
@@ -215,24 +220,73 @@ export class GcsReplicaClient implements ReplicaClient {
   ): Promise<ReplicaFile> {
     const key = ltxKey(this.cfg.path, level, minTXID, maxTXID);
     const bucket = await this.#bucketHandle();
+    const metadata = { metadata: { [GCS_TIMESTAMP_KEY]: formatRFC3339Nano(createdAt) } };
     let size = 0;
     await this.#limit.run(async () => {
-      const sink = bucket.file(key).createWriteStream({
-        resumable: false, // one multipart request: the object appears whole or not at all
-        contentType: "application/octet-stream",
-        metadata: { metadata: { [GCS_TIMESTAMP_KEY]: formatRFC3339Nano(createdAt) } },
-      });
-      const counted = data.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, ctrl) {
-            size += chunk.length;
-            ctrl.enqueue(chunk);
-          },
-        }),
-      );
+      // Up to SMALL_OBJECT bytes (nearly every LTX file) are held in memory and uploaded in
+      // one request, retried as a whole on transient failures. Larger files are streamed in
+      // one multipart request (bounded memory); the source can be read only once, so a
+      // failure there is returned to the caller, whose next sync uploads the file again.
+      const reader = data.getReader();
+      const head: Uint8Array[] = [];
+      let ended = false;
       try {
-        // A failing source destroys the upload request: the service creates no object.
-        await pipeline(Readable.fromWeb(counted as Parameters<typeof Readable.fromWeb>[0]), sink);
+        while (size < SMALL_OBJECT) {
+          const r = await reader.read();
+          if (r.done) {
+            ended = true;
+            break;
+          }
+          head.push(r.value);
+          size += r.value.length;
+        }
+      } catch (e) {
+        throw this.#explain("write", key, e);
+      }
+      if (ended) {
+        const body = Buffer.concat(head);
+        await withRetry(
+          `gs write ${key}`,
+          () =>
+            bucket.file(key).save(body, {
+              resumable: false,
+              contentType: "application/octet-stream",
+              metadata,
+            }),
+          (e) => {
+            const st = status(e);
+            return st === undefined ? !(e instanceof PermanentStorageError) : st === 408 ||
+              st === 429 || st >= 500;
+          },
+          this.#retry,
+        ).catch((e) => {
+          throw this.#explain("write", key, e);
+        });
+        return;
+      }
+      const rest = new ReadableStream<Uint8Array>({
+        start(ctrl) {
+          for (const h of head) ctrl.enqueue(h);
+          head.length = 0;
+        },
+        async pull(ctrl) {
+          const r = await reader.read();
+          if (r.done) ctrl.close();
+          else {
+            size += r.value.length;
+            ctrl.enqueue(r.value);
+          }
+        },
+        cancel: (reason) => reader.cancel(reason),
+      });
+      const sink = bucket.file(key).createWriteStream({
+        resumable: false,
+        contentType: "application/octet-stream",
+        metadata,
+      });
+      try {
+        // A failing source aborts the request: the service never creates the object.
+        await pipeline(Readable.fromWeb(rest as Parameters<typeof Readable.fromWeb>[0]), sink);
       } catch (e) {
         throw this.#explain("write", key, e);
       }
