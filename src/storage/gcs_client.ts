@@ -91,7 +91,7 @@ export class GcsReplicaClient implements ReplicaClient {
           autoRetry: true,
           maxRetries: this.#retry.attempts - 1,
           retryDelayMultiplier: 2,
-          maxRetryDelay: this.#retry.maxDelayMs / 1000,
+          maxRetryDelay: Math.max(2, this.#retry.maxDelayMs / 1000), // seconds; the SDK starts at 1
           totalTimeout: 600,
           idempotencyStrategy: IdempotencyStrategy.RetryAlways,
         },
