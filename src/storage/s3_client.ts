@@ -57,7 +57,7 @@ export interface S3ClientOptions {
   retryBaseMs?: number;
   /** Retry delay ceiling in ms. Default 20 000. */
   retryMaxMs?: number;
-  /** A request (or a body read) idle this long is abandoned and retried. Default 60 000. */
+  /** A request taking longer, or a body read idle this long, is abandoned and retried. Default 120 000. */
   requestTimeoutMs?: number;
   /** Parallel HeadObject calls when reading creation times. Default 32. */
   metadataConcurrency?: number;
@@ -330,7 +330,7 @@ export class S3ReplicaClient implements ReplicaClient {
       baseMs: o.retryBaseMs ?? 200,
       maxMs: o.retryMaxMs ?? 20_000,
     };
-    const timeout = o.requestTimeoutMs ?? 60_000;
+    const timeout = o.requestTimeoutMs ?? 120_000;
     const cfg: S3ClientConfig = {
       region: o.region || DEFAULT_REGION,
       forcePathStyle: o.forcePathStyle ?? false,
@@ -361,7 +361,9 @@ export class S3ReplicaClient implements ReplicaClient {
       },
       requestHandler: {
         connectionTimeout: Math.min(timeout, 30_000),
+        // a whole request's deadline (a stalled server must not hang replication)
         requestTimeout: timeout,
+        throwOnRequestTimeout: true,
         ...(o.skipVerify
           ? {
             httpsAgent: new (await import("node:https")).Agent({
@@ -602,8 +604,8 @@ export class S3ReplicaClient implements ReplicaClient {
         launch();
         ctrl.enqueue(bytes);
       },
-      cancel: async () => {
-        await headReader.cancel().catch(() => {});
+      cancel: () => {
+        headReader.cancel().catch(() => {}); // never awaited: a broken body may not settle
         nextChunk = chunks.length;
       },
     }, { highWaterMark: 0 });
@@ -679,7 +681,7 @@ export class S3ReplicaClient implements ReplicaClient {
     let pos = a;
     let reader: ReadableStreamDefaultReader<Uint8Array> | null = this.#bodyReader(resp);
     let failures = 0;
-    const idleMs = this.opts.requestTimeoutMs ?? 60_000;
+    const idleMs = this.opts.requestTimeoutMs ?? 120_000;
     const maxFailures = Math.max(1, this.opts.maxAttempts ?? 10);
     const readIdle = async (r: ReadableStreamDefaultReader<Uint8Array>) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -701,7 +703,7 @@ export class S3ReplicaClient implements ReplicaClient {
             if (reader) {
               const r = reader;
               reader = null;
-              if (stopAtEnd) await r.cancel().catch(() => {});
+              if (stopAtEnd) r.cancel().catch(() => {});
               else r.releaseLock();
             }
             ctrl.close();
@@ -726,7 +728,7 @@ export class S3ReplicaClient implements ReplicaClient {
             if (e instanceof ReplicaFileNotFoundError || e instanceof S3RequestError) throw e;
             const r = reader;
             reader = null;
-            await r?.cancel().catch(() => {});
+            r?.cancel().catch(() => {}); // not awaited: a destroyed body may never settle
             if (++failures >= maxFailures) {
               throw new S3RequestError(
                 "GetObject",
@@ -750,8 +752,8 @@ export class S3ReplicaClient implements ReplicaClient {
           }
         }
       },
-      cancel: async () => {
-        await reader?.cancel().catch(() => {});
+      cancel: () => {
+        reader?.cancel().catch(() => {});
         reader = null;
       },
     }, { highWaterMark: 0 });
@@ -848,14 +850,32 @@ export class S3ReplicaClient implements ReplicaClient {
         const out = await upload.done();
         etag = out.ETag;
       } catch (e) {
-        await reader.cancel().catch(() => {});
-        throw this.#fail("multipart upload", key, e);
+        reader.cancel().catch(() => {});
+        // A retried CompleteMultipartUpload whose first try went through (its
+        // response was lost) finds no upload; the object is then whole.
+        const lost = codeOf(e) === "NoSuchUpload" ||
+          (statusOf(e) === 404 && codeOf(e) !== "NoSuchBucket");
+        const done = lost &&
+          await this.#isComplete(key, counted, params.Metadata[METADATA_TIMESTAMP]);
+        if (!done) throw this.#fail("multipart upload", key, e);
       }
       size = counted;
     }
     createdAt = new Date(createdAt.getTime());
     this.#remember(key, etag, createdAt);
     return { level, minTXID, maxTXID, size, createdAt };
+  }
+
+  /** True when `key` exists with `size` bytes and this creation time (a completed upload). */
+  async #isComplete(key: string, size: number, timestamp: string): Promise<boolean> {
+    const sdk = await loadSdk();
+    const client = await this.client();
+    try {
+      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return head.ContentLength === size && head.Metadata?.[METADATA_TIMESTAMP] === timestamp;
+    } catch {
+      return false;
+    }
   }
 
   async deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void> {

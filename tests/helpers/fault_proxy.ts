@@ -116,7 +116,7 @@ export function startFaultProxy(upstream: string, stallMs = 1500): FaultProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
-  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const timers = new Set<() => void>(); // wakes the sleeping stalls
   let stopped = false;
   let seq = 0;
   const counts = Object.fromEntries(["none", ...ALL_FAULTS].map((f) => [f, 0])) as Record<
@@ -131,18 +131,20 @@ export function startFaultProxy(upstream: string, stallMs = 1500): FaultProxy {
     async stop() {
       stopped = true;
       listener.close();
-      for (const t of timers) clearTimeout(t);
+      for (const wake of [...timers]) wake();
       for (const c of conns) closeQuietly(c);
       await Promise.allSettled([...tasks]);
     },
   };
   const sleep = (ms: number) =>
     new Promise<void>((r) => {
-      const t = setTimeout(() => {
-        timers.delete(t);
+      const wake = () => {
+        clearTimeout(t);
+        timers.delete(wake);
         r();
-      }, ms);
-      timers.add(t);
+      };
+      const t = setTimeout(wake, ms);
+      timers.add(wake);
     });
 
   const handle = async (client: Deno.Conn) => {
@@ -164,6 +166,9 @@ export function startFaultProxy(upstream: string, stallMs = 1500): FaultProxy {
       const [method, path] = requestLine.split(" ");
       const fault = stopped ? "reset" : proxy.choose({ method, path, n: seq++ });
       counts[fault]++;
+      if (Deno.env.get("FAULT_PROXY_DEBUG")) {
+        console.error(`proxy: #${seq - 1} ${method} ${path} → ${fault}`);
+      }
       if (fault === "reset") return;
       if (fault === "500") {
         await writeAll(client, errorResponse(500, "InternalError", "injected fault"));
