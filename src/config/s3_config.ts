@@ -262,7 +262,9 @@ function parseS3Host(host: string): Omit<S3Parts, "path" | "forcePathStyleExplic
   // MinIO style: bucket.host:port (no ".com")
   if (h.includes(":") && !h.includes(".com")) {
     const dot = host.indexOf(".");
-    if (dot > 0) {
+    const name = h.replace(/:\d*$/, "");
+    const bare = /^\d+\.\d+\.\d+\.\d+$/.test(name) || name === "localhost";
+    if (dot > 0 && !bare) {
       return {
         bucket: host.slice(0, dot),
         region: "us-east-1",
@@ -408,7 +410,13 @@ function parseS3Parts(url: string): S3Parts {
   }
   // an endpoint given in the query means path style unless it says otherwise (Litestream)
   if (seen.has("endpoint") && !parts.forcePathStyleExplicit) parts.forcePathStyle = true;
-  if (!parts.bucket) fail("no bucket (s3://BUCKET/path)");
+  if (!parts.bucket) {
+    fail(
+      parts.endpoint
+        ? `no bucket: write s3://BUCKET/path?endpoint=${parts.endpoint}`
+        : "no bucket (s3://BUCKET/path)",
+    );
+  }
   try {
     checkBucket(parts.bucket);
   } catch (e) {
