@@ -22,7 +22,7 @@ export interface S3Server {
 }
 
 /** Starts fauxqs; rejects if it does not listen within `timeoutMs`. */
-export async function startS3Server(timeoutMs = 60_000): Promise<S3Server> {
+export async function startS3Server(timeoutMs = 120_000): Promise<S3Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(PROJECT_ROOT, "tests/helpers/fauxqs_server.ts"), "0"],
     cwd: PROJECT_ROOT,
