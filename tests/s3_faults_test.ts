@@ -194,8 +194,12 @@ Deno.test("s3 faults: replication through a faulty network catches up; every obj
       // strata starts and takes its first snapshot; then the network turns bad
       // while the app writes
       await new Promise((r) => setTimeout(r, 1500));
-      proxy.choose = randomFaults(0.4, 7);
+      // every other request fails, each kind in turn
+      proxy.choose = (
+        req,
+      ) => (req.n % 2 === 0 ? ALL_FAULTS[(req.n / 2) % ALL_FAULTS.length] : "none");
       await runWriter(db, "main", 12, marks);
+      await runWriter(db, "burst", 13, marks);
       await new Promise((r) => setTimeout(r, 1000));
       // the network heals: the replica must catch up while strata runs
       proxy.choose = () => "none";
@@ -215,7 +219,7 @@ Deno.test("s3 faults: replication through a faulty network catches up; every obj
       assertEquals(st.code, 0, st.stderr);
     }
     const faults = ALL_FAULTS.reduce((n, f) => n + proxy.counts[f], 0);
-    assert(faults >= 5, `only ${faults} faults were injected`);
+    assert(faults >= 8, `only ${faults} faults were injected`);
 
     // every object in the bucket is a complete, valid LTX file
     const c = client(s3.endpoint, bucket, { path: "app" });
