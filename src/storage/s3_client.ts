@@ -22,6 +22,9 @@ import {
   ReplicaFileNotFoundError,
 } from "./client.ts";
 import { log } from "../log.ts";
+import { forEachLimited, formatRFC3339Nano } from "./remote_util.ts";
+
+export { formatRFC3339Nano };
 
 /** Litestream's metadata key for an object's creation time. */
 export const METADATA_TIMESTAMP = "litestream-timestamp";
@@ -198,13 +201,6 @@ export function backoffMs(attempt: number, baseMs: number, maxMs: number): numbe
   return Math.floor(Math.random() * ceil);
 }
 
-/** Go's time.RFC3339Nano for a millisecond time: fraction without trailing zeros, "Z". */
-export function formatRFC3339Nano(d: Date): string {
-  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
-  const frac = iso.slice(20, 23).replace(/0+$/, "");
-  return iso.slice(0, 19) + (frac ? "." + frac : "") + "Z";
-}
-
 /** Parses RFC 3339 with up to 9 fraction digits (truncated to milliseconds); null if malformed. */
 export function parseRFC3339Nano(s: string): Date | null {
   const m = /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$/
@@ -224,28 +220,6 @@ let sdkModule: Promise<Sdk> | null = null;
 function loadSdk(): Promise<Sdk> {
   sdkModule ??= import("@aws-sdk/client-s3");
   return sdkModule;
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; rejects on the first failure. */
-async function forEachLimited<T>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed: unknown = null;
-  const worker = async () => {
-    while (failed === null && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== null) throw failed;
 }
 
 function concat(parts: Uint8Array[], n: number): Uint8Array {

@@ -5,7 +5,7 @@
  * with npm (outside the repository); `stop()` ends only the process it started.
  */
 
-import { join } from "node:path";
+import { ensureNpmPackage, freePorts } from "./test_tools.ts";
 
 export const AZURITE_VERSION = "3.37.0";
 /** Azurite's well-known development account. */
@@ -20,70 +20,16 @@ export interface Azurite {
   stop(): Promise<void>;
 }
 
-function cacheDir(): string {
-  const base = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
-  return join(base, "strata-test", `azurite-${AZURITE_VERSION}`);
-}
-
-function mainJs(dir: string): string {
-  return join(dir, "node_modules/azurite/dist/src/blob/main.js");
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Installs Azurite with npm once (concurrent callers: one install wins, the others reuse it). */
-export async function ensureAzurite(): Promise<string> {
-  const dir = cacheDir();
-  if (await exists(mainJs(dir))) return mainJs(dir);
-  await Deno.mkdir(join(dir, ".."), { recursive: true });
-  const tmp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.mkdir(tmp, { recursive: true });
-  await Deno.writeTextFile(join(tmp, "package.json"), '{"private":true}\n');
-  const r = await new Deno.Command("npm", {
-    args: [
-      "install",
-      "--no-audit",
-      "--no-fund",
-      "--loglevel=error",
-      "--prefix",
-      tmp,
-      `azurite@${AZURITE_VERSION}`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (r.code !== 0) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw new Error(`npm install azurite failed: ${new TextDecoder().decode(r.stderr)}`);
-  }
-  try {
-    await Deno.rename(tmp, dir);
-  } catch {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {}); // another install won
-  }
-  if (!(await exists(mainJs(dir)))) throw new Error(`azurite not found after install in ${dir}`);
-  return mainJs(dir);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+export function ensureAzurite(): Promise<string> {
+  return ensureNpmPackage("azurite", AZURITE_VERSION, "dist/src/blob/main.js");
 }
 
 export async function startAzurite(): Promise<Azurite> {
   const main = await ensureAzurite();
   const workdir = await Deno.makeTempDir({ prefix: "strata-azurite-" });
   for (let attempt = 0;; attempt++) {
-    const port = freePort();
+    const [port] = freePorts(1);
     const child = new Deno.Command("node", {
       args: [
         main,

@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import { ensureNpmPackage, freePorts } from "./test_tools.ts";
 
 export const FIREBASE_TOOLS_VERSION = "15.34.2";
 
@@ -18,63 +19,9 @@ export interface GcsEmulator {
   stop(): Promise<void>;
 }
 
-function cacheDir(): string {
-  const base = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
-  return join(base, "strata-test", `firebase-tools-${FIREBASE_TOOLS_VERSION}`);
-}
-
-function cli(dir: string): string {
-  return join(dir, "node_modules/firebase-tools/lib/bin/firebase.js");
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Installs firebase-tools with npm once (concurrent callers: one install wins). */
-export async function ensureFirebaseTools(): Promise<string> {
-  const dir = cacheDir();
-  if (await exists(cli(dir))) return cli(dir);
-  await Deno.mkdir(join(dir, ".."), { recursive: true });
-  const tmp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.mkdir(tmp, { recursive: true });
-  await Deno.writeTextFile(join(tmp, "package.json"), '{"private":true}\n');
-  const r = await new Deno.Command("npm", {
-    args: [
-      "install",
-      "--no-audit",
-      "--no-fund",
-      "--loglevel=error",
-      "--prefix",
-      tmp,
-      `firebase-tools@${FIREBASE_TOOLS_VERSION}`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (r.code !== 0) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw new Error(`npm install firebase-tools failed: ${new TextDecoder().decode(r.stderr)}`);
-  }
-  try {
-    await Deno.rename(tmp, dir);
-  } catch {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {}); // another install won
-  }
-  if (!(await exists(cli(dir)))) throw new Error(`firebase-tools not found in ${dir}`);
-  return cli(dir);
-}
-
-function freePorts(n: number): number[] {
-  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  ls.forEach((l) => l.close());
-  return ports;
+export function ensureFirebaseTools(): Promise<string> {
+  return ensureNpmPackage("firebase-tools", FIREBASE_TOOLS_VERSION, "lib/bin/firebase.js");
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 import { join } from "node:path";
+import { freePorts } from "./test_tools.ts";
 
 export const SSHD = "/usr/sbin/sshd";
 
@@ -38,13 +39,6 @@ export function sshdAvailable(): boolean {
   } catch {
     return false;
   }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function waitForBanner(port: number, child: Deno.ChildProcess, deadline: number) {
@@ -87,7 +81,7 @@ export async function startSshd(): Promise<Sshd> {
     if (Deno.uid() === 0) await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
 
     for (let attempt = 0; attempt < 5; attempt++) {
-      const port = freePort();
+      const port = freePorts(1)[0];
       const config = [
         `Port ${port}`,
         "ListenAddress 127.0.0.1",
