@@ -22,6 +22,7 @@ import {
   DatabaseChecksum,
   formatChecksum,
   formatLtxFileName,
+  formatPosition,
   lockPageNumber,
   LtxDecoder,
   LtxEncoder,
@@ -135,6 +136,12 @@ export class Monitor {
   #dataSinceCheckpoint = false;
   #mutex = new Mutex();
   #closed = false;
+  /**
+   * Why the startup check found the database changed while strata was
+   * stopped (it then captured a full copy), or null. Replicators follow it
+   * with a fresh snapshot, so no restore mixes the two histories.
+   */
+  changedWhileStopped: string | null = null;
   /** Called after each new local file. */
   onFile: ((f: LocalFile) => void) | null = null;
 
@@ -252,13 +259,28 @@ export class Monitor {
       );
       return;
     }
-    const why = !sameWal
-      ? "the WAL was checkpointed, reset or replaced by another process while strata was stopped"
-      : "the database checksum differs from the last captured position";
-    await this.#writeFull(
-      last.post,
-      `${why} (last ${formatChecksum(last.post)}, now ${formatChecksum(this.#sum.value)})`,
-    );
+    const why = cur === null
+      ? "the database was changed while strata was stopped and has no WAL: it was replaced (a restored backup, a copied file) or checkpointed by another process"
+      : !sameWal
+      ? "the database was changed while strata was stopped and its WAL is not the one captured: it was replaced (a restored backup, a copied file), or its WAL was checkpointed or reset by another process"
+      : "the database was changed while strata was stopped: its content differs from the last captured position although the WAL continues it (edited outside SQLite's WAL, or a file copied in)";
+    const reason = `${why}; last position ${
+      formatPosition({ txid: h.maxTXID, postApplyChecksum: last.post })
+    }, database checksum now ${formatChecksum(this.#sum.value)}`;
+    this.changedWhileStopped = reason;
+    await this.#writeFull(last.post, reason);
+  }
+
+  /**
+   * Starts a new lineage after a divergence: a full copy of the captured
+   * state as the next local file, numbered past both the local position and
+   * `afterTXID` (the replica's newest TXID) so no TXID means two things.
+   */
+  async startNewLineage(afterTXID: bigint, reason: string): Promise<void> {
+    await this.#mutex.run(async () => {
+      if (this.#txid < afterTXID) this.#txid = afterTXID;
+      await this.#writeFull(this.#sum.value, reason);
+    });
   }
 
   #positionString(): string {

@@ -8,13 +8,24 @@ import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
 
-const FLAGS: FlagSpecs = { ...CONFIG_FLAGS };
+const FLAGS: FlagSpecs = {
+  ...CONFIG_FLAGS,
+  "new-lineage": {
+    type: "bool",
+    help: "on divergence, continue with a fresh snapshot past the replica's newest TXID",
+  },
+};
 const USAGE = `Usage:
   strata replicate [-config PATH]
   strata replicate DB_PATH REPLICA_URL [REPLICA_URL...]
 
 Replicates each database continuously until SIGINT or SIGTERM; on stop it
-captures and uploads everything committed before exiting.`;
+captures and uploads everything committed before exiting.
+
+A replica whose newest TXID and checksum are not a point of the local history
+has diverged: strata stops uploading to it (nothing in it is deleted) until it
+is restarted with -new-lineage, which continues with a full copy numbered past
+the replica's newest TXID and a fresh snapshot.`;
 
 export async function runReplicate(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;
@@ -55,6 +66,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
         syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
       })),
       compaction,
+      newLineage: flags.bools.has("new-lineage"),
     })
   );
   const started: DbReplication[] = [];

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { formatChecksum, formatTXID, LtxDecoder, parseLtxFileName } from "../ltx/mod.ts";
 import { defaultMetaPath } from "../capture/mod.ts";
 import { listAllFiles } from "../restore/mod.ts";
+import { continuityProblem, readReplicaPosition } from "../replicate/mod.ts";
 import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 
@@ -12,12 +13,15 @@ const USAGE = `Usage: strata status [-config PATH] [-json] [DB_PATH]
 
 For each configured database (or just DB_PATH): the position strata captured
 locally (TXID, checksum, time), each replica's newest TXID and time, and how
-far the replica is behind.`;
+far the replica is behind, and whether the replica diverged (its newest TXID
+and checksum are not a point of the local history; strata stops uploading to
+such a replica).`;
 
 interface LocalPosition {
   txid: bigint;
   checksum: bigint;
   at: Date;
+  files: { minTXID: bigint; maxTXID: bigint; path: string }[];
 }
 
 /** The newest readable local L0 file's position (read only; nothing is changed). */
@@ -31,13 +35,19 @@ async function localPosition(metaPath: string): Promise<LocalPosition | null> {
   } catch {
     return null;
   }
-  for (const name of names.sort().reverse()) {
+  const files = names.sort().map((n) => ({ ...parseLtxFileName(n)!, path: join(dir, n) }));
+  for (const name of names.reverse()) {
     try {
       const file = await Deno.open(join(dir, name));
       const dec = new LtxDecoder(file.readable, { file: join(dir, name) });
       const h = await dec.readHeader();
       const t = await dec.verify();
-      return { txid: h.maxTXID, checksum: t.postApplyChecksum, at: new Date(Number(h.timestamp)) };
+      return {
+        txid: h.maxTXID,
+        checksum: t.postApplyChecksum,
+        at: new Date(Number(h.timestamp)),
+        files,
+      };
     } catch { /* being replaced, or damaged: try the one before */ }
   }
   return null;
@@ -67,6 +77,17 @@ export async function runStatus(argv: string[]): Promise<number> {
         const files = await listAllFiles(client);
         let newest = files[0] ?? null;
         for (const f of files) if (f.maxTXID > newest!.maxTXID) newest = f;
+        // the replica first, then the local files again: a running replicate
+        // writes locally before it uploads, so the replica is never seen ahead
+        const pos = await readReplicaPosition(client, files);
+        const now = await localPosition(db.metaPath ?? defaultMetaPath(path));
+        const diverged = now
+          ? await continuityProblem(
+            pos,
+            { txid: now.txid, postApplyChecksum: now.checksum },
+            now.files,
+          ).catch(() => null)
+          : null;
         const behind = local && newest ? local.txid - newest.maxTXID : null;
         replicas.push({
           replica: `${client.type}:${client.location}`,
@@ -77,6 +98,8 @@ export async function runStatus(argv: string[]): Promise<number> {
           lagSeconds: local && newest && behind! > 0n
             ? Math.max(0, (local.at.getTime() - newest.createdAt.getTime()) / 1000)
             : 0,
+          checksum: newest ? formatChecksum(pos.postApplyChecksum) : null,
+          diverged,
           error: null as string | null,
         });
       } catch (e) {
@@ -120,6 +143,7 @@ export async function runStatus(argv: string[]): Promise<number> {
             r.lagSeconds!.toFixed(1)
           } s)`,
         );
+        if (r.diverged) console.log(`    DIVERGED: ${r.diverged}`);
       }
     }
   }

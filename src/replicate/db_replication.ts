@@ -25,6 +25,8 @@ export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
   replicas: { client: ReplicaClient; syncIntervalMs: number }[];
   compaction?: CompactionSettings;
+  /** On divergence, start a new lineage with a fresh snapshot instead of stopping uploads. */
+  newLineage?: boolean;
 }
 
 export class DbReplication {
@@ -43,7 +45,10 @@ export class DbReplication {
     this.monitor = new Monitor(opts);
     this.#monitorIntervalMs = opts.monitorIntervalMs;
     this.replicators = opts.replicas.map((r) =>
-      new Replicator(this.monitor, r.client, { syncIntervalMs: r.syncIntervalMs })
+      new Replicator(this.monitor, r.client, {
+        syncIntervalMs: r.syncIntervalMs,
+        newLineage: opts.newLineage,
+      })
     );
     this.#compaction = opts.compaction ?? DEFAULT_COMPACTION;
     this.compactors = this.replicators.map((r) =>
@@ -113,7 +118,7 @@ export class DbReplication {
   /** Compacts replica `k`'s level `level` (skipped when the level below has nothing new). */
   compact(k: number, level: number): Promise<unknown> {
     const r = this.replicators[k];
-    if (!r.index.loaded || this.compactors[k].inputsFor(level).length === 0) {
+    if (!r.index.loaded || r.divergence || this.compactors[k].inputsFor(level).length === 0) {
       return Promise.resolve(null);
     }
     return this.#serial(k, () => this.compactors[k].compact(level)).then(() => this.#prune());
@@ -137,7 +142,8 @@ export class DbReplication {
   }
 
   enforceRetention(k: number, now = Date.now()): Promise<unknown> {
-    if (!this.replicators[k].index.loaded) return Promise.resolve([]);
+    const r = this.replicators[k];
+    if (!r.index.loaded || r.divergence) return Promise.resolve([]);
     return this.#serial(k, () => this.compactors[k].enforceRetention(now));
   }
 
@@ -171,7 +177,7 @@ export class DbReplication {
   async #prune(): Promise<void> {
     const levels = this.#compaction.levelIntervalsMs.length > 0;
     const positions = this.replicators.map((r) => {
-      const up = r.replicaTXID;
+      const up = r.divergence ? null : r.replicaTXID; // keep local files while diverged
       if (up === null || !levels || !r.index.loaded) return up;
       const l1 = r.index.last(1)?.maxTXID ?? 0n;
       const snap = r.index.last(9)?.maxTXID ?? 0n;

@@ -3,3 +3,4 @@ export * from "./db_replication.ts";
 export * from "./replicator.ts";
 export * from "./compactor.ts";
 export * from "./replica_index.ts";
+export * from "./positions.ts";

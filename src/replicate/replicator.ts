@@ -5,14 +5,34 @@
  */
 
 import { join } from "node:path";
-import { decodeHeader, formatLtxFileName, HEADER_SIZE, mergeLtxStream } from "../ltx/mod.ts";
+import { formatLtxFileName, formatPosition, mergeLtxStream, type Position } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import { type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { ReplicaIndex } from "./replica_index.ts";
+import { continuityProblem, readLocalEnds, readReplicaPosition } from "./positions.ts";
 
 export interface ReplicatorOptions {
   syncIntervalMs: number;
+  /**
+   * On divergence, start a new lineage (a full copy past the replica's newest
+   * TXID and a fresh snapshot) instead of stopping uploads.
+   */
+  newLineage?: boolean;
+}
+
+/**
+ * The replica does not continue the local history (its newest TXID and
+ * checksum are not a point of the local history). Uploads to that replica
+ * stop; nothing in it is deleted.
+ */
+export interface Divergence {
+  /** The local position when it was detected. */
+  readonly local: Position;
+  /** The replica's newest TXID and the checksum after it. */
+  readonly replica: Position;
+  readonly detectedAt: Date;
+  readonly reason: string;
 }
 
 /** Most local files merged into one upload (each is an open file during the merge). */
@@ -22,12 +42,14 @@ export class Replicator {
   readonly client: ReplicaClient;
   readonly monitor: Monitor;
   readonly #opts: ReplicatorOptions;
-  /** Max TXID in the replica, or null until listed. */
-  #replicaTXID: bigint | null = null;
+  /** The replica's newest TXID and checksum after it, or null until listed. */
+  #replicaPos: Position | null = null;
+  #divergence: Divergence | null = null;
   #syncing: Promise<void> | null = null;
   #lastSyncStart = -Infinity;
   #requested: ReturnType<typeof setTimeout> | null = null;
   #snapshotReason: string | null = null;
+  #startupChecked = false;
   lastError: Error | null = null;
 
   /** The replica's files, listed once and kept current by this (its only) writer. */
@@ -45,12 +67,22 @@ export class Replicator {
   }
 
   get replicaTXID(): bigint | null {
-    return this.#replicaTXID;
+    return this.#replicaPos?.txid ?? null;
   }
 
-  async #loadReplicaPosition(): Promise<bigint> {
+  /** The replica's position (TXID, checksum after it), or null until listed. */
+  get replicaPosition(): Position | null {
+    return this.#replicaPos;
+  }
+
+  /** Null, or why uploads to this replica stopped (see Divergence). */
+  get divergence(): Divergence | null {
+    return this.#divergence;
+  }
+
+  async #loadReplicaPosition(): Promise<Position> {
     await this.index.load();
-    return this.index.maxTXID();
+    return await readReplicaPosition(this.client, this.index.all());
   }
 
   /**
@@ -69,8 +101,9 @@ export class Replicator {
 
   /** True when a sync has nothing to do: no error to retry, replica at the local position. */
   get idle(): boolean {
-    return this.lastError === null && this.#replicaTXID !== null &&
-      this.#replicaTXID >= this.monitor.position.txid;
+    if (this.#divergence) return true; // nothing to retry until restarted
+    return this.lastError === null && this.#replicaPos !== null &&
+      this.#replicaPos.txid >= this.monitor.position.txid;
   }
 
   cancelRequested(): void {
@@ -88,9 +121,23 @@ export class Replicator {
 
   async #sync(): Promise<void> {
     this.#lastSyncStart = Date.now();
+    if (this.#divergence) return;
     try {
-      if (this.#replicaTXID === null) this.#replicaTXID = await this.#loadReplicaPosition();
-      let pos = this.#replicaTXID;
+      if (this.#replicaPos === null) this.#replicaPos = await this.#loadReplicaPosition();
+      if (!this.#startupChecked) {
+        this.#startupChecked = true;
+        const why = this.monitor.changedWhileStopped;
+        if (why !== null && this.#replicaPos.txid > 0n) {
+          this.#snapshotReason ??= `new lineage: ${why}`;
+        }
+      }
+      const problem = await continuityProblem(
+        this.#replicaPos,
+        this.monitor.position,
+        await this.monitor.localFiles(),
+      );
+      if (problem !== null && !(await this.#diverged(problem))) return;
+      let pos = this.#replicaPos.txid;
       let files = (await this.monitor.localFiles()).filter((f) => f.maxTXID > pos);
       if (files.length > 0 && files[0].minTXID !== pos + 1n && files[0].minTXID !== 1n) {
         pos = await this.#uploadSnapshot(
@@ -107,17 +154,21 @@ export class Replicator {
       for (let i = 0; i < files.length; i += MAX_FILES_PER_UPLOAD) {
         const batch = files.slice(i, i + MAX_FILES_PER_UPLOAD);
         await (batch.length === 1 ? this.#upload(batch[0]) : this.#uploadMerged(batch));
-        this.#replicaTXID = batch[batch.length - 1].maxTXID;
+        const last = batch[batch.length - 1];
+        this.#replicaPos = {
+          txid: last.maxTXID,
+          postApplyChecksum: (await readLocalEnds(last.path)).post,
+        };
       }
       if (this.#snapshotReason !== null) {
         const reason = this.#snapshotReason;
         this.#snapshotReason = null;
-        this.#replicaTXID = await this.#uploadSnapshot(reason);
+        await this.#uploadSnapshot(reason);
       }
       this.lastError = null;
     } catch (e) {
       this.lastError = e as Error;
-      this.#replicaTXID = null; // re-list next time
+      this.#replicaPos = null; // re-list next time
       this.index.invalidate();
       log("error", "sync failed", {
         db: this.monitor.dbPath,
@@ -125,6 +176,37 @@ export class Replicator {
         error: e,
       });
     }
+  }
+
+  /**
+   * The replica does not continue the local history: stop uploading to it
+   * (false), or with `newLineage` start a new lineage past its newest TXID
+   * and upload a fresh snapshot there (true, uploads go on from it).
+   */
+  async #diverged(problem: string): Promise<boolean> {
+    const replica = this.#replicaPos!;
+    if (this.#opts.newLineage) {
+      const reason = `new lineage after divergence: ${problem}`;
+      await this.monitor.startNewLineage(replica.txid, reason);
+      await this.#uploadSnapshot(reason);
+      return true;
+    }
+    this.#divergence = {
+      local: this.monitor.position,
+      replica,
+      detectedAt: new Date(),
+      reason: problem,
+    };
+    log("error", "replica diverged from the local database: uploads to it stopped", {
+      db: this.monitor.dbPath,
+      replica: this.client.location,
+      local: formatPosition(this.#divergence.local),
+      replicaPosition: formatPosition(replica),
+      reason: problem,
+      hint:
+        "nothing in the replica was changed; restart with -new-lineage to continue with a fresh snapshot, or use another replica path",
+    });
+    return false;
   }
 
   async #upload(f: LocalFile): Promise<void> {
@@ -179,6 +261,12 @@ export class Replicator {
   }
 
   async #uploadSnapshot(reason: string): Promise<bigint> {
+    const pos = await this.#writeSnapshot(reason);
+    this.#replicaPos = pos;
+    return pos.txid;
+  }
+
+  async #writeSnapshot(reason: string): Promise<Position> {
     const tmp = join(this.monitor.metaPath, `snapshot-${crypto.randomUUID().slice(0, 8)}.ltx`);
     try {
       const snap = await this.monitor.writeSnapshot(tmp);
@@ -198,7 +286,7 @@ export class Replicator {
           await createdAtOf(tmp),
         ),
       );
-      return snap.maxTXID;
+      return { txid: snap.maxTXID, postApplyChecksum: snap.postApplyChecksum };
     } finally {
       await Deno.remove(tmp).catch(() => {});
     }
@@ -207,17 +295,5 @@ export class Replicator {
 
 /** The creation time a local LTX file's header records. */
 async function createdAtOf(path: string): Promise<Date> {
-  const file = await Deno.open(path);
-  try {
-    const head = new Uint8Array(HEADER_SIZE);
-    let got = 0;
-    while (got < HEADER_SIZE) {
-      const n = await file.read(head.subarray(got));
-      if (n === null) break;
-      got += n;
-    }
-    return new Date(Number(decodeHeader(head.subarray(0, got), path).timestamp));
-  } finally {
-    file.close();
-  }
+  return new Date(Number((await readLocalEnds(path)).header.timestamp));
 }

@@ -1,0 +1,141 @@
+/**
+ * Positions of the local files and of a replica, and the check that a
+ * replica continues the local history: the replica's position is (max TXID,
+ * post-apply checksum of its newest file); local files may be uploaded only
+ * when the local history passes through exactly that position.
+ *
+ * Listings carry no checksums, so the replica's checksum is read from the
+ * newest file's trailer (a 16-byte ranged read) and then tracked by the
+ * uploader.
+ */
+
+import {
+  decodeHeader,
+  decodeTrailer,
+  formatPosition,
+  HEADER_SIZE,
+  type LtxHeader,
+  type Position,
+  TRAILER_SIZE,
+} from "../ltx/mod.ts";
+import type { LocalFile } from "../capture/mod.ts";
+import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+
+/** The header and post-apply checksum of a local LTX file (two small reads). */
+export async function readLocalEnds(path: string): Promise<{ header: LtxHeader; post: bigint }> {
+  const file = await Deno.open(path);
+  try {
+    const size = (await file.stat()).size;
+    const head = await readFully(file, 0, HEADER_SIZE);
+    const tail = await readFully(file, size - TRAILER_SIZE, TRAILER_SIZE);
+    if (head.length < HEADER_SIZE || tail.length < TRAILER_SIZE || size < HEADER_SIZE + 16) {
+      throw new Error(`local LTX file ${path} is truncated (${size} bytes)`);
+    }
+    return { header: decodeHeader(head, path), post: decodeTrailer(tail).postApplyChecksum };
+  } finally {
+    file.close();
+  }
+}
+
+async function readFully(file: Deno.FsFile, offset: number, n: number): Promise<Uint8Array> {
+  if (offset < 0) return new Uint8Array(0);
+  await file.seek(offset, Deno.SeekMode.Start);
+  const buf = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = await file.read(buf.subarray(got));
+    if (r === null) break;
+    got += r;
+  }
+  return buf.subarray(0, got);
+}
+
+/** The file reaching the highest TXID (the lowest level's, the smallest read). */
+export function newestFile(files: ReplicaFile[]): ReplicaFile | null {
+  let best: ReplicaFile | null = null;
+  for (const f of files) {
+    if (
+      !best || f.maxTXID > best.maxTXID || (f.maxTXID === best.maxTXID && f.level < best.level)
+    ) best = f;
+  }
+  return best;
+}
+
+/** The post-apply checksum in a replica file's trailer (one ranged read of 16 bytes). */
+export async function readReplicaPost(client: ReplicaClient, f: ReplicaFile): Promise<bigint> {
+  const stream = await client.openFile(f.level, f.minTXID, f.maxTXID, {
+    offset: f.size - TRAILER_SIZE,
+    length: TRAILER_SIZE,
+  });
+  const buf = new Uint8Array(TRAILER_SIZE);
+  let got = 0;
+  for await (const chunk of stream) {
+    const n = Math.min(chunk.length, TRAILER_SIZE - got);
+    buf.set(chunk.subarray(0, n), got);
+    got += n;
+  }
+  if (got < TRAILER_SIZE) {
+    throw new Error(
+      `replica ${client.location}: could not read the trailer of level ${f.level} file ${f.minTXID}-${f.maxTXID}`,
+    );
+  }
+  return decodeTrailer(buf).postApplyChecksum;
+}
+
+/** The replica's position: its newest TXID and the checksum after it ({0, 0} when empty). */
+export async function readReplicaPosition(
+  client: ReplicaClient,
+  files: ReplicaFile[],
+): Promise<Position> {
+  const f = newestFile(files);
+  if (!f) return { txid: 0n, postApplyChecksum: 0n };
+  return { txid: f.maxTXID, postApplyChecksum: await readReplicaPost(client, f) };
+}
+
+/**
+ * Why the local history does not pass through the replica's position, or
+ * null when it does (or cannot be told because the local files that would
+ * show it were pruned: then the replica gets a snapshot, which depends on
+ * nothing before it).
+ */
+export async function continuityProblem(
+  replica: Position,
+  local: Position,
+  localFiles: LocalFile[],
+  readEnds: (path: string) => Promise<{ header: LtxHeader; post: bigint }> = readLocalEnds,
+): Promise<string | null> {
+  if (replica.txid === 0n) return null;
+  const r = formatPosition(replica);
+  if (local.txid < replica.txid) {
+    return `the replica (${r}) is ahead of the local position (${
+      formatPosition(local)
+    }): its history is not this database's`;
+  }
+  if (local.txid === replica.txid) {
+    return local.postApplyChecksum === replica.postApplyChecksum
+      ? null
+      : `the replica (${r}) and the local position (${
+        formatPosition(local)
+      }) differ at the same TXID`;
+  }
+  const ending = localFiles.find((f) => f.maxTXID === replica.txid);
+  if (ending) {
+    const { post } = await readEnds(ending.path);
+    if (post !== replica.postApplyChecksum) {
+      return `the replica (${r}) differs from the local history at that TXID (${
+        formatPosition({ txid: replica.txid, postApplyChecksum: post })
+      })`;
+    }
+    return null;
+  }
+  const next = localFiles.find((f) => f.minTXID === replica.txid + 1n);
+  if (next) {
+    const { header } = await readEnds(next.path);
+    if (header.preApplyChecksum !== replica.postApplyChecksum) {
+      return `the replica (${r}) is not where the next local file starts (${
+        formatPosition({ txid: replica.txid, postApplyChecksum: header.preApplyChecksum })
+      })`;
+    }
+  }
+  return null;
+}
