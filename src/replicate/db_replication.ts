@@ -58,6 +58,7 @@ export class DbReplication {
   }
 
   async start(): Promise<void> {
+    await this.#acquireLeases();
     await this.monitor.open();
     log("info", "replicating", {
       db: this.monitor.dbPath,
@@ -82,6 +83,24 @@ export class DbReplication {
     this.#aligned(c.snapshotIntervalMs, (k) => this.#scheduledSnapshot(k));
     if (c.retentionEnabled) {
       this.#aligned(c.l0RetentionCheckIntervalMs, (k) => this.enforceRetention(k));
+    }
+  }
+
+  /**
+   * Waits until this process holds every replica's lease, retrying each
+   * second: the database is not touched before, so a second `strata
+   * replicate` never interleaves with the first and takes over where it stopped.
+   */
+  async #acquireLeases(): Promise<void> {
+    for (const r of this.replicators) {
+      if (!r.lease) {
+        log("warn", "this replica type has no lease: make sure one strata replicate writes to it", {
+          replica: `${r.client.type}:${r.client.location}`,
+        });
+      }
+      while (r.lease && !this.#stopped && !(await r.lease.ensure())) {
+        await new Promise((res) => setTimeout(res, 1000));
+      }
     }
   }
 
@@ -118,7 +137,7 @@ export class DbReplication {
   /** Compacts replica `k`'s level `level` (skipped when the level below has nothing new). */
   compact(k: number, level: number): Promise<unknown> {
     const r = this.replicators[k];
-    if (!r.index.loaded || r.divergence || this.compactors[k].inputsFor(level).length === 0) {
+    if (!r.index.loaded || !r.writable || this.compactors[k].inputsFor(level).length === 0) {
       return Promise.resolve(null);
     }
     return this.#serial(k, () => this.compactors[k].compact(level)).then(() => this.#prune());
@@ -143,7 +162,7 @@ export class DbReplication {
 
   enforceRetention(k: number, now = Date.now()): Promise<unknown> {
     const r = this.replicators[k];
-    if (!r.index.loaded || r.divergence) return Promise.resolve([]);
+    if (!r.index.loaded || !r.writable) return Promise.resolve([]);
     return this.#serial(k, () => this.compactors[k].enforceRetention(now));
   }
 
@@ -207,6 +226,8 @@ export class DbReplication {
     } catch (e) {
       log("error", "final sync failed", { db: this.monitor.dbPath, error: e });
       throw e;
+    } finally {
+      await Promise.all(this.replicators.map((r) => r.lease?.release().catch(() => {})));
     }
     log("info", "stopped", { db: this.monitor.dbPath, position: this.monitor.position.txid });
   }

@@ -4,3 +4,4 @@ export * from "./replicator.ts";
 export * from "./compactor.ts";
 export * from "./replica_index.ts";
 export * from "./positions.ts";
+export * from "./lease.ts";

@@ -7,9 +7,10 @@
 import { join } from "node:path";
 import { formatLtxFileName, formatPosition, mergeLtxStream, type Position } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
-import { type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
+import { leaseStoreFor, type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { ReplicaIndex } from "./replica_index.ts";
+import { Lease, type LeaseOptions } from "./lease.ts";
 import { continuityProblem, readLocalEnds, readReplicaPosition } from "./positions.ts";
 
 export interface ReplicatorOptions {
@@ -19,6 +20,8 @@ export interface ReplicatorOptions {
    * TXID and a fresh snapshot) instead of stopping uploads.
    */
   newLineage?: boolean;
+  /** Lease settings; `false` turns the lease off (tests of the machinery only). */
+  lease?: LeaseOptions | false;
 }
 
 /**
@@ -54,12 +57,21 @@ export class Replicator {
 
   /** The replica's files, listed once and kept current by this (its only) writer. */
   readonly index: ReplicaIndex;
+  /** One writer per replica (null for backends without conditional writes yet). */
+  readonly lease: Lease | null;
 
   constructor(monitor: Monitor, client: ReplicaClient, opts: ReplicatorOptions) {
     this.monitor = monitor;
     this.client = client;
     this.#opts = opts;
     this.index = new ReplicaIndex(client);
+    const store = opts.lease === false ? null : leaseStoreFor(client);
+    this.lease = store ? new Lease(store, opts.lease || {}) : null;
+  }
+
+  /** True when this process may write to the replica: not diverged, lease held (if any). */
+  get writable(): boolean {
+    return this.#divergence === null && (this.lease === null || this.lease.held);
   }
 
   get syncIntervalMs(): number {
@@ -123,6 +135,7 @@ export class Replicator {
     this.#lastSyncStart = Date.now();
     if (this.#divergence) return;
     try {
+      if (this.lease && !(await this.lease.ensure())) throw new Error(this.lease.problem!);
       if (this.#replicaPos === null) this.#replicaPos = await this.#loadReplicaPosition();
       if (!this.#startupChecked) {
         this.#startupChecked = true;

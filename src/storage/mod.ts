@@ -1,3 +1,4 @@
 /** Storage clients: what other folders may use. */
 export * from "./client.ts";
 export * from "./file_client.ts";
+export * from "./lease_store.ts";

@@ -1,0 +1,213 @@
+/**
+ * One writer per replica: a time-limited lease held in the replica's
+ * `lock.json` (Litestream's object name and fields: token, expires_at in
+ * Unix seconds, owner "host:pid"; strata adds a random instance id), taken
+ * with a conditional create, renewed with a conditional replace every third
+ * of its lifetime, and deleted on a clean stop.
+ *
+ * A lease whose holder is gone can be taken over: when it expired, or at
+ * once when its owner is a process on this host that no longer exists (a
+ * `kill -9`, a crash), so a restart never waits for the timeout.
+ */
+
+import { hostname } from "node:os";
+import process from "node:process";
+import type { LeaseStore } from "../storage/lease_store.ts";
+import { log } from "../log.ts";
+
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+
+export class LeaseHeldError extends Error {
+  constructor(location: string, owner: string, expiresAt: Date) {
+    super(
+      `replica lease ${location} is held by ${owner} until ${expiresAt.toISOString()}: another strata replicate is writing to this replica; this one waits and takes over when that one stops or its lease expires`,
+    );
+    this.name = "LeaseHeldError";
+  }
+}
+
+interface LeaseBody {
+  token: number;
+  expires_at: number;
+  owner: string;
+  instance?: string;
+}
+
+export interface LeaseOptions {
+  ttlMs?: number;
+  /** "host:pid" by default. */
+  owner?: string;
+  clock?: () => number;
+  /** Whether a process id on this host is running (injected for tests). */
+  isAlive?: (pid: number) => boolean;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === "EPERM"; // exists, not ours
+  }
+}
+
+export class Lease {
+  readonly store: LeaseStore;
+  readonly owner: string;
+  readonly instance = crypto.randomUUID();
+  readonly ttlMs: number;
+  readonly #clock: () => number;
+  readonly #isAlive: (pid: number) => boolean;
+  #version: string | null = null;
+  #token = 0;
+  #expiresAt = 0;
+  #renewing: ReturnType<typeof setInterval> | null = null;
+  #warnedBestEffort = false;
+  /** Why the lease is not held (the last refusal or failure), or null. */
+  problem: string | null = null;
+
+  constructor(store: LeaseStore, opts: LeaseOptions = {}) {
+    this.store = store;
+    this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
+    this.owner = opts.owner ?? `${hostname()}:${Deno.pid}`;
+    this.#clock = opts.clock ?? Date.now;
+    this.#isAlive = opts.isAlive ?? pidAlive;
+  }
+
+  /** True while this process holds an unexpired lease. */
+  get held(): boolean {
+    return this.#version !== null && this.#clock() < this.#expiresAt;
+  }
+
+  get token(): number {
+    return this.#token;
+  }
+
+  #body(token: number): string {
+    const b: LeaseBody = {
+      token,
+      expires_at: (this.#clock() + this.ttlMs) / 1000,
+      owner: this.owner,
+      instance: this.instance,
+    };
+    return JSON.stringify(b);
+  }
+
+  /** Takes the lease, or throws LeaseHeldError naming the holder. */
+  async acquire(): Promise<void> {
+    const cur = await this.store.read();
+    let version: string | null;
+    let token: number;
+    if (!cur) {
+      token = 1;
+      version = await this.store.create(this.#body(token));
+      if (version === null) return await this.acquire(); // created meanwhile: look again
+    } else {
+      let b: LeaseBody;
+      try {
+        b = JSON.parse(cur.body);
+        if (typeof b.expires_at !== "number" || typeof b.owner !== "string") throw new Error();
+      } catch {
+        throw new Error(`replica lease ${this.store.location} is not a lease object; remove it`);
+      }
+      const ours = b.instance === this.instance;
+      const expired = b.expires_at * 1000 <= this.#clock();
+      if (!ours && !expired && !this.#holderGone(b.owner)) {
+        throw new LeaseHeldError(this.store.location, b.owner, new Date(b.expires_at * 1000));
+      }
+      if (!ours) {
+        log("info", "taking over the replica lease", {
+          lease: this.store.location,
+          previous: b.owner,
+          reason: expired ? "expired" : "its process is gone",
+        });
+      }
+      token = ours ? b.token : (b.token ?? 0) + 1;
+      version = await this.store.replace(this.#body(token), cur.version);
+      if (version === null) {
+        throw new LeaseHeldError(this.store.location, "another process (just now)", new Date());
+      }
+    }
+    if (!this.store.conditional) {
+      // best effort on a server without conditional writes: read back our write
+      const back = await this.store.read();
+      if (!back || !back.body.includes(this.instance)) {
+        throw new LeaseHeldError(this.store.location, "another process (just now)", new Date());
+      }
+      if (!this.#warnedBestEffort) {
+        this.#warnedBestEffort = true;
+        log("warn", "the replica's server ignores conditional writes: the lease is best effort", {
+          lease: this.store.location,
+        });
+      }
+    }
+    this.#version = version;
+    this.#token = token;
+    this.#expiresAt = this.#clock() + this.ttlMs;
+    this.problem = null;
+  }
+
+  /** True when `owner` is "thishost:pid" and that process does not exist. */
+  #holderGone(owner: string): boolean {
+    const i = owner.lastIndexOf(":");
+    if (i < 0 || owner.slice(0, i) !== hostname()) return false;
+    const pid = Number(owner.slice(i + 1));
+    return Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && !this.#isAlive(pid);
+  }
+
+  /** Holds the lease (acquiring or renewing as due); false with `problem` set when refused. */
+  async ensure(): Promise<boolean> {
+    try {
+      if (this.#version === null || !this.held) {
+        this.#version = null;
+        await this.acquire();
+        this.#startRenewing();
+      } else if (this.#expiresAt - this.#clock() < (this.ttlMs * 2) / 3) {
+        await this.renew();
+      }
+      return this.held;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.problem) log("error", "replica lease not held", { error: msg });
+      this.problem = msg;
+      return false;
+    }
+  }
+
+  /** Extends the lease; a lease changed by someone else is lost (not held any more). */
+  async renew(): Promise<void> {
+    if (this.#version === null) return;
+    const v = await this.store.replace(this.#body(this.#token), this.#version);
+    if (v === null) {
+      this.#version = null;
+      this.problem = `replica lease ${this.store.location} was taken by another process`;
+      log("error", "replica lease lost: uploads stop", { lease: this.store.location });
+      return;
+    }
+    this.#version = v;
+    this.#expiresAt = this.#clock() + this.ttlMs;
+  }
+
+  #startRenewing(): void {
+    if (this.#renewing !== null) return;
+    this.#renewing = setInterval(() => {
+      if (this.#version === null) return;
+      this.renew().catch((e) =>
+        log("warn", "replica lease renewal failed; retrying", {
+          lease: this.store.location,
+          error: e,
+        })
+      );
+    }, Math.max(50, Math.floor(this.ttlMs / 3)));
+    Deno.unrefTimer(this.#renewing);
+  }
+
+  /** Stops renewing and deletes the lease object (if still ours). */
+  async release(): Promise<void> {
+    if (this.#renewing !== null) clearInterval(this.#renewing);
+    this.#renewing = null;
+    const v = this.#version;
+    this.#version = null;
+    if (v !== null) await this.store.remove(v);
+  }
+}
