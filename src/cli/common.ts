@@ -15,6 +15,8 @@ import { GcsReplicaClient } from "../storage/gcs_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging } from "../log.ts";
+import { BranchReplicaClient } from "../branch/mod.ts";
+import { CachingReplicaClient, restoreCache } from "../restore/mod.ts";
 import {
   type FlagSpecs,
   formatFlagHelp,
@@ -45,6 +47,26 @@ export function clientFor(r: ReplicaConfig): ReplicaClient {
     case "gs":
       return new GcsReplicaClient(r);
   }
+}
+
+/**
+ * `clientFor`, seeing a branch whole: a branch's base files are read from its
+ * source replica (whose client `wrap` may also wrap, e.g. with the cache).
+ */
+export function branchAwareClientFor(
+  r: ReplicaConfig,
+  wrap: (c: ReplicaClient) => ReplicaClient = (c) => c,
+): BranchReplicaClient {
+  return new BranchReplicaClient(
+    wrap(clientFor(r)),
+    (url) => wrap(clientFor(parseReplicaUrl(url))),
+  );
+}
+
+/** Reads of a network replica go through the local restore cache (when enabled). */
+function cached(c: ReplicaClient): ReplicaClient {
+  const cache = restoreCache();
+  return cache && c.type !== "file" ? new CachingReplicaClient(c, cache) : c;
 }
 
 export async function readConfig(flags: ParsedFlags, required: boolean): Promise<Config | null> {
@@ -81,7 +103,7 @@ export async function replicasFor(
   flags: ParsedFlags,
 ): Promise<{ clients: ReplicaClient[]; dbPath: string | null }> {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
-    return { clients: [clientFor(parseReplicaUrl(target))], dbPath: null };
+    return { clients: [branchAwareClientFor(parseReplicaUrl(target), cached)], dbPath: null };
   }
   const cfg = await readConfig(flags, false);
   const abs = resolve(target);
@@ -93,5 +115,5 @@ export async function replicasFor(
         : `no config file found for database ${target}; pass -config PATH or a replica URL`,
     );
   }
-  return { clients: db.replicas.map(clientFor), dbPath: abs };
+  return { clients: db.replicas.map((r) => branchAwareClientFor(r, cached)), dbPath: abs };
 }

@@ -8,6 +8,8 @@ import { runRestore } from "./restore.ts";
 import { runDatabases } from "./databases.ts";
 import { runLtx } from "./ltx.ts";
 import { runStatus } from "./status.ts";
+import { runClone } from "./clone.ts";
+import { runBranches } from "./branches.ts";
 
 interface Command {
   summary: string;
@@ -20,6 +22,11 @@ const commands: Record<string, Command> = {
   databases: { summary: "List the configured databases", run: runDatabases },
   ltx: { summary: "List a replica's LTX files per level", run: runLtx },
   status: { summary: "Local and replica positions and the lag, per database", run: runStatus },
+  clone: {
+    summary: "Branch a replica at a past point (instant; -delete removes one)",
+    run: runClone,
+  },
+  branches: { summary: "List the branches made from a replica", run: runBranches },
   demo: { summary: "Show strata working on a sample database", run: runDemo },
   version: {
     summary: "Print the version",

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { DEFAULTS, parseReplicaUrl } from "../config/mod.ts";
 import { DbReplication, DEFAULT_COMPACTION } from "../replicate/mod.ts";
 import { log } from "../log.ts";
-import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
 
@@ -62,7 +62,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
       truncatePageN: db.truncatePageN,
       busyTimeoutMs: db.busyTimeoutMs,
       replicas: db.replicas.map((r) => ({
-        client: clientFor(r),
+        client: branchAwareClientFor(r),
         syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
       })),
       compaction,

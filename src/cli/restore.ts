@@ -7,8 +7,8 @@ import {
   listAllFiles,
   planRestore,
   type RestoreTarget,
-  restoreTarget,
 } from "../restore/mod.ts";
+import { restoreReplica } from "../branch/mod.ts";
 import { exists } from "../fsutil.ts";
 import { CONFIG_FLAGS, parse, replicasFor, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
@@ -114,7 +114,7 @@ export async function runRestore(argv: string[]): Promise<number> {
         return 0;
       }
       if (existing.length > 0) { for (const p of existing) await Deno.remove(p); }
-      const r = await restoreTarget(client, target, out, { integrityCheck: check, files });
+      const r = await restoreReplica(client, target, out, { integrityCheck: check, files });
       console.log(
         `restored ${r.path} to TXID ${
           formatTXID(r.txid)

@@ -7,7 +7,8 @@
  * - retention deletes snapshots older than the retention (never the newest),
  *   files of levels 1..8 wholly before the oldest kept snapshot, and L0 files
  *   that are covered by L1 (or a kept snapshot) and older than l0-retention.
- *   It never deletes a file the newest state needs.
+ *   It never deletes a file the newest state needs, nor a file a live
+ *   branch (`strata clone`) points at: those stay until the branch is deleted.
  */
 
 import { join } from "node:path";
@@ -22,6 +23,7 @@ import { type ReplicaFile, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
+import { fileKey, pinnedFiles } from "../branch/mod.ts";
 
 export interface CompactionSettings {
   /** Intervals of levels 1..n (at most 8), in ms. */
@@ -217,8 +219,29 @@ export class Compactor {
   async enforceRetention(now: number): Promise<ReplicaFile[]> {
     if (!this.#settings.retentionEnabled) return [];
     await this.index.ensure();
-    const gone = this.expired(now);
+    let gone = this.expired(now);
     if (gone.length === 0) return [];
+    let pins: Set<string>;
+    try {
+      pins = await pinnedFiles(this.index.client);
+    } catch (e) {
+      log("error", "retention skipped: cannot read the replica's branch registry", {
+        replica: this.index.client.location,
+        error: e,
+      });
+      return [];
+    }
+    if (pins.size > 0) {
+      const kept = gone.filter((f) => pins.has(fileKey(f)));
+      gone = gone.filter((f) => !pins.has(fileKey(f)));
+      if (kept.length > 0) {
+        log("debug", "retention keeps files live branches need", {
+          replica: this.index.client.location,
+          kept: kept.length,
+        });
+      }
+      if (gone.length === 0) return [];
+    }
     const keys = new Set(gone.map((f) => `${f.level}/${f.minTXID}-${f.maxTXID}`));
     const remaining = this.index.all().filter((f) =>
       !keys.has(`${f.level}/${f.minTXID}-${f.maxTXID}`)

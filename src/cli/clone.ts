@@ -1,0 +1,117 @@
+/** `strata clone`: a branch of a replica at a past point; `-delete` removes one. */
+
+import { formatTXID } from "../ltx/mod.ts";
+import { parseReplicaUrl } from "../config/mod.ts";
+import type { RestoreTarget } from "../restore/mod.ts";
+import { cloneReplica, deleteBranch, publicReplicaUrl } from "../branch/mod.ts";
+import { clientFor, parse, wantsHelp } from "./common.ts";
+import { type FlagSpecs, UsageError } from "./flags.ts";
+import { parseTXIDFlag } from "./restore.ts";
+
+const FLAGS: FlagSpecs = {
+  timestamp: {
+    type: "string",
+    value: "TIME",
+    help: "branch from the latest state at or before this RFC 3339 time",
+  },
+  txid: { type: "string", value: "TXID", help: "branch from this TXID (16 hex digits or decimal)" },
+  delete: { type: "bool", help: "delete the branch DEST_REPLICA (its files and registration)" },
+  source: {
+    type: "string",
+    value: "URL",
+    help: "with -delete: the source replica's URL, when it needs credentials the manifest omits",
+  },
+  json: { type: "bool", help: "print the result as JSON" },
+};
+const USAGE = `Usage:
+  strata clone [-timestamp TIME | -txid TXID] SOURCE_REPLICA DEST_REPLICA
+  strata clone -delete [-source SOURCE_REPLICA] DEST_REPLICA
+
+Creates a branch: a new replica at DEST_REPLICA whose history starts at the
+source's state at TIME or TXID (default: the latest). Nothing but a small
+manifest is written (no page data is copied); "strata restore" of the branch
+materialises the database, and "strata replicate" of that database into the
+branch appends the branch's own files. The source keeps every file a live
+branch points at until the branch is deleted.`;
+
+export function parseTimestampFlag(ts: string): Date {
+  const d = new Date(ts);
+  if (!/^\d{4}-\d\d-\d\dT/.test(ts) || isNaN(d.getTime())) {
+    throw new UsageError(
+      `invalid -timestamp ${JSON.stringify(ts)}: use RFC 3339, e.g. 2026-11-22T10:00:00Z`,
+    );
+  }
+  return d;
+}
+
+export async function runClone(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, USAGE, FLAGS)) return 0;
+  const flags = parse(argv, FLAGS);
+  const json = flags.bools.has("json");
+  if (flags.bools.has("delete")) {
+    if (flags.args.length !== 1) throw new UsageError("-delete needs exactly one DEST_REPLICA");
+    if (flags.strings.has("timestamp") || flags.strings.has("txid")) {
+      throw new UsageError("-delete takes no -timestamp or -txid");
+    }
+    const override = flags.strings.get("source");
+    const dest = clientFor(parseReplicaUrl(flags.args[0]));
+    const { manifest, deleted } = await deleteBranch(
+      dest,
+      (url) => clientFor(parseReplicaUrl(override ?? url)),
+    );
+    if (json) {
+      console.log(
+        JSON.stringify({ deleted: manifest.dest, source: manifest.source, files: deleted }),
+      );
+    } else {
+      console.log(
+        `deleted branch ${manifest.dest} of ${manifest.source} (${deleted} own files); ` +
+          `the source's retention may now delete the ${manifest.files.length} files it pinned`,
+      );
+    }
+    return 0;
+  }
+  if (flags.strings.has("source")) throw new UsageError("-source is for -delete only");
+  if (flags.args.length !== 2) throw new UsageError("need SOURCE_REPLICA and DEST_REPLICA");
+  const target: RestoreTarget = {};
+  const ts = flags.strings.get("timestamp");
+  if (ts !== undefined) target.timestamp = parseTimestampFlag(ts);
+  const tx = flags.strings.get("txid");
+  if (tx !== undefined) target.txid = parseTXIDFlag(tx);
+  if (target.txid !== undefined && target.timestamp) {
+    throw new UsageError("give -timestamp or -txid, not both");
+  }
+  const [src, dst] = flags.args;
+  const t0 = performance.now();
+  const r = await cloneReplica({
+    source: clientFor(parseReplicaUrl(src)),
+    sourceUrl: publicReplicaUrl(src),
+    dest: clientFor(parseReplicaUrl(dst)),
+    destUrl: publicReplicaUrl(dst),
+    target,
+  });
+  const ms = Math.round(performance.now() - t0);
+  const m = r.manifest;
+  const bytes = m.files.reduce((s, f) => s + f.size, 0);
+  if (json) {
+    console.log(JSON.stringify({
+      branch: m.dest,
+      source: m.source,
+      id: formatTXID(m.id),
+      txid: formatTXID(m.base.txid),
+      time: m.base.time.toISOString(),
+      files: m.files.length,
+      bytes,
+      uploaded: r.uploaded,
+      ms,
+    }));
+  } else {
+    console.log(
+      `created branch ${m.dest} of ${m.source} at TXID ${formatTXID(m.base.txid)} ` +
+        `(${m.base.time.toISOString()}): ${m.files.length} source files (${bytes} bytes) ` +
+        `referenced, ${r.uploaded} bytes written, ${ms} ms`,
+    );
+    console.log(`restore it with: strata restore -o PATH ${m.dest}`);
+  }
+  return 0;
+}
