@@ -61,8 +61,6 @@ export function parseCacheSize(s: string): number {
 export class RestoreCache {
   readonly dir: string;
   readonly maxBytes: number;
-  /** Set while a restore runs again without the cache. */
-  bypass = false;
   /** Downloads of the running restore: final path -> tmp path. */
   readonly #pending = new Map<string, string>();
   /** Cached files the running restore read. */
@@ -240,7 +238,7 @@ export class CachingReplicaClient implements ReplicaClient {
     maxTXID: bigint,
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>> {
-    if (range || this.cache.bypass || level > SNAPSHOT_LEVEL) {
+    if (range || level > SNAPSHOT_LEVEL) {
       return await this.inner.openFile(level, minTXID, maxTXID, range);
     }
     const size = this.#sizes.get(`${level}/${minTXID}-${maxTXID}`);
@@ -272,7 +270,7 @@ export class CachingReplicaClient implements ReplicaClient {
 /**
  * `restoreTarget` with the cache: admits the downloads once the restore has
  * verified them; when a restore that read cached files fails, evicts those
- * files and restores once more straight from the replica.
+ * files and restores once more, downloading them again.
  */
 export async function restoreTargetCached(
   client: ReplicaClient,
@@ -294,11 +292,13 @@ export async function restoreTargetCached(
       error: e,
     });
     for (const p of hits) await Deno.remove(p).catch(() => {});
-    cache.bypass = true;
     try {
-      return await restoreTarget(client, target, outPath, opts);
-    } finally {
-      cache.bypass = false;
+      const r = await restoreTarget(client, target, outPath, opts); // no hits left: all downloaded
+      await cache.commit();
+      return r;
+    } catch (e2) {
+      await cache.abort();
+      throw e2;
     }
   }
 }
