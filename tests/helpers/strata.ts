@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { PROJECT_ROOT } from "./vectors.ts";
 
 const MAIN = join(PROJECT_ROOT, "main.ts");
+/** Restores in tests use a cache of their own (network replicas only), not the user's. */
+const CACHE_ENV = { STRATA_CACHE_DIR: join(Deno.env.get("TMPDIR") ?? "/tmp", "strata-test-cache") };
 
 export interface Output {
   code: number;
@@ -19,7 +21,7 @@ export async function strata(
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     cwd: opts.cwd,
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { NO_COLOR: "1", ...CACHE_ENV, ...opts.env },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -35,7 +37,7 @@ export class Replicating {
   constructor(args: string[], env: Record<string, string> = {}) {
     this.#child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN, "replicate", ...args],
-      env: { NO_COLOR: "1", ...env },
+      env: { NO_COLOR: "1", ...CACHE_ENV, ...env },
       stdout: "piped",
       stderr: "piped",
     }).spawn();
