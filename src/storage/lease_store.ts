@@ -44,6 +44,9 @@ export interface LeaseStore {
 
 /** The lease store of a replica, or null when its backend has none (yet). */
 export function leaseStoreFor(client: ReplicaClient): LeaseStore | null {
+  // a wrapper (a branch's whole view, the restore cache) leases the replica it wraps
+  const inner = (client as { inner?: ReplicaClient }).inner;
+  if (inner) return leaseStoreFor(inner);
   if (client instanceof FileReplicaClient) return new FileLeaseStore(client.root);
   if (client instanceof S3ReplicaClient) return new S3LeaseStore(client);
   return null;
