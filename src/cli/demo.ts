@@ -10,21 +10,23 @@ import { join } from "node:path";
 import { databaseChecksumOfPages, formatChecksum, formatTXID } from "../ltx/mod.ts";
 import { FileReplicaClient } from "../storage/mod.ts";
 import { DbReplication } from "../replicate/mod.ts";
-import { executeRestore, listAllFiles, planRestore } from "../restore/mod.ts";
+import { executeRestore, listAllFiles, planRestore, restoreTarget } from "../restore/mod.ts";
+import { BranchReplicaClient, cloneReplica } from "../branch/mod.ts";
 import { configureLogging } from "../log.ts";
 
-const WRITER = `
-import { DatabaseSync } from "node:sqlite";
-const [path, from, count] = [Deno.args[0], Number(Deno.args[1]), Number(Deno.args[2])];
-const db = new DatabaseSync(path, { timeout: 5000 });
-const ins = db.prepare("INSERT INTO notes (body, created) VALUES (?, ?)");
-for (let i = from; i < from + count; i++) {
-  ins.run("note " + i + ": " + "lorem ipsum ".repeat(i % 9), new Date().toISOString());
-  if (i % 50 === 0) db.exec("UPDATE notes SET body = body || '!' WHERE id % 7 = " + (i % 7));
-  await new Promise((r) => setTimeout(r, 2));
+/** The demo's app: a separate process (this same program, `demo -writer`), never a thread. */
+function runWriterHere(path: string, from: number, count: number): Promise<void> {
+  const db = new DatabaseSync(path, { timeout: 5000 });
+  const ins = db.prepare("INSERT INTO notes (body, created) VALUES (?, ?)");
+  return (async () => {
+    for (let i = from; i < from + count; i++) {
+      ins.run("note " + i + ": " + "lorem ipsum ".repeat(i % 9), new Date().toISOString());
+      if (i % 50 === 0) db.exec("UPDATE notes SET body = body || '!' WHERE id % 7 = " + (i % 7));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    db.close();
+  })();
 }
-db.close();
-`;
 
 function rowsOf(path: string): { count: number; digest: string } {
   const db = new DatabaseSync(path, { readOnly: true });
@@ -42,17 +44,24 @@ function rowsOf(path: string): { count: number; digest: string } {
   }
 }
 
-async function runWriter(dir: string, db: string, from: number, count: number): Promise<void> {
-  const script = join(dir, "writer.ts");
-  await Deno.writeTextFile(script, WRITER);
+/**
+ * Starts the writer as a child process of this same program: a compiled
+ * binary runs itself, `deno run` runs its main module again (a file path or
+ * a bundle), so the demo needs nothing from the source tree.
+ */
+async function runWriter(db: string, from: number, count: number): Promise<void> {
+  const self = Deno.build.standalone ? [] : ["run", "-A", Deno.mainModule];
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, db, String(from), String(count)],
-  })
-    .output();
+    args: [...self, "demo", "-writer", db, String(from), String(count)],
+  }).output();
   if (r.code !== 0) throw new Error(`demo writer failed: ${new TextDecoder().decode(r.stderr)}`);
 }
 
 export async function runDemo(args: string[]): Promise<number> {
+  if (args[0] === "-writer") {
+    await runWriterHere(args[1], Number(args[2]), Number(args[3]));
+    return 0;
+  }
   if (args.includes("-h") || args.includes("--help")) {
     console.log(
       "Usage: strata demo\n\nReplicates a sample database to a local directory while a writer runs, then restores and verifies.",
@@ -80,12 +89,12 @@ export async function runDemo(args: string[]): Promise<number> {
     console.log(
       `2. replicating to ${replicaPath} (sync every 200ms); a writer process commits 600 transactions`,
     );
-    await runWriter(dir, dbPath, 0, 300);
+    await runWriter(dbPath, 0, 300);
     await new Promise((r) => setTimeout(r, 600));
     const midTime = new Date();
     const mid = rowsOf(dbPath);
     await new Promise((r) => setTimeout(r, 600));
-    await runWriter(dir, dbPath, 300, 300);
+    await runWriter(dbPath, 300, 300);
     await rep.stop();
     const final = rowsOf(dbPath);
     const client = new FileReplicaClient(replicaPath);
@@ -123,6 +132,26 @@ export async function runDemo(args: string[]): Promise<number> {
           `checksum ${formatChecksum(r.checksum)} ${sumOk ? "verified" : "MISMATCH"}`,
       );
     }
+    // a branch at the mid-way moment: a manifest only, restored like any replica
+    const branchPath = join(dir, "branch");
+    const clone = await cloneReplica({
+      source: client,
+      sourceUrl: `file://${replicaPath}`,
+      dest: new FileReplicaClient(branchPath),
+      destUrl: `file://${branchPath}`,
+      target: { timestamp: midTime },
+    });
+    const branch = new BranchReplicaClient(new FileReplicaClient(branchPath), () => client);
+    const staged = join(dir, "staging.db");
+    const br = await restoreTarget(branch, {}, staged, { integrityCheck: "full" });
+    const same = rowsOf(staged).digest === mid.digest;
+    ok &&= same;
+    console.log(
+      `5. clone at ${midTime.toISOString()}: branch ${branchPath} (${clone.uploaded} bytes written, ` +
+        `${clone.manifest.files.length} source files referenced); its restore has ${
+          rowsOf(staged).count
+        } rows at TXID ${formatTXID(br.txid)} (${same ? "equal to the source then" : "DIFFERENT"})`,
+    );
     console.log(ok ? "demo passed: every restore equals the source" : "demo FAILED");
     return ok ? 0 : 1;
   } finally {
