@@ -5,6 +5,7 @@
  */
 
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import type { ProgressFn } from "../progress.ts";
 import {
   type IntegrityCheck,
   restoreCache,
@@ -19,7 +20,7 @@ export async function restoreReplica(
   client: ReplicaClient,
   target: RestoreTarget,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[] } = {},
+  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[]; onProgress?: ProgressFn } = {},
 ): Promise<RestoreResult> {
   const r = await restoreTargetCached(client, target, outPath, { ...opts, cache: restoreCache() });
   if (client instanceof BranchReplicaClient && await client.branch()) {

@@ -3,15 +3,27 @@
 import { basename, resolve } from "node:path";
 import { formatChecksum, formatTimestamp, formatTXID } from "../ltx/mod.ts";
 import {
+  executeV03Restore,
+  followReplica,
   type IntegrityCheck,
   listAllFiles,
   planRestore,
   type RestoreTarget,
 } from "../restore/mod.ts";
 import { restoreReplica } from "../branch/mod.ts";
+import {
+  hasV03Generations,
+  hex8,
+  isRawReplicaReader,
+  planV03Restore,
+  type RawReplicaReader,
+} from "../storage/mod.ts";
+import { parseDuration } from "../config/duration.ts";
 import { exists } from "../fsutil.ts";
+import { ProgressCounter } from "../progress.ts";
 import { CONFIG_FLAGS, parse, replicasFor, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
+import { progressDisplay } from "./progress.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
@@ -34,10 +46,24 @@ const FLAGS: FlagSpecs = {
     help: "check run on the restored database (default quick)",
   },
   "dry-run": { type: "bool", help: "print the plan without restoring" },
+  f: {
+    type: "bool",
+    help: "follow: after restoring, keep the copy up to date by applying new files as they arrive",
+  },
+  "follow-interval": {
+    type: "string",
+    value: "DURATION",
+    help: "how often -f polls the replica (default 1s)",
+  },
+  "no-progress": { type: "bool", help: "do not show progress on stderr" },
 };
 const USAGE = `Usage:
   strata restore [flags] DB_PATH        (replicas from the config file)
-  strata restore [flags] -o PATH REPLICA_URL`;
+  strata restore [flags] -o PATH REPLICA_URL
+
+A replica written by Litestream v0.3 (generations/ with snapshots and WAL
+segments, no ltx/) is detected and restored (latest or -timestamp); -txid and
+-f do not apply to it.`;
 
 export function parseTXIDFlag(s: string): bigint {
   if (/^[0-9a-f]{16}$/i.test(s)) return BigInt("0x" + s);
@@ -71,6 +97,25 @@ export async function runRestore(argv: string[]): Promise<number> {
     throw new UsageError(`-integrity-check must be none, quick or full`);
   }
 
+  const follow = flags.bools.has("f");
+  let followMs: number | undefined;
+  if (flags.strings.has("follow-interval")) {
+    const d = parseDuration(flags.strings.get("follow-interval")!);
+    if (d === null || d <= 0) {
+      throw new UsageError("-follow-interval must be a duration such as 1s");
+    }
+    followMs = d;
+  }
+  if (follow && (target.txid !== undefined || target.timestamp)) {
+    throw new UsageError(
+      "-f follows the latest state: it cannot be combined with -timestamp or -txid",
+    );
+  }
+  if (follow && flags.bools.has("dry-run")) {
+    throw new UsageError("-f cannot be combined with -dry-run");
+  }
+  const showProgress = !flags.bools.has("no-progress");
+
   const { clients, dbPath } = await replicasFor(flags.args[0], flags);
   const out = flags.strings.has("o") ? resolve(flags.strings.get("o")!) : dbPath;
   if (!out) throw new UsageError("restoring from a replica URL needs -o PATH");
@@ -92,6 +137,24 @@ export async function runRestore(argv: string[]): Promise<number> {
   for (const client of clients) {
     try {
       const files = await listAllFiles(client);
+      if (files.length === 0 && isRawReplicaReader(client) && await hasV03Generations(client)) {
+        if (target.txid !== undefined) {
+          throw new UsageError(
+            `${client.location} is a Litestream v0.3 replica: it has generations and WAL indexes, not TXIDs, so -txid does not apply; use -timestamp`,
+          );
+        }
+        if (follow) {
+          throw new UsageError(
+            `${client.location} is a Litestream v0.3 replica: -f follows strata (Litestream v0.5) replicas only; restore it once, then replicate the result with strata`,
+          );
+        }
+        return await restoreV03(client, target, out, {
+          existing,
+          dryRun: flags.bools.has("dry-run"),
+          check,
+          showProgress,
+        });
+      }
       if (files.length === 0 && flags.bools.has("if-replica-exists")) {
         console.log(`replica ${client.location} has no backup, nothing to restore`);
         return 0;
@@ -114,7 +177,17 @@ export async function runRestore(argv: string[]): Promise<number> {
         return 0;
       }
       if (existing.length > 0) { for (const p of existing) await Deno.remove(p); }
-      const r = await restoreReplica(client, target, out, { integrityCheck: check, files });
+      const display = showProgress ? progressDisplay(`restore ${basename(out)}`) : null;
+      let r;
+      try {
+        r = await restoreReplica(client, target, out, {
+          integrityCheck: check,
+          files,
+          onProgress: display?.report,
+        });
+      } finally {
+        display?.finish(r !== undefined);
+      }
       console.log(
         `restored ${r.path} to TXID ${
           formatTXID(r.txid)
@@ -122,6 +195,21 @@ export async function runRestore(argv: string[]): Promise<number> {
           formatChecksum(r.checksum)
         })`,
       );
+      if (follow) {
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        Deno.addSignalListener("SIGINT", onSignal);
+        Deno.addSignalListener("SIGTERM", onSignal);
+        try {
+          await followReplica(client, out, r.applier, {
+            intervalMs: followMs,
+            signal: stop.signal,
+          });
+        } finally {
+          Deno.removeSignalListener("SIGINT", onSignal);
+          Deno.removeSignalListener("SIGTERM", onSignal);
+        }
+      }
       return 0;
     } catch (e) {
       lastError = e as Error;
@@ -129,4 +217,57 @@ export async function runRestore(argv: string[]): Promise<number> {
     }
   }
   throw lastError!;
+}
+
+/** Restores a Litestream v0.3 replica (latest or `target.timestamp`). */
+async function restoreV03(
+  reader: RawReplicaReader,
+  target: RestoreTarget,
+  out: string,
+  o: { existing: string[]; dryRun: boolean; check: IntegrityCheck; showProgress: boolean },
+): Promise<number> {
+  const plan = await planV03Restore(reader, target.timestamp);
+  const last = plan.wal.length ? plan.wal[plan.wal.length - 1].index : -1;
+  if (o.dryRun) {
+    console.log(
+      `restore of ${
+        basename(out)
+      } from Litestream v0.3 replica ${reader.location}, generation ${plan.generation}:`,
+    );
+    const s = plan.snapshot;
+    console.log(`  snapshot ${hex8(s.index)}  ${s.size} bytes  ${s.createdAt.toISOString()}`);
+    for (const w of plan.wal) {
+      for (const g of w.segments) {
+        console.log(
+          `  wal ${hex8(g.index)} offset ${
+            hex8(g.offset)
+          }  ${g.size} bytes  ${g.createdAt.toISOString()}`,
+        );
+      }
+    }
+    const n = 1 + plan.wal.reduce((k, w) => k + w.segments.length, 0);
+    console.log(`${n} files, ${plan.bytes} bytes`);
+    return 0;
+  }
+  for (const p of o.existing) await Deno.remove(p);
+  const display = o.showProgress ? progressDisplay(`restore ${basename(out)}`) : null;
+  let ok = false;
+  try {
+    const r = await executeV03Restore(reader, plan, out, {
+      integrityCheck: o.check,
+      progress: display ? new ProgressCounter(plan.bytes, display.report) : undefined,
+    });
+    ok = true;
+    display?.finish(true);
+    console.log(
+      `restored ${r.path} from Litestream v0.3 generation ${r.generation} (snapshot ${
+        hex8(r.snapshotIndex)
+      }${
+        last >= 0 ? `, WAL through ${hex8(last)}` : ", no WAL"
+      }; ${r.pages} pages of ${r.pageSize} bytes, ${r.files} files)`,
+    );
+    return 0;
+  } finally {
+    if (!ok) display?.finish(false);
+  }
 }

@@ -155,13 +155,18 @@ export function lz4DecompressBlock(
   }
 }
 
-/** Decompresses a block into `dst` from `dstStart`; returns bytes written. */
+/**
+ * Decompresses a block into `dst` from `dstStart`; returns bytes written.
+ * Matches may reach back to `floor` (default `dstStart`): bytes of `dst`
+ * before `dstStart` are the window of a frame whose blocks depend on earlier ones.
+ */
 export function lz4DecompressInto(
   src: Uint8Array,
   start: number,
   end: number,
   dst: Uint8Array,
   dstStart: number,
+  floor = dstStart,
 ): number {
   let ip = start;
   let op = dstStart;
@@ -193,7 +198,7 @@ export function lz4DecompressInto(
     if (ip + 2 > end) throw new LZ4Error("truncated match offset");
     const offset = src[ip] | (src[ip + 1] << 8);
     ip += 2;
-    if (offset === 0 || offset > op - dstStart) {
+    if (offset === 0 || offset > op - floor) {
       throw new LZ4Error(`invalid match offset ${offset}`);
     }
     let mlen = token & 0x0f;

@@ -11,3 +11,4 @@ export * from "./merge.ts";
 export * from "./names.ts";
 export * from "./page_index.ts";
 export { lz4CompressBlock, lz4CompressBound, lz4DecompressBlock } from "./lz4.ts";
+export { lz4FrameChunks } from "./lz4_stream.ts";

@@ -31,6 +31,7 @@ import {
 import { log } from "../log.ts";
 import { type IntegrityCheck, type RestoreResult, restoreTarget } from "./execute.ts";
 import type { RestoreTarget } from "./plan.ts";
+import type { ProgressFn } from "../progress.ts";
 
 export const DEFAULT_CACHE_BYTES = 2 * 1024 ** 3;
 
@@ -276,7 +277,12 @@ export async function restoreTargetCached(
   client: ReplicaClient,
   target: RestoreTarget,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[]; cache?: RestoreCache | null },
+  opts: {
+    integrityCheck?: IntegrityCheck;
+    files?: ReplicaFile[];
+    cache?: RestoreCache | null;
+    onProgress?: ProgressFn;
+  },
 ): Promise<RestoreResult> {
   const cache = opts.cache;
   if (!cache) return await restoreTarget(client, target, outPath, opts);

@@ -8,28 +8,13 @@
 import * as fs from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import {
-  DatabaseChecksum,
-  formatChecksum,
-  formatLtxFileName,
-  hasChecksums,
-  isSnapshot,
-  LtxDecoder,
-  LtxFormatError,
-  pageChecksumFromCrc,
-} from "../ltx/mod.ts";
+import { PageApplier, RestoreError } from "./apply.ts";
 import { type ReplicaClient, type ReplicaFile, ReplicaFileNotFoundError } from "../storage/mod.ts";
 import { syncDir } from "../fsutil.ts";
+import { ProgressCounter, type ProgressFn } from "../progress.ts";
 import { listAllFiles, planRestore, type RestorePlan, type RestoreTarget } from "./plan.ts";
 
 export type IntegrityCheck = "none" | "quick" | "full";
-
-export class RestoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "RestoreError";
-  }
-}
 
 export interface RestoreResult {
   path: string;
@@ -38,6 +23,8 @@ export interface RestoreResult {
   pageSize: number;
   pages: number;
   files: number;
+  /** The applier's final state (follow mode continues from it). */
+  applier: PageApplier;
 }
 
 /** Writes the plan's database to `outPath` (which must not exist unless `force`). */
@@ -45,8 +32,11 @@ export async function executeRestore(
   client: ReplicaClient,
   plan: RestorePlan,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck } = {},
+  opts: { integrityCheck?: IntegrityCheck; onProgress?: ProgressFn } = {},
 ): Promise<RestoreResult> {
+  const progress = opts.onProgress
+    ? new ProgressCounter(plan.files.reduce((n, f) => n + f.size, 0), opts.onProgress)
+    : null;
   const tmp = `${outPath}.tmp`;
   await Deno.mkdir(dirname(outPath), { recursive: true });
   for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) {
@@ -55,68 +45,8 @@ export async function executeRestore(
   const fd = fs.openSync(tmp, "wx+");
   let ok = false;
   try {
-    const sum = new DatabaseChecksum();
-    let pcHi = new Uint32Array(1024);
-    let pcLo = new Uint32Array(1024);
-    let commit = 0;
-    let pageSize = 0;
-    let lastPost = 0n;
-    let checksums = true;
-    const pc = { hi: 0, lo: 0 };
-    for (const f of plan.files) {
-      const name = `${client.location}/ltx/${f.level}/${formatLtxFileName(f.minTXID, f.maxTXID)}`;
-      const dec = new LtxDecoder(await client.openFile(f.level, f.minTXID, f.maxTXID), {
-        file: name,
-      });
-      const h = await dec.readHeader();
-      if (pageSize === 0) pageSize = h.pageSize;
-      if (h.pageSize !== pageSize) {
-        throw new LtxFormatError(name, `page size ${h.pageSize} differs from ${pageSize}`);
-      }
-      if (!hasChecksums(h)) checksums = false;
-      if (!isSnapshot(h) && hasChecksums(h) && checksums && h.preApplyChecksum !== sum.value) {
-        throw new RestoreError(
-          `${name}: pre-apply checksum ${
-            formatChecksum(h.preApplyChecksum)
-          } does not match the restored database ${
-            formatChecksum(sum.value)
-          } (the replica's history is broken here)`,
-        );
-      }
-      if (h.commit >= pcHi.length) {
-        const n = Math.max(h.commit + 1, pcHi.length * 2);
-        const hi = new Uint32Array(n);
-        const lo = new Uint32Array(n);
-        hi.set(pcHi);
-        lo.set(pcLo);
-        pcHi = hi;
-        pcLo = lo;
-      }
-      for (let p = await dec.nextPage(); p; p = await dec.nextPage()) {
-        fs.writeSync(fd, p.data, 0, p.data.length, (p.pgno - 1) * pageSize);
-        pageChecksumFromCrc(p.pgno, p.crc, pageSize, pc);
-        sum.xor({ hi: pcHi[p.pgno], lo: pcLo[p.pgno] });
-        sum.xor(pc);
-        pcHi[p.pgno] = pc.hi;
-        pcLo[p.pgno] = pc.lo;
-      }
-      // pages above the new commit are gone
-      for (let p = h.commit + 1; p <= commit; p++) {
-        sum.xor({ hi: pcHi[p], lo: pcLo[p] });
-        pcHi[p] = 0;
-        pcLo[p] = 0;
-      }
-      commit = h.commit;
-      fs.ftruncateSync(fd, commit * pageSize);
-      lastPost = dec.trailer!.postApplyChecksum;
-      if (checksums && lastPost !== sum.value) {
-        throw new RestoreError(
-          `${name}: post-apply checksum ${
-            formatChecksum(lastPost)
-          } does not match the restored database ${formatChecksum(sum.value)}`,
-        );
-      }
-    }
+    const applier = new PageApplier(fd);
+    for (const f of plan.files) await applier.apply(client, f, progress);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     await integrityCheck(tmp, opts.integrityCheck ?? "quick");
@@ -126,10 +56,11 @@ export async function executeRestore(
     return {
       path: outPath,
       txid: plan.txid,
-      checksum: checksums ? sum.value : 0n,
-      pageSize,
-      pages: commit,
+      checksum: applier.checksums ? applier.sum.value : 0n,
+      pageSize: applier.pageSize,
+      pages: applier.commit,
       files: plan.files.length,
+      applier,
     };
   } finally {
     if (!ok) {
@@ -141,7 +72,8 @@ export async function executeRestore(
   }
 }
 
-async function integrityCheck(path: string, mode: IntegrityCheck): Promise<void> {
+/** Runs the integrity check on a closed database file and leaves it without -wal/-shm. */
+export async function integrityCheck(path: string, mode: IntegrityCheck): Promise<void> {
   if (mode === "none") return;
   const db = new DatabaseSync(path);
   try {
@@ -170,7 +102,7 @@ export async function restoreTarget(
   client: ReplicaClient,
   target: RestoreTarget,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[] } = {},
+  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[]; onProgress?: ProgressFn } = {},
 ): Promise<RestoreResult> {
   const plan = planRestore(opts.files ?? await listAllFiles(client), target, client.location);
   try {

@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { formatLtxFileName, parseLtxFileName } from "../ltx/mod.ts";
 import { syncDir } from "../fsutil.ts";
+import type { RawEntry } from "./litestream_v03.ts";
 import {
   type ByteRange,
   compareFiles,
@@ -130,6 +131,38 @@ export class FileReplicaClient implements ReplicaClient {
       await Deno.remove(this.filePath(f.level, f.minTXID, f.maxTXID)).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
+    }
+  }
+
+  /** The entries of `dir` under the root (for other layouts, e.g. Litestream v0.3). */
+  async listRaw(dir: string): Promise<RawEntry[]> {
+    const out: RawEntry[] = [];
+    try {
+      for await (const e of Deno.readDir(join(this.root, dir))) {
+        const st = await Deno.stat(join(this.root, dir, e.name)).catch(() => null);
+        if (!st) continue; // deleted meanwhile
+        out.push({
+          name: `${dir}/${e.name}`,
+          isDir: st.isDirectory,
+          size: st.size,
+          modified: st.mtime ?? new Date(0),
+        });
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out;
+  }
+
+  /** Opens the file at `path` under the root. */
+  async openRaw(path: string): Promise<ReadableStream<Uint8Array>> {
+    try {
+      return (await Deno.open(join(this.root, path))).readable;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new ReplicaFileNotFoundError(this.location, join(this.root, path));
+      }
+      throw e;
     }
   }
 }

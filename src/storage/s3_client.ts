@@ -22,7 +22,8 @@ import {
   ReplicaFileNotFoundError,
 } from "./client.ts";
 import { log } from "../log.ts";
-import { forEachLimited, formatRFC3339Nano } from "./remote_util.ts";
+import { forEachLimited, formatRFC3339Nano, joinKey } from "./remote_util.ts";
+import type { RawEntry } from "./litestream_v03.ts";
 
 export { formatRFC3339Nano };
 
@@ -522,13 +523,55 @@ export class S3ReplicaClient implements ReplicaClient {
     this.#times.set(key, { etag, createdAt });
   }
 
-  async openFile(
+  openFile(
     level: number,
     minTXID: bigint,
     maxTXID: bigint,
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>> {
-    const key = this.key(level, minTXID, maxTXID);
+    return this.#openKey(this.key(level, minTXID, maxTXID), range);
+  }
+
+  /** The entries of `dir` under the replica path (for other layouts, e.g. Litestream v0.3). */
+  async listRaw(dir: string): Promise<RawEntry[]> {
+    const sdk = await loadSdk();
+    const client = await this.client();
+    const prefix = joinKey(this.path, dir) + "/";
+    const out: RawEntry[] = [];
+    const rel = (key: string) => joinKey(dir, key.slice(prefix.length));
+    let token: string | undefined;
+    do {
+      const page = await this.#retryOuter("ListObjectsV2", prefix, () =>
+        client.send(
+          new sdk.ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            Delimiter: "/",
+            ContinuationToken: token,
+          }),
+        ));
+      for (const p of page.CommonPrefixes ?? []) {
+        out.push({ name: rel(p.Prefix ?? ""), isDir: true, size: 0, modified: new Date(0) });
+      }
+      for (const obj of (page.Contents ?? []) as _Object[]) {
+        out.push({
+          name: rel(obj.Key ?? ""),
+          isDir: false,
+          size: obj.Size ?? 0,
+          modified: obj.LastModified ?? new Date(0),
+        });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  /** Opens the object at `path` under the replica path. */
+  openRaw(path: string): Promise<ReadableStream<Uint8Array>> {
+    return this.#openKey(joinKey(this.path, path));
+  }
+
+  async #openKey(key: string, range?: ByteRange): Promise<ReadableStream<Uint8Array>> {
     if (range && range.length <= 0) return new ReadableStream({ start: (c) => c.close() });
     const start = range?.offset ?? 0;
     const first = await this.#get(key, start, range ? start + range.length - 1 : undefined);

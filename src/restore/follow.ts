@@ -1,0 +1,148 @@
+/**
+ * Follow mode (`restore -f`): after a restore, keeps the copy up to date by
+ * polling the replica and applying new LTX files as they arrive.
+ *
+ * Atomicity: each update copies the current file to `<out>.follow-tmp`,
+ * applies the new files there (every file's checksums checked, so the result
+ * is exactly the source database at the new TXID), fsyncs it and renames it
+ * over `<out>`. A reader therefore sees either the old or the new state, never
+ * a half-applied one: a connection opened before the rename keeps reading the
+ * old file, connections opened after it read the new one. The cost is one
+ * file copy per update (cheap where the filesystem clones or copies in the
+ * kernel); in-place writes would need SQLite's locking and journal to hide
+ * half-written pages from readers, and a crash mid-update would corrupt the copy.
+ */
+
+import * as fs from "node:fs";
+import { dirname } from "node:path";
+import { formatTXID } from "../ltx/mod.ts";
+import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import { syncDir } from "../fsutil.ts";
+import { log } from "../log.ts";
+import type { PageApplier } from "./apply.ts";
+import { listAllFiles } from "./plan.ts";
+
+export const DEFAULT_FOLLOW_INTERVAL_MS = 1000;
+
+export interface FollowOptions {
+  intervalMs?: number;
+  /** Stops following (after the update under way, if any). */
+  signal: AbortSignal;
+  /** Called after each applied update. */
+  onUpdate?: (state: PageApplier, files: number) => void;
+}
+
+/**
+ * The files that take a database at `txid` furthest forward: at each step,
+ * among the files covering the next TXID (starting at or before it and
+ * ending after it: an L0 file, or a compacted file or snapshot that also
+ * covers what is already applied), the one reaching furthest.
+ */
+export function planFollow(files: ReplicaFile[], txid: bigint): ReplicaFile[] {
+  const chain: ReplicaFile[] = [];
+  let pos = txid;
+  while (true) {
+    let next: ReplicaFile | null = null;
+    for (const f of files) {
+      if (f.minTXID > pos + 1n || f.maxTXID <= pos) continue;
+      if (!next || f.maxTXID > next.maxTXID || (f.maxTXID === next.maxTXID && f.size < next.size)) {
+        next = f;
+      }
+    }
+    if (!next) return chain;
+    chain.push(next);
+    pos = next.maxTXID;
+  }
+}
+
+/** Applies `chain` to a copy of `outPath` and renames it into place; returns the new state. */
+export async function applyAtomically(
+  client: ReplicaClient,
+  outPath: string,
+  state: PageApplier,
+  chain: ReplicaFile[],
+): Promise<PageApplier> {
+  const tmp = `${outPath}.follow-tmp`;
+  await Deno.remove(tmp).catch(() => {});
+  await Deno.copyFile(outPath, tmp);
+  const fd = fs.openSync(tmp, "r+");
+  let closed = false;
+  try {
+    const next = state.fork(fd);
+    for (const f of chain) await next.apply(client, f);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    closed = true;
+    await Deno.rename(tmp, outPath);
+    await syncDir(dirname(outPath));
+    return next;
+  } catch (e) {
+    if (!closed) fs.closeSync(fd);
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Polls `client` every interval and applies what is new, until `signal` aborts. */
+export async function followReplica(
+  client: ReplicaClient,
+  outPath: string,
+  start: PageApplier,
+  opts: FollowOptions,
+): Promise<PageApplier> {
+  const interval = opts.intervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS;
+  let state = start;
+  let behindWarned = false;
+  log("info", "following replica", {
+    replica: client.location,
+    path: outPath,
+    txid: formatTXID(state.txid),
+    interval: `${interval}ms`,
+  });
+  while (true) {
+    await sleep(interval, opts.signal);
+    if (opts.signal.aborted) break;
+    try {
+      const files = await listAllFiles(client);
+      const chain = planFollow(files, state.txid);
+      if (chain.length === 0) {
+        const max = files.reduce((m, f) => (f.maxTXID > m ? f.maxTXID : m), 0n);
+        if (files.length > 0 && max < state.txid && !behindWarned) {
+          behindWarned = true;
+          log("warn", "replica is behind the copy (was it reset?); waiting for newer files", {
+            replica: client.location,
+            replica_txid: formatTXID(max),
+            txid: formatTXID(state.txid),
+          });
+        }
+        continue;
+      }
+      behindWarned = false;
+      const from = state.txid;
+      state = await applyAtomically(client, outPath, state, chain);
+      log("info", "follow: applied", {
+        path: outPath,
+        from_txid: formatTXID(from),
+        txid: formatTXID(state.txid),
+        files: chain.length,
+      });
+      opts.onUpdate?.(state, chain.length);
+    } catch (e) {
+      log("error", "follow: cannot apply updates; retrying", { error: e as Error });
+    }
+  }
+  log("info", "follow mode stopped", { path: outPath, txid: formatTXID(state.txid) });
+  return state;
+}

@@ -1,0 +1,251 @@
+/**
+ * The Litestream v0.3 replica layout reader (for migrating old backups):
+ *
+ *     <path>/generations/<16 hex>/snapshots/<index %08x>.snapshot.lz4
+ *     <path>/generations/<16 hex>/wal/<index %08x>_<offset %08x>.wal.lz4
+ *
+ * Both are LZ4 frames: a snapshot is the whole database file at the start of
+ * WAL index `index`; a WAL segment is the bytes of that index's WAL from
+ * `offset` on (the 32-byte WAL header when the offset is 0, then frames).
+ * Times are the files' modification times (file) or LastModified (S3), as
+ * Litestream v0.3 reads them. Built on two primitives any client can offer
+ * (`RawReplicaReader`); choosing what to restore follows v0.3.13.
+ */
+
+import { ReplicaFileNotFoundError } from "./client.ts";
+
+/** One entry of a replica directory (names relative to the replica's root, `/`-separated). */
+export interface RawEntry {
+  name: string;
+  /** A "directory" (an S3 common prefix). */
+  isDir: boolean;
+  size: number;
+  modified: Date;
+}
+
+/** Listing and reading arbitrary paths under a replica's root (file and S3 clients offer it). */
+export interface RawReplicaReader {
+  readonly location: string;
+  /** The immediate children of `dir` (relative to the replica root); [] when it does not exist. */
+  listRaw(dir: string): Promise<RawEntry[]>;
+  /** Opens the file at `path` (relative to the replica root). */
+  openRaw(path: string): Promise<ReadableStream<Uint8Array>>;
+}
+
+export function isRawReplicaReader(c: unknown): c is RawReplicaReader {
+  return typeof c === "object" && c !== null && "listRaw" in c && "openRaw" in c;
+}
+
+export interface V03Snapshot {
+  generation: string;
+  index: number;
+  size: number;
+  createdAt: Date;
+  path: string;
+}
+
+export interface V03Segment {
+  generation: string;
+  index: number;
+  offset: number;
+  size: number;
+  createdAt: Date;
+  path: string;
+}
+
+/** What to restore: a snapshot, then every WAL index from the snapshot's on, segments in order. */
+export interface V03Plan {
+  generation: string;
+  snapshot: V03Snapshot;
+  /** WAL indexes in order, each with its segments in offset order (the first at offset 0). */
+  wal: { index: number; segments: V03Segment[] }[];
+  /** Sum of the compressed sizes of everything to download. */
+  bytes: number;
+}
+
+export class V03LayoutError extends Error {
+  constructor(location: string, reason: string) {
+    super(`Litestream v0.3 replica ${location}: ${reason}`);
+    this.name = "V03LayoutError";
+  }
+}
+
+const GENERATION = /^[0-9a-f]{16}$/;
+const SNAPSHOT = /^([0-9a-f]{8})\.snapshot\.lz4$/;
+const SEGMENT = /^([0-9a-f]{8})_([0-9a-f]{8})\.wal\.lz4$/;
+
+/** Generation ids (16 lowercase hex digits) under `generations/`, sorted. */
+export async function listGenerations(r: RawReplicaReader): Promise<string[]> {
+  return (await r.listRaw("generations"))
+    .filter((e) => e.isDir && GENERATION.test(baseName(e.name)))
+    .map((e) => baseName(e.name))
+    .sort();
+}
+
+/** True when the replica holds at least one v0.3 generation. */
+export async function hasV03Generations(r: RawReplicaReader): Promise<boolean> {
+  return (await listGenerations(r)).length > 0;
+}
+
+export async function listSnapshots(
+  r: RawReplicaReader,
+  generation: string,
+): Promise<V03Snapshot[]> {
+  const dir = `generations/${generation}/snapshots`;
+  const out: V03Snapshot[] = [];
+  for (const e of await r.listRaw(dir)) {
+    const m = SNAPSHOT.exec(baseName(e.name));
+    if (e.isDir || !m) continue;
+    out.push({
+      generation,
+      index: parseInt(m[1], 16),
+      size: e.size,
+      createdAt: e.modified,
+      path: `${dir}/${baseName(e.name)}`,
+    });
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/** WAL segments of a generation by (index, offset). */
+export async function listSegments(r: RawReplicaReader, generation: string): Promise<V03Segment[]> {
+  const dir = `generations/${generation}/wal`;
+  const out: V03Segment[] = [];
+  for (const e of await r.listRaw(dir)) {
+    const m = SEGMENT.exec(baseName(e.name));
+    if (e.isDir || !m) continue;
+    out.push({
+      generation,
+      index: parseInt(m[1], 16),
+      offset: parseInt(m[2], 16),
+      size: e.size,
+      createdAt: e.modified,
+      path: `${dir}/${baseName(e.name)}`,
+    });
+  }
+  return out.sort((a, b) => a.index - b.index || a.offset - b.offset);
+}
+
+interface GenerationInfo {
+  generation: string;
+  snapshots: V03Snapshot[];
+  segments: V03Segment[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+/**
+ * Chooses the generation, snapshot and WAL segments for the latest state or
+ * the state at `timestamp`, as Litestream v0.3.13 does:
+ * - generation: among those whose first..last file times contain the
+ *   timestamp (any, for latest), the one updated last. strata adds one rule:
+ *   a timestamp after every generation's last file picks the generation
+ *   updated last before it (v0.3.13 refuses such a timestamp).
+ * - snapshot: the newest created at or before the timestamp;
+ * - WAL segments in (index, offset) order up to the first created after the
+ *   timestamp, from the snapshot's index on; every index in between must be
+ *   there and start at offset 0.
+ */
+export async function planV03Restore(
+  r: RawReplicaReader,
+  timestamp?: Date,
+): Promise<V03Plan> {
+  const generations = await listGenerations(r);
+  if (generations.length === 0) throw new V03LayoutError(r.location, "no generations found");
+  const infos: GenerationInfo[] = [];
+  for (const generation of generations) {
+    const snapshots = await listSnapshots(r, generation);
+    const segments = await listSegments(r, generation);
+    const times = [...snapshots, ...segments].map((f) => f.createdAt.getTime());
+    if (times.length === 0) continue;
+    infos.push({
+      generation,
+      snapshots,
+      segments,
+      createdAt: Math.min(...times),
+      updatedAt: Math.max(...times),
+    });
+  }
+  const t = timestamp?.getTime();
+  const latest = (list: GenerationInfo[]) =>
+    list.reduce<GenerationInfo | null>((m, g) => (!m || g.updatedAt > m.updatedAt ? g : m), null);
+  let chosen = t === undefined
+    ? latest(infos)
+    : latest(infos.filter((g) => g.createdAt <= t && t <= g.updatedAt));
+  if (!chosen && t !== undefined) chosen = latest(infos.filter((g) => g.updatedAt < t));
+  if (!chosen) {
+    throw new V03LayoutError(
+      r.location,
+      t === undefined
+        ? "no generation has any snapshot or WAL segment"
+        : `no generation has data at or before ${timestamp!.toISOString()}`,
+    );
+  }
+  const inTime = (d: Date) => t === undefined || d.getTime() <= t;
+  let snapshot: V03Snapshot | null = null;
+  for (const s of chosen.snapshots) {
+    if (!inTime(s.createdAt)) continue;
+    if (!snapshot || s.createdAt.getTime() >= snapshot.createdAt.getTime()) snapshot = s;
+  }
+  if (!snapshot) {
+    throw new V03LayoutError(
+      r.location,
+      `generation ${chosen.generation} has no snapshot` +
+        (t === undefined ? "" : ` at or before ${timestamp!.toISOString()}`),
+    );
+  }
+  const byIndex = new Map<number, V03Segment[]>();
+  for (const s of chosen.segments) {
+    if (!inTime(s.createdAt)) break; // in order: nothing after the first later segment counts
+    const list = byIndex.get(s.index) ?? [];
+    if (list.length === 0 && s.offset !== 0) {
+      throw new V03LayoutError(
+        r.location,
+        `missing the first WAL segment of ${chosen.generation}/${hex8(s.index)} (the first is ${
+          baseName(s.path)
+        })`,
+      );
+    }
+    list.push(s);
+    byIndex.set(s.index, list);
+  }
+  const maxIndex = Math.max(-1, ...byIndex.keys());
+  const wal: V03Plan["wal"] = [];
+  let bytes = snapshot.size;
+  for (let index = snapshot.index; index <= maxIndex; index++) {
+    const segments = byIndex.get(index);
+    if (!segments) {
+      throw new V03LayoutError(
+        r.location,
+        `missing WAL index ${chosen.generation}/${hex8(index)} (segments up to ${
+          hex8(maxIndex)
+        } exist)`,
+      );
+    }
+    for (const s of segments) bytes += s.size;
+    wal.push({ index, segments });
+  }
+  return { generation: chosen.generation, snapshot, wal, bytes };
+}
+
+/** Opens a replica file, naming it when it is missing. */
+export async function openV03File(
+  r: RawReplicaReader,
+  path: string,
+): Promise<ReadableStream<Uint8Array>> {
+  try {
+    return await r.openRaw(path);
+  } catch (e) {
+    if (e instanceof ReplicaFileNotFoundError) throw e;
+    throw new V03LayoutError(r.location, `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+export function hex8(n: number): string {
+  return n.toString(16).padStart(8, "0");
+}
+
+function baseName(p: string): string {
+  const s = p.replace(/\/+$/, "");
+  return s.slice(s.lastIndexOf("/") + 1);
+}
