@@ -37,22 +37,9 @@ export async function executeRestore(
   const progress = opts.onProgress
     ? new ProgressCounter(plan.files.reduce((n, f) => n + f.size, 0), opts.onProgress)
     : null;
-  const tmp = `${outPath}.tmp`;
-  await Deno.mkdir(dirname(outPath), { recursive: true });
-  for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) {
-    await Deno.remove(p).catch(() => {});
-  }
-  const fd = fs.openSync(tmp, "wx+");
-  let ok = false;
-  try {
+  return await writeRestoredDatabase(outPath, opts.integrityCheck ?? "quick", async (fd) => {
     const applier = new PageApplier(fd);
     for (const f of plan.files) await applier.apply(client, f, progress);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    await integrityCheck(tmp, opts.integrityCheck ?? "quick");
-    await Deno.rename(tmp, outPath);
-    await syncDir(dirname(outPath));
-    ok = true;
     return {
       path: outPath,
       txid: plan.txid,
@@ -62,6 +49,35 @@ export async function executeRestore(
       files: plan.files.length,
       applier,
     };
+  });
+}
+
+/**
+ * Writes a restored database: `fill` writes it into a fresh `<out>.tmp`
+ * (open at `fd`); then fsync, the integrity check, rename over `outPath` and
+ * a directory fsync. On any failure nothing is left at either path.
+ */
+export async function writeRestoredDatabase<T>(
+  outPath: string,
+  check: IntegrityCheck,
+  fill: (fd: number) => Promise<T>,
+): Promise<T> {
+  const tmp = `${outPath}.tmp`;
+  await Deno.mkdir(dirname(outPath), { recursive: true });
+  for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) {
+    await Deno.remove(p).catch(() => {});
+  }
+  const fd = fs.openSync(tmp, "wx+");
+  let ok = false;
+  try {
+    const result = await fill(fd);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    await integrityCheck(tmp, check);
+    await Deno.rename(tmp, outPath);
+    await syncDir(dirname(outPath));
+    ok = true;
+    return result;
   } finally {
     if (!ok) {
       try {

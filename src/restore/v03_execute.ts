@@ -10,7 +10,6 @@
  */
 
 import * as fs from "node:fs";
-import { dirname } from "node:path";
 import { BufferedReader, lz4FrameChunks } from "../ltx/mod.ts";
 import {
   headerChecksum,
@@ -27,10 +26,9 @@ import {
   type V03Plan,
   type V03Segment,
 } from "../storage/mod.ts";
-import { syncDir } from "../fsutil.ts";
 import { type ProgressCounter } from "../progress.ts";
 import { RestoreError } from "./apply.ts";
-import { type IntegrityCheck, integrityCheck } from "./execute.ts";
+import { type IntegrityCheck, writeRestoredDatabase } from "./execute.ts";
 
 export interface V03RestoreResult {
   path: string;
@@ -53,14 +51,7 @@ export async function executeV03Restore(
   outPath: string,
   opts: { integrityCheck?: IntegrityCheck; progress?: ProgressCounter } = {},
 ): Promise<V03RestoreResult> {
-  const tmp = `${outPath}.tmp`;
-  await Deno.mkdir(dirname(outPath), { recursive: true });
-  for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) {
-    await Deno.remove(p).catch(() => {});
-  }
-  const fd = fs.openSync(tmp, "wx+");
-  let ok = false;
-  try {
+  return await writeRestoredDatabase(outPath, opts.integrityCheck ?? "quick", async (fd) => {
     const snapName = `${reader.location}/${plan.snapshot.path}`;
     let size = 0;
     for await (const chunk of decode(reader, plan.snapshot.path, opts.progress)) {
@@ -82,12 +73,6 @@ export async function executeV03Restore(
       }
     }
     checkHeaderPageCount(fd, pages, pageSize, outPath);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    await integrityCheck(tmp, opts.integrityCheck ?? "quick");
-    await Deno.rename(tmp, outPath);
-    await syncDir(dirname(outPath));
-    ok = true;
     return {
       path: outPath,
       generation: plan.generation,
@@ -97,14 +82,7 @@ export async function executeV03Restore(
       pages,
       files,
     };
-  } finally {
-    if (!ok) {
-      try {
-        fs.closeSync(fd);
-      } catch { /* closed */ }
-      for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`]) await Deno.remove(p).catch(() => {});
-    }
-  }
+  });
 }
 
 /** The decompressed bytes of one replica file; errors name the file. */

@@ -1,0 +1,95 @@
+/**
+ * `restore -f`: while an app writes and `strata replicate` runs, a follower
+ * keeps a copy up to date; the copy reaches the app's state at each mark, is
+ * whole (integrity ok) whenever a reader looks, and the follower stops
+ * cleanly on SIGINT.
+ */
+
+import { join } from "node:path";
+import { PROJECT_ROOT } from "./helpers/vectors.ts";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
+import { digestOf, fileChecksum, readMarks, Replicating, runWriter } from "./helpers/strata.ts";
+import { exists } from "../src/fsutil.ts";
+
+async function waitForDigest(path: string, digest: string, label: string): Promise<number> {
+  const end = Date.now() + 60_000;
+  let looks = 0;
+  while (true) {
+    if (await exists(path)) {
+      const d = await digestOf(path);
+      looks++;
+      // a reader of the copy never sees a half-applied update
+      assertEquals(d.integrity, "ok", `copy at look ${looks} while waiting for ${label}`);
+      if (d.digest === digest) return looks;
+    }
+    if (Date.now() > end) throw new Error(`the copy never reached ${label}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+Deno.test("restore -f follows a replica while an app writes; stops cleanly on SIGINT", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-follow-" });
+  const db = join(dir, "app.db");
+  const replica = join(dir, "replica");
+  const marksPath = join(dir, "marks.jsonl");
+  const copy = join(dir, "copy.db");
+  let follower: Deno.ChildProcess | null = null;
+  let rep: Replicating | null = null;
+  try {
+    await runWriter(db, "more", 31, marksPath);
+    rep = new Replicating([db, `file://${replica}`]);
+    await new Promise((r) => setTimeout(r, 1500));
+    follower = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(PROJECT_ROOT, "main.ts"),
+        "restore",
+        "-f",
+        "-follow-interval",
+        "200ms",
+        "-o",
+        copy,
+        `file://${replica}`,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = follower.output();
+    let marks = await readMarks(marksPath);
+    await waitForDigest(copy, marks[0].digest, marks[0].label);
+    for (const [phase, seed] of [["more", 32], ["main", 33], ["more", 34]] as const) {
+      await runWriter(db, phase, seed, marksPath);
+      marks = await readMarks(marksPath);
+      const last = marks[marks.length - 1];
+      await waitForDigest(copy, last.digest, `${phase}/${last.label}`);
+    }
+    const stopped = await rep.stop();
+    rep = null;
+    assertEquals(stopped.code, 0, stopped.stderr);
+    // strata stopped and checkpointed: the copy is the source database, page for page
+    const end = Date.now() + 30_000;
+    while ((await fileChecksum(copy)) !== (await fileChecksum(db))) {
+      assert(Date.now() < end, "the copy's checksum never reached the source's");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    follower.kill("SIGINT");
+    const out = await output;
+    follower = null;
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 0, stderr);
+    assertMatch(stderr, /follow: applied/);
+    assertMatch(stderr, /follow mode stopped/);
+    assert(!(await exists(`${copy}.follow-tmp`)), "follow tmp file left behind");
+    assertEquals((await digestOf(copy)).digest, marks[marks.length - 1].digest);
+  } finally {
+    if (follower) {
+      follower.kill("SIGKILL");
+      await follower.status;
+    }
+    if (rep) await rep.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
