@@ -14,8 +14,8 @@ import { restoreReplica } from "../branch/mod.ts";
 import {
   hasV03Generations,
   hex8,
-  isRawReplicaReader,
   planV03Restore,
+  rawReaderOf,
   type RawReplicaReader,
 } from "../storage/mod.ts";
 import { parseDuration } from "../config/duration.ts";
@@ -137,7 +137,8 @@ export async function runRestore(argv: string[]): Promise<number> {
   for (const client of clients) {
     try {
       const files = await listAllFiles(client);
-      if (files.length === 0 && isRawReplicaReader(client) && await hasV03Generations(client)) {
+      const raw = files.length === 0 ? rawReaderOf(client) : null;
+      if (raw && await hasV03Generations(raw)) {
         if (target.txid !== undefined) {
           throw new UsageError(
             `${client.location} is a Litestream v0.3 replica: it has generations and WAL indexes, not TXIDs, so -txid does not apply; use -timestamp`,
@@ -148,7 +149,7 @@ export async function runRestore(argv: string[]): Promise<number> {
             `${client.location} is a Litestream v0.3 replica: -f follows strata (Litestream v0.5) replicas only; restore it once, then replicate the result with strata`,
           );
         }
-        return await restoreV03(client, target, out, {
+        return await restoreV03(raw, target, out, {
           existing,
           dryRun: flags.bools.has("dry-run"),
           check,

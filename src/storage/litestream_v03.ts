@@ -36,6 +36,15 @@ export function isRawReplicaReader(c: unknown): c is RawReplicaReader {
   return typeof c === "object" && c !== null && "listRaw" in c && "openRaw" in c;
 }
 
+/** The raw reader behind `c`, looking through wrapping clients (their `inner`); null if none. */
+export function rawReaderOf(c: unknown): RawReplicaReader | null {
+  for (let x = c, depth = 0; x && depth < 8; depth++) {
+    if (isRawReplicaReader(x)) return x;
+    x = (x as { inner?: unknown }).inner;
+  }
+  return null;
+}
+
 export interface V03Snapshot {
   generation: string;
   index: number;
