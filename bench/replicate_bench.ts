@@ -20,6 +20,7 @@ import { homedir } from "node:os";
 import { decodeLtx } from "../src/ltx/mod.ts";
 import { lz4DecodeWholeFrame } from "../src/ltx/lz4.ts";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
+import { machine, writeBenchSection } from "./report.ts";
 
 type Tool = "none" | "strata" | "litestream";
 
@@ -316,14 +317,6 @@ async function bulk(tool: Exclude<Tool, "none">, walBytes: number) {
   }
 }
 
-function machine(): string {
-  const info = Deno.readTextFileSync("/proc/cpuinfo");
-  const model = /model name\s*:\s*(.*)/.exec(info)?.[1]?.trim() ?? "unknown CPU";
-  return `${navigator.hardwareConcurrency} cores, ${model}, ${
-    Math.round(Deno.systemMemoryInfo().total / 2 ** 30)
-  } GiB, Linux ${Deno.osRelease()}, Deno ${Deno.version.deno}`;
-}
-
 async function main() {
   const lsVersion = await ensureLitestream();
   const fmt = (n: number, d = 0) => n.toFixed(d);
@@ -399,16 +392,7 @@ of polling delay for both tools.
 `;
   console.log("\n" + md);
   if (QUICK) return;
-  const path = join(PROJECT_ROOT, "docs/benchmarks.md");
-  const doc = await Deno.readTextFile(path);
-  const start = "<!-- replicate-bench:start -->";
-  const end = "<!-- replicate-bench:end -->";
-  const block = `${start}\n${md}${end}`;
-  const i = doc.indexOf(start);
-  const next = i >= 0
-    ? doc.slice(0, i) + block + doc.slice(doc.indexOf(end) + end.length)
-    : doc.trimEnd() + "\n\n" + block + "\n";
-  await Deno.writeTextFile(path, next);
+  await writeBenchSection("replicate-bench", md);
 }
 
 if (import.meta.main) await main();
