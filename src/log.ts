@@ -3,14 +3,37 @@
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
-let minLevel: LogLevel = (Deno.env.get("LOG_LEVEL")?.toLowerCase() as LogLevel) in ORDER
-  ? Deno.env.get("LOG_LEVEL")!.toLowerCase() as LogLevel
-  : "info";
+/** A level name (any case; Litestream's `trace` is strata's `debug`), or null. */
+export function parseLogLevel(s: string): LogLevel | null {
+  const l = s.trim().toLowerCase();
+  if (l === "trace") return "debug";
+  return l in ORDER ? l as LogLevel : null;
+}
+
+/** `LOG_LEVEL` from the environment, when set to a level. */
+function envLevel(): LogLevel | null {
+  const v = Deno.env.get("LOG_LEVEL");
+  return v ? parseLogLevel(v) : null;
+}
+
+let minLevel: LogLevel = envLevel() ?? "info";
+let overridden = false;
 let json = false;
 
+/**
+ * The config file's `logging` settings. As in Litestream, `LOG_LEVEL` in the
+ * environment wins over the file's level, and `-log-level` (see
+ * `overrideLogLevel`) over both.
+ */
 export function configureLogging(opts: { level?: LogLevel; type?: "text" | "json" }): void {
-  if (opts.level) minLevel = opts.level;
+  if (opts.level && !overridden && envLevel() === null) minLevel = opts.level;
   if (opts.type) json = opts.type === "json";
+}
+
+/** The `-log-level` flag: wins over `LOG_LEVEL` and the config file. */
+export function overrideLogLevel(level: LogLevel): void {
+  minLevel = level;
+  overridden = true;
 }
 
 export function isLogLevel(s: string): s is LogLevel {

@@ -77,6 +77,20 @@ export interface LocalFile {
   path: string;
 }
 
+/** Counters for the metrics endpoint, since the monitor was created (read only outside). */
+export interface MonitorStats {
+  /** Captures that found the WAL changed (Litestream's "sync"), failed ones, time spent. */
+  captures: number;
+  captureErrors: number;
+  captureSeconds: number;
+  /** WAL bytes captured into L0 files. */
+  walBytes: number;
+  /** Checkpoints by mode (PASSIVE, TRUNCATE), failed ones, time spent. */
+  checkpoints: Record<string, number>;
+  checkpointErrors: Record<string, number>;
+  checkpointSeconds: Record<string, number>;
+}
+
 export function defaultMetaPath(dbPath: string): string {
   return join(dirname(dbPath), `.${basename(dbPath)}-strata`);
 }
@@ -142,6 +156,15 @@ export class Monitor {
    * with a fresh snapshot, so no restore mixes the two histories.
    */
   changedWhileStopped: string | null = null;
+  readonly stats: MonitorStats = {
+    captures: 0,
+    captureErrors: 0,
+    captureSeconds: 0,
+    walBytes: 0,
+    checkpoints: {},
+    checkpointErrors: {},
+    checkpointSeconds: {},
+  };
   /** Called after each new local file. */
   onFile: ((f: LocalFile) => void) | null = null;
 
@@ -558,7 +581,17 @@ export class Monitor {
       await this.#maybeCheckpoint();
       return false;
     }
-    const wrote = await this.#mutex.run(() => this.#captureLocked());
+    const t0 = performance.now();
+    this.stats.captures++;
+    let wrote: boolean;
+    try {
+      wrote = await this.#mutex.run(() => this.#captureLocked());
+    } catch (e) {
+      this.stats.captureErrors++;
+      throw e;
+    } finally {
+      this.stats.captureSeconds += (performance.now() - t0) / 1000;
+    }
     this.#lastStat = stat;
     await this.#maybeCheckpoint();
     return wrote;
@@ -613,6 +646,7 @@ export class Monitor {
     );
     if (scan.frames.length === 0) return false;
     const from = this.#wal.offset;
+    this.stats.walBytes += scan.endOffset - from;
     const oldCommit = this.#commit;
     for (const f of scan.frames) this.#wal.overlay.set(f.pgno, f.offset);
     this.#wal.offset = scan.endOffset;
@@ -678,6 +712,21 @@ export class Monitor {
    * the checkpoint has run (PASSIVE), so no commit can slip between them.
    */
   async checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
+    const st = this.stats;
+    const t0 = performance.now();
+    st.checkpoints[mode] = (st.checkpoints[mode] ?? 0) + 1;
+    try {
+      return await this.#checkpoint(mode);
+    } catch (e) {
+      st.checkpointErrors[mode] = (st.checkpointErrors[mode] ?? 0) + 1;
+      throw e;
+    } finally {
+      st.checkpointSeconds[mode] = (st.checkpointSeconds[mode] ?? 0) +
+        (performance.now() - t0) / 1000;
+    }
+  }
+
+  async #checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
     return await this.#mutex.run(async () => {
       if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
       const done = await this.#withWriteLock(async () => {

@@ -10,6 +10,7 @@ import { runLtx } from "./ltx.ts";
 import { runStatus } from "./status.ts";
 import { runClone } from "./clone.ts";
 import { runBranches } from "./branches.ts";
+import { runStart, runStop, runSync } from "./control.ts";
 
 interface Command {
   summary: string;
@@ -27,6 +28,12 @@ const commands: Record<string, Command> = {
     run: runClone,
   },
   branches: { summary: "List the branches made from a replica", run: runBranches },
+  sync: {
+    summary: "Make a running replicate sync a database now (-wait: until uploaded)",
+    run: runSync,
+  },
+  start: { summary: "Start replicating a database again in a running replicate", run: runStart },
+  stop: { summary: "Stop replicating a database in a running replicate", run: runStop },
   demo: { summary: "Show strata working on a sample database", run: runDemo },
   version: {
     summary: "Print the version",

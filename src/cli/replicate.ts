@@ -1,10 +1,34 @@
 /** `strata replicate`: continuous replication of the configured databases. */
 
 import { resolve } from "node:path";
-import { DEFAULTS, parseReplicaUrl } from "../config/mod.ts";
-import { DbReplication, DEFAULT_COMPACTION } from "../replicate/mod.ts";
-import { log } from "../log.ts";
+import {
+  type Config,
+  type DbConfig,
+  DEFAULT_SOCKET_PATH,
+  DEFAULTS,
+  type DirConfig,
+  dirEntryConfig,
+  globToRegExp,
+  parseReplicaUrl,
+} from "../config/mod.ts";
+import {
+  DbReplication,
+  DbSet,
+  DEFAULT_COMPACTION,
+  type DirectoryWatcher,
+  findDatabases,
+  watchDirectory,
+} from "../replicate/mod.ts";
+import {
+  type ControlServer,
+  Metrics,
+  type MetricsServer,
+  serveControl,
+  serveMetrics,
+} from "../server/mod.ts";
+import { log, overrideLogLevel, parseLogLevel } from "../log.ts";
 import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import { runChild, waitForShutdownSignal } from "./exec.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
 
@@ -14,31 +38,42 @@ const FLAGS: FlagSpecs = {
     type: "bool",
     help: "on divergence, continue with a fresh snapshot past the replica's newest TXID",
   },
+  exec: {
+    type: "string",
+    value: "CMD",
+    help: "run CMD as a child; strata exits with its exit code after a final sync",
+  },
+  "log-level": {
+    type: "string",
+    value: "LEVEL",
+    help: "debug, info, warn or error (overrides LOG_LEVEL and the config file)",
+  },
 };
 const USAGE = `Usage:
-  strata replicate [-config PATH]
-  strata replicate DB_PATH REPLICA_URL [REPLICA_URL...]
+  strata replicate [-config PATH] [-new-lineage] [-exec CMD] [-log-level LEVEL]
+  strata replicate [-new-lineage] [-exec CMD] [-log-level LEVEL] DB_PATH REPLICA_URL [REPLICA_URL...]
 
 Replicates each database continuously until SIGINT or SIGTERM; on stop it
-captures and uploads everything committed before exiting.
+captures and uploads everything committed before exiting. With -exec (or
+exec: in the config) it runs the app as a child process, forwards signals to
+it, and when the child exits does a final sync and exits with its code.
 
 A replica whose newest TXID and checksum are not a point of the local history
 has diverged: strata stops uploading to it (nothing in it is deleted) until it
 is restarted with -new-lineage, which continues with a full copy numbered past
 the replica's newest TXID and a fresh snapshot.`;
 
-export async function runReplicate(argv: string[]): Promise<number> {
-  if (wantsHelp(argv, USAGE, FLAGS)) return 0;
-  const flags = parse(argv, FLAGS);
-  let dbs;
-  let compaction = DEFAULT_COMPACTION;
-  if (flags.args.length > 0) {
-    if (flags.strings.has("config")) {
-      throw new UsageError("give either -config or DB_PATH REPLICA_URL, not both");
-    }
-    if (flags.args.length < 2) throw new UsageError("need DB_PATH and at least one REPLICA_URL");
-    const [dbPath, ...urls] = flags.args;
-    dbs = [{
+type Settings = Pick<Config, "dbs" | "dirs" | "compaction" | "addr" | "exec" | "socket">;
+
+function settingsFrom(flags: ReturnType<typeof parse>): Promise<Settings> | Settings {
+  if (flags.args.length === 0) return readConfig(flags, true).then((c) => c!);
+  if (flags.strings.has("config")) {
+    throw new UsageError("give either -config or DB_PATH REPLICA_URL, not both");
+  }
+  if (flags.args.length < 2) throw new UsageError("need DB_PATH and at least one REPLICA_URL");
+  const [dbPath, ...urls] = flags.args;
+  return {
+    dbs: [{
       path: resolve(dbPath),
       metaPath: undefined,
       ...DEFAULTS,
@@ -46,13 +81,28 @@ export async function runReplicate(argv: string[]): Promise<number> {
         ...parseReplicaUrl(u),
         syncIntervalMs: DEFAULTS.syncIntervalMs,
       })),
-    }];
-  } else {
-    const cfg = await readConfig(flags, true);
-    dbs = cfg!.dbs;
-    compaction = cfg!.compaction;
+    }],
+    dirs: [],
+    compaction: DEFAULT_COMPACTION,
+    socket: { enabled: false, path: DEFAULT_SOCKET_PATH, permissions: 0o600 },
+  };
+}
+
+export async function runReplicate(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, USAGE, FLAGS)) return 0;
+  const flags = parse(argv, FLAGS);
+  const levelFlag = flags.strings.get("log-level");
+  if (levelFlag !== undefined) {
+    const level = parseLogLevel(levelFlag);
+    if (!level) throw new UsageError(`-log-level must be debug, info, warn or error`);
+    overrideLogLevel(level);
   }
-  const runs = dbs.map((db) =>
+  const cfg = await settingsFrom(flags);
+  const exec = flags.strings.get("exec") ?? cfg.exec;
+
+  const set = new DbSet();
+  const metrics = cfg.addr ? new Metrics(() => set.running()) : null;
+  const replication = (db: DbConfig) => () =>
     new DbReplication({
       dbPath: resolve(db.path),
       metaPath: db.metaPath,
@@ -62,33 +112,102 @@ export async function runReplicate(argv: string[]): Promise<number> {
       truncatePageN: db.truncatePageN,
       busyTimeoutMs: db.busyTimeoutMs,
       replicas: db.replicas.map((r) => ({
-        client: branchAwareClientFor(r),
+        client: branchAwareClientFor(r, metrics ? (c) => metrics.instrument(c) : undefined),
         syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
       })),
-      compaction,
+      compaction: cfg.compaction,
       newLineage: flags.bools.has("new-lineage"),
-    })
-  );
-  const started: DbReplication[] = [];
+    });
+
+  const watchers: DirectoryWatcher[] = [];
+  let metricsServer: MetricsServer | null = null;
+  let control: ControlServer | null = null;
+  const closeServers = async () => {
+    for (const w of watchers) w.close();
+    await Promise.allSettled(watchers.map((w) => w.done));
+    await control?.close().catch(() => {});
+    await metricsServer?.close().catch(() => {});
+  };
   try {
-    for (const r of runs) {
-      await r.start();
-      started.push(r);
-    }
+    if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
+    if (cfg.socket.enabled) control = await serveControl(set, cfg.socket);
+    for (const db of cfg.dbs) await set.add(resolve(db.path), replication(db));
+    for (const d of cfg.dirs) watchers.push(...await addDirectory(set, d, replication));
   } catch (e) {
-    await Promise.allSettled(started.map((r) => r.stop()));
+    await set.stopAll();
+    await closeServers();
     throw e;
   }
-  const stop = Promise.withResolvers<string>();
-  const onSignal = (sig: string) => () => stop.resolve(sig);
-  const sigint = onSignal("SIGINT");
-  const sigterm = onSignal("SIGTERM");
-  Deno.addSignalListener("SIGINT", sigint);
-  Deno.addSignalListener("SIGTERM", sigterm);
-  const sig = await stop.promise;
-  Deno.removeSignalListener("SIGINT", sigint);
-  Deno.removeSignalListener("SIGTERM", sigterm);
-  log("info", "signal received, syncing before exit", { signal: sig });
-  const results = await Promise.allSettled(started.map((r) => r.stop()));
-  return results.some((r) => r.status === "rejected") ? 1 : 0;
+
+  let code = 0;
+  if (exec) {
+    try {
+      code = await runChild(exec);
+    } catch (e) {
+      log("error", "exec failed", { error: e });
+      code = 1;
+    }
+    log("info", "child exited, syncing before exit", { code });
+  } else {
+    const sig = await waitForShutdownSignal();
+    log("info", "signal received, syncing before exit", { signal: sig });
+  }
+  // a second signal while the final sync runs: give up at once
+  const hurry = () => {
+    log("error", "second signal during the final sync: exiting without finishing it");
+    Deno.exit(code || 1);
+  };
+  Deno.addSignalListener("SIGINT", hurry);
+  Deno.addSignalListener("SIGTERM", hurry);
+  try {
+    for (const w of watchers) w.close();
+    const ok = await set.stopAll();
+    await closeServers();
+    if (!ok && code === 0) code = 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", hurry);
+    Deno.removeSignalListener("SIGTERM", hurry);
+  }
+  return code;
+}
+
+/**
+ * Replicates the databases under `d.dir`; with `watch`, also those that
+ * appear later (and stops those removed). Returns the watcher, if any.
+ */
+async function addDirectory(
+  set: DbSet,
+  d: DirConfig,
+  replication: (db: DbConfig) => () => DbReplication,
+): Promise<DirectoryWatcher[]> {
+  const dir = resolve(d.dir);
+  const opts = {
+    dir,
+    pattern: globToRegExp(d.pattern),
+    recursive: d.recursive,
+    skip: (p: string) => set.has(p),
+  };
+  const entry = { ...d, dir };
+  if (!d.watch) {
+    const found = await findDatabases(opts);
+    if (found.length === 0) {
+      throw new Error(`no SQLite databases in directory ${dir} match pattern ${d.pattern}`);
+    }
+    for (const p of found) await set.add(p, replication(dirEntryConfig(entry, p)));
+    return [];
+  }
+  const watcher = watchDirectory({
+    ...opts,
+    onFound: async (p) => {
+      log("info", "directory replication: found a database", { dir, db: p });
+      await set.add(p, replication(dirEntryConfig(entry, p)));
+    },
+    onRemoved: async (p) => {
+      log("info", "directory replication: database removed", { dir, db: p });
+      await set.remove(p);
+    },
+  });
+  await watcher.ready;
+  log("info", "watching directory for databases", { dir, pattern: d.pattern });
+  return [watcher];
 }

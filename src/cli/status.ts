@@ -6,16 +6,27 @@ import { defaultMetaPath } from "../capture/mod.ts";
 import { listAllFiles } from "../restore/mod.ts";
 import { continuityProblem, readReplicaPosition } from "../replicate/mod.ts";
 import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
-import { type FlagSpecs, UsageError } from "./flags.ts";
+import { type FlagSpecs, type ParsedFlags, UsageError } from "./flags.ts";
+import { controlRequest, type DbStatus } from "../server/mod.ts";
 
-const FLAGS: FlagSpecs = { ...CONFIG_FLAGS, json: { type: "bool", help: "print JSON" } };
+const FLAGS: FlagSpecs = {
+  ...CONFIG_FLAGS,
+  json: { type: "bool", help: "print JSON" },
+  socket: {
+    type: "string",
+    value: "PATH",
+    help: "ask the running strata replicate through its control socket instead",
+  },
+};
 const USAGE = `Usage: strata status [-config PATH] [-json] [DB_PATH]
+       strata status -socket PATH [-json] [DB_PATH]
 
 For each configured database (or just DB_PATH): the position strata captured
 locally (TXID, checksum, time), each replica's newest TXID and time, and how
 far the replica is behind, and whether the replica diverged (its newest TXID
 and checksum are not a point of the local history; strata stops uploading to
-such a replica).`;
+such a replica). With -socket, the running strata replicate answers from
+memory: also each database's state, each replica's last sync and error.`;
 
 interface LocalPosition {
   txid: bigint;
@@ -56,6 +67,8 @@ async function localPosition(metaPath: string): Promise<LocalPosition | null> {
 export async function runStatus(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;
   const flags = parse(argv, FLAGS);
+  const socket = flags.strings.get("socket");
+  if (socket) return await liveStatusCommand(socket, flags);
   const cfg = await readConfig(flags, true);
   let dbs = cfg!.dbs;
   if (flags.args.length > 1) throw new UsageError("give at most one DB_PATH");
@@ -121,15 +134,47 @@ export async function runStatus(argv: string[]): Promise<number> {
       replicas,
     });
   }
-  if (flags.bools.has("json")) {
+  printStatus(out, flags.bools.has("json"));
+  return 0;
+}
+
+async function liveStatusCommand(socket: string, flags: ParsedFlags): Promise<number> {
+  if (flags.args.length > 1) throw new UsageError("give at most one DB_PATH");
+  const q = flags.args.length === 1 ? `?path=${encodeURIComponent(resolve(flags.args[0]))}` : "";
+  const out = await controlRequest(socket, "GET", `/status${q}`) as DbStatus[];
+  printStatus(out, flags.bools.has("json"));
+  return 0;
+}
+
+interface PrintedStatus {
+  db: string;
+  state?: string;
+  error?: string | null;
+  local: { txid: string; checksum: string; at?: string } | null;
+  replicas: {
+    replica: string;
+    txid?: string | null;
+    at?: string | null;
+    files?: number | null;
+    behindTXIDs?: number | null;
+    lagSeconds?: number;
+    error?: string | null;
+    diverged?: string | null;
+  }[];
+}
+
+function printStatus(out: PrintedStatus[], json: boolean): void {
+  if (json) {
     console.log(JSON.stringify(out, null, 2));
-    return 0;
+    return;
   }
   for (const d of out) {
-    console.log(d.db);
+    console.log(d.state ? `${d.db}  (${d.state}${d.error ? `: ${d.error}` : ""})` : d.db);
     console.log(
       d.local
-        ? `  local    txid ${d.local.txid}  checksum ${d.local.checksum}  at ${d.local.at}`
+        ? `  local    txid ${d.local.txid}  checksum ${d.local.checksum}${
+          d.local.at ? `  at ${d.local.at}` : ""
+        }`
         : "  local    no position yet (strata has not captured this database)",
     );
     for (const r of d.replicas) {
@@ -139,13 +184,12 @@ export async function runStatus(argv: string[]): Promise<number> {
         console.log(`  ${r.replica}  empty`);
       } else if ("txid" in r) {
         console.log(
-          `  ${r.replica}  txid ${r.txid}  at ${r.at}  ${r.files} files  behind ${r.behindTXIDs} TXIDs (${
-            r.lagSeconds!.toFixed(1)
-          } s)`,
+          `  ${r.replica}  txid ${r.txid}  at ${r.at ?? "-"}  ${
+            r.files ?? "?"
+          } files  behind ${r.behindTXIDs} TXIDs (${(r.lagSeconds ?? 0).toFixed(1)} s)`,
         );
         if (r.diverged) console.log(`    DIVERGED: ${r.diverged}`);
       }
     }
   }
-  return 0;
 }

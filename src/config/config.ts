@@ -14,10 +14,11 @@ import {
   type YAMLMap,
 } from "yaml";
 import { parseDuration } from "./duration.ts";
+import { globToRegExp } from "./dir_config.ts";
 import { parseReplicaUrl, type ReplicaConfig } from "./replica_url.ts";
 import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
 import { REMOTE_REPLICA_KEYS, remoteReplicaConfig } from "./remote_config.ts";
-import { isLogLevel, type LogLevel } from "../log.ts";
+import { type LogLevel, parseLogLevel } from "../log.ts";
 import { type CompactionSettings, DEFAULT_COMPACTION } from "../replicate/compactor.ts";
 
 export class ConfigError extends Error {
@@ -38,8 +39,36 @@ export interface DbConfig {
   replicas: ReplicaConfig[];
 }
 
+/** A `dbs` entry with `dir`: every SQLite database beneath `dir` whose file name matches `pattern`. */
+export interface DirConfig extends Omit<DbConfig, "path"> {
+  dir: string;
+  /** A glob on the file name (`*`, `?`, `[a-z]`), e.g. `*.db`. */
+  pattern: string;
+  /** Look in subdirectories too. */
+  recursive: boolean;
+  /** Keep watching the directory for new (and removed) databases. */
+  watch: boolean;
+}
+
+/** The control socket (`socket:`), as Litestream v0.5's. */
+export interface SocketConfig {
+  enabled: boolean;
+  path: string;
+  /** File mode of the socket (default 0600). */
+  permissions: number;
+}
+
+export const DEFAULT_SOCKET_PATH = "/var/run/strata.sock";
+
 export interface Config {
   dbs: DbConfig[];
+  /** `dbs` entries given as a directory (`dir` + `pattern`). */
+  dirs: DirConfig[];
+  /** `addr`: where Prometheus metrics are served (`host:port`; `:port` for every interface). */
+  addr?: string;
+  /** `exec`: the app to run as a child process (a command line, split as a shell would). */
+  exec?: string;
+  socket: SocketConfig;
   logging: { level?: LogLevel; type?: "text" | "json" };
   /** Levels, snapshots and retention (global, as Litestream v0.5). */
   compaction: CompactionSettings;
@@ -55,20 +84,13 @@ export const DEFAULTS = {
 };
 
 const NOT_YET = new Set([
-  "addr",
   "levels",
   "snapshot",
   "l0-retention",
   "l0-retention-check-interval",
   "retention",
-  "exec",
   "mcp-addr",
-  "socket",
   "validation-interval",
-  "dir",
-  "pattern",
-  "recursive",
-  "watch",
   "retention-check-interval",
   "age",
 ]);
@@ -131,10 +153,21 @@ class Reader {
     if (!Number.isInteger(v) || v < 0) this.fail(node, `"${key}" must be a non-negative integer`);
     return v;
   }
+  bool(node: YamlNode | undefined, key: string, dflt: boolean): boolean {
+    if (node === undefined || node === null) return dflt;
+    if (!isScalar(node) || typeof node.value !== "boolean") {
+      this.fail(node, `"${key}" must be true or false`);
+    }
+    return node.value as boolean;
+  }
 }
 
 const DB_KEYS = [
   "path",
+  "dir",
+  "pattern",
+  "recursive",
+  "watch",
   "meta-path",
   "replica",
   "replicas",
@@ -177,6 +210,9 @@ export function parseConfig(
   const top = r.entries(root, "the top level", [
     "dbs",
     "logging",
+    "addr",
+    "exec",
+    "socket",
     ...COMPACTION_KEYS,
   ]);
   const compaction = parseCompaction(r, top);
@@ -184,10 +220,11 @@ export function parseConfig(
   const lg = top.get("logging");
   if (lg) {
     const e = r.entries(lg, "logging", ["level", "type", "stderr"]);
-    const level = r.string(e.get("level"), "level")?.toLowerCase();
+    const level = r.string(e.get("level"), "level");
     if (level !== undefined) {
-      if (!isLogLevel(level)) r.fail(e.get("level"), `"level" must be debug, info, warn or error`);
-      logging.level = level;
+      const l = parseLogLevel(level);
+      if (!l) r.fail(e.get("level"), `"level" must be debug, info, warn or error`);
+      logging.level = l;
     }
     const type = r.string(e.get("type"), "type");
     if (type !== undefined) {
@@ -200,10 +237,28 @@ export function parseConfig(
     r.fail(dbsNode ?? root, '"dbs" must list at least one database');
   }
   const dbs: DbConfig[] = [];
+  const dirs: DirConfig[] = [];
   for (const item of dbsNode.items as YamlNode[]) {
     const e = r.entries(item, "a dbs entry", DB_KEYS);
-    const path = r.string(e.get("path"), "path");
-    if (!path) r.fail(item, `a dbs entry needs "path"`);
+    const dir = r.string(e.get("dir"), "dir");
+    const path = r.string(e.get("path"), "path") ?? dir;
+    if (e.has("path") && e.has("dir")) {
+      r.fail(e.get("dir"), `a dbs entry takes "path" or "dir", not both`);
+    }
+    if (!path) r.fail(item, `a dbs entry needs "path" (or "dir" and "pattern")`);
+    if (dir === undefined) {
+      for (const k of ["pattern", "recursive", "watch"]) {
+        if (e.has(k)) r.fail(e.get(k), `"${k}" goes with "dir" (directory replication)`);
+      }
+    } else {
+      const pattern = r.string(e.get("pattern"), "pattern");
+      if (!pattern) r.fail(item, `directory ${dir} needs "pattern" (e.g. "*.db")`);
+      try {
+        globToRegExp(pattern);
+      } catch (err) {
+        r.fail(e.get("pattern"), (err as Error).message);
+      }
+    }
     const replicaNodes: YamlNode[] = [];
     if (e.has("replica") && e.has("replicas")) {
       r.fail(e.get("replicas"), `use "replica" or "replicas", not both`);
@@ -239,8 +294,7 @@ export function parseConfig(
         r.fail(typeof key === "string" && re.has(key) ? re.get(key) : n, (err as Error).message);
       }
     });
-    dbs.push({
-      path,
+    const settings = {
       metaPath: r.string(e.get("meta-path"), "meta-path"),
       monitorIntervalMs: r.duration(
         e.get("monitor-interval"),
@@ -260,9 +314,58 @@ export function parseConfig(
       truncatePageN: r.int(e.get("truncate-page-n"), "truncate-page-n", DEFAULTS.truncatePageN),
       busyTimeoutMs: r.duration(e.get("busy-timeout"), "busy-timeout", DEFAULTS.busyTimeoutMs),
       replicas,
-    });
+    };
+    if (dir === undefined) {
+      dbs.push({ path, ...settings });
+    } else {
+      dirs.push({
+        dir,
+        pattern: r.string(e.get("pattern"), "pattern")!,
+        recursive: r.bool(e.get("recursive"), "recursive", false),
+        watch: r.bool(e.get("watch"), "watch", false),
+        ...settings,
+      });
+    }
   }
-  return { dbs, logging, compaction };
+  return { dbs, dirs, logging, compaction, ...parseServing(r, top) };
+}
+
+/** `addr`, `exec` and `socket`. */
+function parseServing(
+  r: Reader,
+  top: Map<string, YamlNode>,
+): Pick<Config, "addr" | "exec" | "socket"> {
+  const addr = r.string(top.get("addr"), "addr");
+  if (addr !== undefined && addr !== "") {
+    const m = /^(.*):(\d+)$/.exec(addr);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      r.fail(top.get("addr"), `"addr" must be host:port or :port, got ${JSON.stringify(addr)}`);
+    }
+  }
+  const exec = r.string(top.get("exec"), "exec");
+  const socket: SocketConfig = { enabled: false, path: DEFAULT_SOCKET_PATH, permissions: 0o600 };
+  const sock = top.get("socket");
+  if (sock !== undefined && sock !== null) {
+    const e = r.entries(sock, "socket", ["enabled", "path", "permissions"]);
+    socket.enabled = r.bool(e.get("enabled"), "enabled", false);
+    socket.path = r.string(e.get("path"), "path") || DEFAULT_SOCKET_PATH;
+    const perms = e.get("permissions");
+    if (perms !== undefined && perms !== null) {
+      // 0600 is octal, as Litestream (Go's YAML) reads it
+      const src = isScalar(perms) ? String(perms.source ?? perms.value) : "";
+      const m = /^0o?([0-7]{1,4})$/.exec(src);
+      const v = m
+        ? parseInt(m[1], 8)
+        : isScalar(perms) && typeof perms.value === "number"
+        ? perms.value
+        : NaN;
+      if (!Number.isInteger(v) || v < 0 || v > 0o7777) {
+        r.fail(perms, `"permissions" must be a file mode such as 0600`);
+      }
+      socket.permissions = v;
+    }
+  }
+  return { addr: addr || undefined, exec: exec || undefined, socket };
 }
 
 const COMPACTION_KEYS = [

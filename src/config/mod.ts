@@ -2,3 +2,4 @@
 export * from "./config.ts";
 export * from "./duration.ts";
 export * from "./replica_url.ts";
+export * from "./dir_config.ts";

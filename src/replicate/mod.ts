@@ -5,3 +5,5 @@ export * from "./compactor.ts";
 export * from "./replica_index.ts";
 export * from "./positions.ts";
 export * from "./lease.ts";
+export * from "./db_set.ts";
+export * from "./directory.ts";

@@ -54,6 +54,10 @@ export class Replicator {
   #snapshotReason: string | null = null;
   #startupChecked = false;
   lastError: Error | null = null;
+  /** When the last sync that left nothing pending for this replica finished (metrics, status). */
+  lastSyncAt: Date | null = null;
+  /** The replica's TXID as last known, kept across failed syncs (for the lag). */
+  #knownTXID = 0n;
 
   /** The replica's files, listed once and kept current by this (its only) writer. */
   readonly index: ReplicaIndex;
@@ -179,6 +183,8 @@ export class Replicator {
         await this.#uploadSnapshot(reason);
       }
       this.lastError = null;
+      this.#knownTXID = this.replicaTXID ?? this.#knownTXID;
+      this.lastSyncAt = new Date();
     } catch (e) {
       this.lastError = e as Error;
       this.#replicaPos = null; // re-list next time
@@ -220,6 +226,23 @@ export class Replicator {
         "nothing in the replica was changed; restart with -new-lineage to continue with a fresh snapshot, or use another replica path",
     });
     return false;
+  }
+
+  /**
+   * Replication lag: how long the oldest captured change this replica does
+   * not have yet has been waiting (its local L0 file's creation time); 0 when
+   * the replica has everything captured.
+   */
+  async lagMs(now = Date.now()): Promise<number> {
+    const have = this.replicaTXID ?? this.#knownTXID;
+    if (have >= this.monitor.position.txid) return 0;
+    for (const f of await this.monitor.localFiles()) {
+      if (f.maxTXID <= have) continue;
+      try {
+        return Math.max(0, now - (await createdAtOf(f.path)).getTime());
+      } catch { /* uploaded and pruned meanwhile: the next one */ }
+    }
+    return 0;
   }
 
   async #upload(f: LocalFile): Promise<void> {

@@ -1,0 +1,113 @@
+/**
+ * `strata sync`, `strata start`, `strata stop`: commands sent to a running
+ * `strata replicate` through its control socket (`socket:` in its config).
+ */
+
+import { resolve } from "node:path";
+import { DEFAULT_SOCKET_PATH, loadConfig } from "../config/mod.ts";
+import { controlRequest } from "../server/mod.ts";
+import { parse, wantsHelp } from "./common.ts";
+import { type FlagSpecs, type ParsedFlags, UsageError } from "./flags.ts";
+
+export const SOCKET_FLAGS: FlagSpecs = {
+  socket: {
+    type: "string",
+    value: "PATH",
+    help: `control socket (default: socket.path of -config, else ${DEFAULT_SOCKET_PATH})`,
+  },
+  config: { type: "string", value: "PATH", help: "read the socket path from this config file" },
+};
+
+const FLAGS: FlagSpecs = {
+  ...SOCKET_FLAGS,
+  timeout: { type: "string", value: "SECONDS", help: "give up after this long (default 30)" },
+  json: { type: "bool", help: "print the answer as JSON" },
+};
+
+/** The socket path: -socket, else the -config file's socket.path, else the default. */
+export async function socketPath(flags: ParsedFlags): Promise<string> {
+  const explicit = flags.strings.get("socket");
+  if (explicit) return explicit;
+  const config = flags.strings.get("config");
+  if (config) return (await loadConfig(config)).socket.path;
+  return DEFAULT_SOCKET_PATH;
+}
+
+function timeoutOf(flags: ParsedFlags): number {
+  const t = flags.strings.get("timeout");
+  if (t === undefined) return 30;
+  const n = Number(t);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`-timeout must be a positive number of seconds`);
+  }
+  return n;
+}
+
+function onePath(flags: ParsedFlags): string {
+  if (flags.args.length !== 1) throw new UsageError("give one DB_PATH");
+  return resolve(flags.args[0]);
+}
+
+function print(answer: Record<string, unknown>, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify(answer, null, 2));
+    return;
+  }
+  for (const [k, v] of Object.entries(answer)) console.log(`${k}: ${v ?? "-"}`);
+}
+
+const SYNC_USAGE = `Usage: strata sync [-wait] [-timeout SECONDS] [-socket PATH] [-json] DB_PATH
+
+Makes the running strata replicate capture what DB_PATH has committed now.
+With -wait, returns only once every replica has it (so a deploy script can
+wait until a write is durable); exits non-zero when that fails or times out.`;
+
+export async function runSync(argv: string[]): Promise<number> {
+  const flags: FlagSpecs = {
+    ...FLAGS,
+    wait: { type: "bool", help: "wait until every replica has the data" },
+  };
+  if (wantsHelp(argv, SYNC_USAGE, flags)) return 0;
+  const f = parse(argv, flags);
+  const path = onePath(f);
+  const timeout = timeoutOf(f);
+  const started = performance.now();
+  const answer = await controlRequest(await socketPath(f), "POST", "/sync", {
+    path,
+    wait: f.bools.has("wait"),
+    timeout,
+  }, timeout) as Record<string, unknown>;
+  print({ ...answer, duration_ms: Math.round(performance.now() - started) }, f.bools.has("json"));
+  return 0;
+}
+
+function startStop(which: "start" | "stop", usage: string) {
+  return async (argv: string[]): Promise<number> => {
+    if (wantsHelp(argv, usage, FLAGS)) return 0;
+    const f = parse(argv, FLAGS);
+    const path = onePath(f);
+    const timeout = timeoutOf(f);
+    const answer = await controlRequest(await socketPath(f), "POST", `/${which}`, {
+      path,
+      timeout,
+    }, timeout) as Record<string, unknown>;
+    print(answer, f.bools.has("json"));
+    return 0;
+  };
+}
+
+export const runStart = startStop(
+  "start",
+  `Usage: strata start [-timeout SECONDS] [-socket PATH] [-json] DB_PATH
+
+Starts replicating DB_PATH again in the running strata replicate (after
+strata stop).`,
+);
+
+export const runStop = startStop(
+  "stop",
+  `Usage: strata stop [-timeout SECONDS] [-socket PATH] [-json] DB_PATH
+
+Stops replicating DB_PATH in the running strata replicate, after a final
+capture and sync; the process keeps replicating the other databases.`,
+);

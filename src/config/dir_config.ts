@@ -1,0 +1,56 @@
+/**
+ * Directory replication (`dir` + `pattern`): the settings of one database
+ * found beneath a directory. As in Litestream v0.5, each database's replicas
+ * get the database's path relative to the directory appended to their path
+ * (`/backups` → `/backups/sub/app.db`), and a `meta-path` is a base under
+ * which each database gets `<rel dir>/.<file>-strata`.
+ */
+
+import { basename, dirname, join, posix, relative, sep } from "node:path";
+import type { DbConfig, DirConfig } from "./config.ts";
+import type { ReplicaConfig } from "./replica_url.ts";
+
+/** The configuration of database `dbPath` (an absolute path beneath `d.dir`). */
+export function dirEntryConfig(d: DirConfig, dbPath: string): DbConfig {
+  const rel = relative(d.dir, dbPath);
+  if (rel === "" || rel.startsWith("..")) {
+    throw new Error(`database ${dbPath} is not beneath directory ${d.dir}`);
+  }
+  const relSlash = rel.split(sep).join("/");
+  const { dir: _d, pattern: _p, recursive: _r, watch: _w, ...settings } = d;
+  return {
+    ...settings,
+    path: dbPath,
+    metaPath: d.metaPath === undefined
+      ? undefined
+      : join(d.metaPath, dirname(rel), `.${basename(rel)}-strata`),
+    replicas: d.replicas.map((r) => withSubPath(r, relSlash)),
+  };
+}
+
+function withSubPath(r: ReplicaConfig, rel: string): ReplicaConfig {
+  if (r.type === "file") return { ...r, path: join(r.path, ...rel.split("/")) };
+  const base = r.path.replace(/\/+$/, "");
+  return { ...r, path: base === "" ? rel : posix.join(base, rel) };
+}
+
+/** A glob on a file name (`*`, `?`, `[abc]`, `[a-z]`, `[!a]`) as a RegExp, as Go's filepath.Match. */
+export function globToRegExp(pattern: string): RegExp {
+  let re = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = pattern.indexOf("]", i + 2);
+      if (end < 0) throw new Error(`bad pattern ${JSON.stringify(pattern)}: unclosed [`);
+      let body = pattern.slice(i + 1, end);
+      if (body.startsWith("!") || body.startsWith("^")) body = "^" + body.slice(1);
+      re += `[${body.replace(/\\/g, "\\\\")}]`;
+      i = end;
+    } else if (c === "\\" && i + 1 < pattern.length) {
+      re += pattern[++i].replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
