@@ -55,8 +55,8 @@ Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys nam
       /t\.yml:5: "sync-interval": invalid duration "fast"/,
     ],
     [
-      "addr: :9090\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
-      /t\.yml:1: key "addr" in the top level is not supported yet/,
+      "mcp-addr: :3001\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:1: key "mcp-addr" in the top level is not supported yet/,
     ],
     ["dbs:\n  - path: /a.db\n", /database \/a\.db has no replica/],
     [
