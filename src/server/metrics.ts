@@ -80,54 +80,49 @@ export class Metrics {
       ["db"],
       () => source().map((r) => [{ db: r.monitor.dbPath }, fileSize(r.monitor.dbPath + "-wal")]),
     );
-    counter(
-      "litestream_total_wal_bytes",
-      "Total number of WAL bytes captured into LTX files",
-      ["db"],
-      perDb((r) => r.monitor.stats.walBytes),
-    );
+    const dbCounters: [
+      string,
+      string,
+      "walBytes" | "captures" | "captureErrors" | "captureSeconds",
+    ][] = [
+      [
+        "litestream_total_wal_bytes",
+        "Total number of WAL bytes captured into LTX files",
+        "walBytes",
+      ],
+      ["litestream_sync_count", "Number of sync operations performed (WAL captures)", "captures"],
+      ["litestream_sync_error_count", "Number of sync errors that have occurred", "captureErrors"],
+      ["litestream_sync_seconds", "Time spent capturing the WAL, in seconds", "captureSeconds"],
+    ];
+    for (const [name, help, key] of dbCounters) {
+      counter(name, help, ["db"], perDb((r) => r.monitor.stats[key]));
+    }
     gauge(
       "litestream_txid",
       "The current transaction ID (captured locally)",
       ["db"],
       perDb((r) => Number(r.monitor.position.txid)),
     );
-    counter(
-      "litestream_sync_count",
-      "Number of sync operations performed (WAL captures)",
-      ["db"],
-      perDb((r) => r.monitor.stats.captures),
-    );
-    counter(
-      "litestream_sync_error_count",
-      "Number of sync errors that have occurred",
-      ["db"],
-      perDb((r) => r.monitor.stats.captureErrors),
-    );
-    counter(
-      "litestream_sync_seconds",
-      "Time spent capturing the WAL, in seconds",
-      ["db"],
-      perDb((r) => r.monitor.stats.captureSeconds),
-    );
-    counter(
-      "litestream_checkpoint_count",
-      "Number of checkpoint operations performed",
-      ["db", "mode"],
-      perMode((r) => r.monitor.stats.checkpoints),
-    );
-    counter(
-      "litestream_checkpoint_error_count",
-      "Number of checkpoint errors that have occurred",
-      ["db", "mode"],
-      perMode((r) => r.monitor.stats.checkpointErrors),
-    );
-    counter(
-      "litestream_checkpoint_seconds",
-      "Time spent checkpointing the WAL, in seconds",
-      ["db", "mode"],
-      perMode((r) => r.monitor.stats.checkpointSeconds),
-    );
+    const modeCounters: [
+      string,
+      string,
+      "checkpoints" | "checkpointErrors" | "checkpointSeconds",
+    ][] = [
+      ["litestream_checkpoint_count", "Number of checkpoint operations performed", "checkpoints"],
+      [
+        "litestream_checkpoint_error_count",
+        "Number of checkpoint errors that have occurred",
+        "checkpointErrors",
+      ],
+      [
+        "litestream_checkpoint_seconds",
+        "Time spent checkpointing the WAL, in seconds",
+        "checkpointSeconds",
+      ],
+    ];
+    for (const [name, help, key] of modeCounters) {
+      counter(name, help, ["db", "mode"], perMode((r) => r.monitor.stats[key]));
+    }
 
     // Litestream's replica operation metrics (internal.go), by replica type and operation
     const opLabels = ["replica_type", "operation"];
