@@ -28,7 +28,7 @@ dbs:
     const r = await strata(["replicate", "-config", cfg, ...args, "-exec", "true"], { env });
     assertEquals(r.code, 0, r.stderr);
     // Deno's own first-run download notes are not strata's log lines
-    return r.stderr.split("\n").filter((l) => l !== "" && !/^(Download|Warning) /.test(l));
+    return r.stderr.split("\n").filter((l) => l !== "" && !/^(Download |Warning|\s*[╭│╰])/.test(l));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
