@@ -121,6 +121,23 @@ Deno.test("dir without watch: the databases there at start; none matching is an 
       "one",
     ]);
     assertEquals(await exists(join(replica, "sub")), false);
+
+    // the config's directory entry names each database's replica for restore and databases
+    const out = join(dir, "by-path.db");
+    const byPath = await strata(["restore", "-config", cfg, "-o", out, join(data, "one.db")]);
+    assertEquals(byPath.code, 0, byPath.stderr);
+    assertEquals(await notesOf(out), ["one"]);
+    const outside = await strata(["restore", "-config", cfg, "-o", out, join(data, "sub/two.db")]);
+    assertEquals(outside.code, 2); // not recursive: sub/two.db is not configured
+    assertMatch(outside.stderr, /sub\/two\.db is not in the config file/);
+    const st = await strata(["status", "-config", cfg, "-json"]);
+    assertEquals(st.code, 0, st.stderr);
+    const [one] = JSON.parse(st.stdout);
+    assertEquals(one.db, join(data, "one.db"));
+    assertEquals(one.replicas[0].replica, `file:${replica}/one.db`);
+    assertEquals(one.replicas[0].txid, one.local.txid);
+    const listed = await strata(["databases", "-config", cfg]);
+    assertMatch(listed.stdout, new RegExp(`${data}/\\*\\.db\tfile:${replica}/…`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

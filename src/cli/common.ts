@@ -3,6 +3,7 @@
 import { resolve } from "node:path";
 import {
   type Config,
+  configForPath,
   defaultConfigPath,
   loadConfig,
   parseReplicaUrl,
@@ -107,7 +108,7 @@ export async function replicasFor(
   }
   const cfg = await readConfig(flags, false);
   const abs = resolve(target);
-  const db = cfg?.dbs.find((d) => resolve(d.path) === abs);
+  const db = cfg ? configForPath(cfg, abs) : null;
   if (!db) {
     throw new UsageError(
       cfg

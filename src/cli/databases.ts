@@ -10,5 +10,9 @@ export async function runDatabases(argv: string[]): Promise<number> {
   for (const db of cfg!.dbs) {
     console.log(`${db.path}\t${db.replicas.map((r) => `${r.type}:${r.path}`).join(",")}`);
   }
+  for (const d of cfg!.dirs) {
+    const where = `${d.dir}/${d.recursive ? "**/" : ""}${d.pattern}`;
+    console.log(`${where}\t${d.replicas.map((r) => `${r.type}:${r.path}/…`).join(",")}`);
+  }
   return 0;
 }

@@ -4,7 +4,8 @@ import { join, resolve } from "node:path";
 import { formatChecksum, formatTXID, LtxDecoder, parseLtxFileName } from "../ltx/mod.ts";
 import { defaultMetaPath } from "../capture/mod.ts";
 import { listAllFiles } from "../restore/mod.ts";
-import { continuityProblem, readReplicaPosition } from "../replicate/mod.ts";
+import { continuityProblem, findDatabases, readReplicaPosition } from "../replicate/mod.ts";
+import { dirEntryConfig, globToRegExp } from "../config/mod.ts";
 import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
 import { type FlagSpecs, type ParsedFlags, UsageError } from "./flags.ts";
 import { controlRequest, type DbStatus } from "../server/mod.ts";
@@ -70,7 +71,18 @@ export async function runStatus(argv: string[]): Promise<number> {
   const socket = flags.strings.get("socket");
   if (socket) return await liveStatusCommand(socket, flags);
   const cfg = await readConfig(flags, true);
-  let dbs = cfg!.dbs;
+  let dbs = [...cfg!.dbs];
+  // the databases under the config's directory entries (this process replicates none of them)
+  for (const d of cfg!.dirs) {
+    const dir = resolve(d.dir);
+    const found = await findDatabases({
+      dir,
+      pattern: globToRegExp(d.pattern),
+      recursive: d.recursive,
+      skip: () => false,
+    }).catch(() => []);
+    dbs.push(...found.map((p) => dirEntryConfig({ ...d, dir }, p)));
+  }
   if (flags.args.length > 1) throw new UsageError("give at most one DB_PATH");
   if (flags.args.length === 1) {
     const want = resolve(flags.args[0]);

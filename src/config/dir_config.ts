@@ -6,8 +6,8 @@
  * which each database gets `<rel dir>/.<file>-strata`.
  */
 
-import { basename, dirname, join, posix, relative, sep } from "node:path";
-import type { DbConfig, DirConfig } from "./config.ts";
+import { basename, dirname, join, posix, relative, resolve, sep } from "node:path";
+import type { Config, DbConfig, DirConfig } from "./config.ts";
 import type { ReplicaConfig } from "./replica_url.ts";
 
 /** The configuration of database `dbPath` (an absolute path beneath `d.dir`). */
@@ -26,6 +26,24 @@ export function dirEntryConfig(d: DirConfig, dbPath: string): DbConfig {
       : join(d.metaPath, dirname(rel), `.${basename(rel)}-strata`),
     replicas: d.replicas.map((r) => withSubPath(r, relSlash)),
   };
+}
+
+/**
+ * The configuration of database `path`: a `dbs` entry naming it, else a
+ * directory entry it falls under (by path and pattern only: the file need
+ * not exist, as for a restore), else null.
+ */
+export function configForPath(cfg: Pick<Config, "dbs" | "dirs">, path: string): DbConfig | null {
+  const abs = resolve(path);
+  const db = cfg.dbs.find((d) => resolve(d.path) === abs);
+  if (db) return db;
+  for (const d of cfg.dirs) {
+    const dir = resolve(d.dir);
+    const rel = relative(dir, abs);
+    if (rel === "" || rel.startsWith("..") || (!d.recursive && rel.includes(sep))) continue;
+    if (globToRegExp(d.pattern).test(basename(abs))) return dirEntryConfig({ ...d, dir }, abs);
+  }
+  return null;
 }
 
 function withSubPath(r: ReplicaConfig, rel: string): ReplicaConfig {
