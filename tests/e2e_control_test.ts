@@ -209,3 +209,60 @@ dbs:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a diverged replica: the divergence gauge, live status and sync -wait report it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-diverged-" });
+  const db = join(dir, "app.db");
+  const url = `file://${join(dir, "replica")}`;
+  const sock = join(dir, "strata.sock");
+  const [port] = freePorts(1);
+  const cfg = join(dir, "strata.yml");
+  await Deno.writeTextFile(
+    cfg,
+    `addr: 127.0.0.1:${port}
+socket:
+  enabled: true
+  path: ${sock}
+dbs:
+  - path: ${db}
+    replicas:
+      - url: ${url}
+        sync-interval: 100ms
+`,
+  );
+  let rep: Replicating | null = null;
+  try {
+    await addNote(db, "one");
+    rep = new Replicating(["-config", cfg]);
+    const L = { db };
+    await waitFor("the first upload", async () => {
+      const s = await scrape(port);
+      return sample(s, "strata_replica_txid", L)! >= 1 &&
+        sample(s, "strata_replica_divergence", L) === 0;
+    });
+    let out = await rep.stop();
+    rep = null;
+    assertEquals(out.code, 0, out.stderr);
+
+    // the local position is lost and the app writes on: the replica no longer continues it
+    await Deno.remove(join(dir, ".app.db-strata"), { recursive: true });
+    await addNote(db, "two");
+    rep = new Replicating(["-config", cfg]);
+    await addNote(db, "three");
+    await waitFor("the divergence gauge", async () => {
+      return sample(await scrape(port), "strata_replica_divergence", L) === 1;
+    });
+    const st = await strata(["status", "-socket", sock, "-json"]);
+    assertEquals(st.code, 0, st.stderr);
+    assertMatch(JSON.parse(st.stdout)[0].replicas[0].diverged, /local 0000000000000001\//);
+    const sync = await strata(["sync", "-wait", "-socket", sock, db]);
+    assertNotEquals(sync.code, 0);
+    assertMatch(sync.stderr, /has diverged \(uploads to it stopped\)/);
+    out = await rep.stop();
+    rep = null;
+    assertEquals(out.code, 0, out.stderr);
+  } finally {
+    await rep?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
