@@ -266,3 +266,39 @@ dbs:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a busy metrics address, a socket path that is a file or in no directory: errors name them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-serve-errors-" });
+  const db = join(dir, "app.db");
+  const cfg = join(dir, "strata.yml");
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const base = `dbs:\n  - path: ${db}\n    replica:\n      url: file://${join(dir, "replica")}\n`;
+  try {
+    await addNote(db, "x");
+    const cases: [string, RegExp][] = [
+      [
+        `addr: 127.0.0.1:${(busy.addr as Deno.NetAddr).port}\n`,
+        /metrics address 127\.0\.0\.1:\d+: cannot listen: Address already in use/,
+      ],
+      [
+        `socket:\n  enabled: true\n  path: ${join(dir, "no", "such", "s.sock")}\n`,
+        /control socket .*no\/such\/s\.sock: cannot listen/,
+      ],
+      [
+        `socket:\n  enabled: true\n  path: ${cfg}\n`,
+        /control socket .*strata\.yml: exists and is not a socket; not replacing it/,
+      ],
+    ];
+    for (const [extra, re] of cases) {
+      await Deno.writeTextFile(cfg, extra + base);
+      const r = await strata(["replicate", "-config", cfg, "-exec", "true"]);
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(r.stderr, re);
+    }
+    // the config file named as the socket path is untouched
+    assertMatch(await Deno.readTextFile(cfg), /^socket:/);
+  } finally {
+    busy.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -165,7 +165,14 @@ export async function serveControl(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const startedAt = new Date();
-  const server = Deno.serve({ path: opts.path, onListen: () => {} }, async (req) => {
+  const listen = (handler: Deno.ServeHandler) => {
+    try {
+      return Deno.serve({ path: opts.path, onListen: () => {} }, handler);
+    } catch (e) {
+      throw new Error(`control socket ${opts.path}: cannot listen: ${(e as Error).message}`);
+    }
+  };
+  const server = listen(async (req) => {
     const url = new URL(req.url);
     const route = `${req.method} ${url.pathname}`;
     try {

@@ -281,11 +281,14 @@ export interface MetricsServer {
 /** Serves `metrics` at `http://addr/metrics`. */
 export function serveMetrics(metrics: Metrics, addr: string): MetricsServer {
   const { hostname, port } = parseAddr(addr);
-  const server = Deno.serve({
-    hostname,
-    port,
-    onListen: () => {},
-  }, async (req) => {
+  const listen = (handler: Deno.ServeHandler) => {
+    try {
+      return Deno.serve({ hostname, port, onListen: () => {} }, handler);
+    } catch (e) {
+      throw new Error(`metrics address ${addr}: cannot listen: ${(e as Error).message}`);
+    }
+  };
+  const server = listen(async (req) => {
     const path = new URL(req.url).pathname;
     if (path !== "/metrics") return new Response("not found\n", { status: 404 });
     try {
