@@ -44,3 +44,26 @@ export class ProgressCounter {
     return this.#fn ? countingStream(stream, (n) => this.add(n)) : stream;
   }
 }
+
+/** One piece of long work being shown. */
+export interface ProgressTask {
+  report: ProgressFn;
+  /** The work is over (successfully or not). */
+  finish(ok?: boolean): void;
+}
+
+const NO_PROGRESS: ProgressTask = { report: () => {}, finish: () => {} };
+let starter: ((label: string) => ProgressTask) | null = null;
+
+/**
+ * Sets how long work started with `startProgress` is shown (the cli installs
+ * its terminal/line display); null shows nothing (the default).
+ */
+export function setProgressDisplay(fn: ((label: string) => ProgressTask) | null): void {
+  starter = fn;
+}
+
+/** Starts showing progress of `label` (a no-op when no display is set). */
+export function startProgress(label: string): ProgressTask {
+  return starter?.(label) ?? NO_PROGRESS;
+}

@@ -68,6 +68,7 @@ Deno.test("restore -f follows a replica while an app writes; stops cleanly on SI
     const stopped = await rep.stop();
     rep = null;
     assertEquals(stopped.code, 0, stopped.stderr);
+    assertMatch(stopped.stderr, /upload snapshot app\.db 100% .* in \d+s/); // snapshot upload progress
     // strata stopped and checkpointed: the copy is the source database, page for page
     const end = Date.now() + 30_000;
     while ((await fileChecksum(copy)) !== (await fileChecksum(db))) {

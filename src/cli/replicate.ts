@@ -31,6 +31,8 @@ import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from
 import { runChild, waitForShutdownSignal } from "./exec.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
+import { setProgressDisplay } from "../progress.ts";
+import { progressDisplay } from "./progress.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
@@ -91,6 +93,7 @@ function settingsFrom(flags: ReturnType<typeof parse>): Promise<Settings> | Sett
 export async function runReplicate(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;
   const flags = parse(argv, FLAGS);
+  setProgressDisplay(progressDisplay); // snapshot uploads show progress on stderr
   const levelFlag = flags.strings.get("log-level");
   if (levelFlag !== undefined) {
     const level = parseLogLevel(levelFlag);

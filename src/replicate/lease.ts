@@ -174,8 +174,22 @@ export class Lease {
     }
   }
 
-  /** Extends the lease; a lease changed by someone else is lost (not held any more). */
-  async renew(): Promise<void> {
+  /**
+   * Extends the lease; a lease changed by someone else is lost (not held any
+   * more). Concurrent calls (the renewal timer and `ensure`) share one
+   * replace: two replaces from the same version would make the second look
+   * like someone else took the lease.
+   */
+  renew(): Promise<void> {
+    this.#renewal ??= this.#renewOnce().finally(() => {
+      this.#renewal = null;
+    });
+    return this.#renewal;
+  }
+
+  #renewal: Promise<void> | null = null;
+
+  async #renewOnce(): Promise<void> {
     if (this.#version === null) return;
     const v = await this.store.replace(this.#body(this.#token), this.#version);
     if (v === null) {

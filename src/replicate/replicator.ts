@@ -4,11 +4,12 @@
  * local history) first gets a snapshot (level 9).
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { formatLtxFileName, formatPosition, mergeLtxStream, type Position } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import { leaseStoreFor, type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
+import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
 import { Lease, type LeaseOptions } from "./lease.ts";
 import { continuityProblem, readLocalEnds, readReplicaPosition } from "./positions.ts";
@@ -248,7 +249,12 @@ export class Replicator {
   async #upload(f: LocalFile): Promise<void> {
     const createdAt = await createdAtOf(f.path);
     const file = await Deno.open(f.path);
-    this.index.add(await this.client.writeFile(0, f.minTXID, f.maxTXID, file.readable, createdAt));
+    const write = (s: ReadableStream<Uint8Array>) =>
+      this.client.writeFile(0, f.minTXID, f.maxTXID, s, createdAt);
+    // a file from TXID 1 is a full copy of the database: show its progress as a snapshot's
+    this.index.add(
+      f.minTXID === 1n ? await this.#showingProgress(file, write) : await write(file.readable),
+    );
     log("debug", "uploaded", {
       db: this.monitor.dbPath,
       file: formatLtxFileName(f.minTXID, f.maxTXID),
@@ -313,18 +319,33 @@ export class Replicator {
         reason,
       });
       const file = await Deno.open(tmp);
+      const createdAt = await createdAtOf(tmp);
       this.index.add(
-        await this.client.writeFile(
-          SNAPSHOT_LEVEL,
-          1n,
-          snap.maxTXID,
-          file.readable,
-          await createdAtOf(tmp),
+        await this.#showingProgress(
+          file,
+          (s) => this.client.writeFile(SNAPSHOT_LEVEL, 1n, snap.maxTXID, s, createdAt),
         ),
       );
       return { txid: snap.maxTXID, postApplyChecksum: snap.postApplyChecksum };
     } finally {
       await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
+  /** Uploads a full copy of the database (`file`) with `write`, showing its progress. */
+  async #showingProgress<T>(
+    file: Deno.FsFile,
+    write: (s: ReadableStream<Uint8Array>) => Promise<T>,
+  ): Promise<T> {
+    const shown = startProgress(`upload snapshot ${basename(this.monitor.dbPath)}`);
+    const counter = new ProgressCounter((await file.stat()).size, shown.report);
+    try {
+      const r = await write(counter.wrap(file.readable));
+      shown.finish(true);
+      return r;
+    } catch (e) {
+      shown.finish(false);
+      throw e;
     }
   }
 }
