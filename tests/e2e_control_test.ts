@@ -254,7 +254,10 @@ dbs:
     });
     const st = await strata(["status", "-socket", sock, "-json"]);
     assertEquals(st.code, 0, st.stderr);
-    assertMatch(JSON.parse(st.stdout)[0].replicas[0].diverged, /local 0000000000000001\//);
+    assertMatch(
+      JSON.parse(st.stdout)[0].replicas[0].diverged,
+      /\(local [0-9a-f]{16}\/[0-9a-f]{16}, replica 0000000000000001\/[0-9a-f]{16}, detected /,
+    );
     const sync = await strata(["sync", "-wait", "-socket", sock, db]);
     assertNotEquals(sync.code, 0);
     assertMatch(sync.stderr, /has diverged \(uploads to it stopped\)/);
