@@ -171,6 +171,10 @@ dbs:
     assertMatch(refused.stderr, /is stopped, not replicating/);
     const st2 = JSON.parse((await strata(["status", "-socket", sock, "-json"])).stdout);
     assertEquals(st2[0].state, "stopped");
+    assertMatch(
+      (await strata(["status", "-socket", sock, db])).stdout,
+      /\(stopped\)\n {2}not replicating \(strata start /,
+    );
     assertEquals(
       (await strata(["stop", "-socket", sock, db])).stdout.includes("already_stopped"),
       true,

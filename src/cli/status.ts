@@ -187,6 +187,8 @@ function printStatus(out: PrintedStatus[], json: boolean): void {
         ? `  local    txid ${d.local.txid}  checksum ${d.local.checksum}${
           d.local.at ? `  at ${d.local.at}` : ""
         }`
+        : d.state && d.state !== "replicating"
+        ? `  not replicating (strata start ${d.db} resumes it)`
         : "  local    no position yet (strata has not captured this database)",
     );
     for (const r of d.replicas) {
