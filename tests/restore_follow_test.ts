@@ -10,6 +10,33 @@ import { PROJECT_ROOT } from "./helpers/vectors.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { digestOf, fileChecksum, readMarks, Replicating, runWriter } from "./helpers/strata.ts";
 import { exists } from "../src/fsutil.ts";
+import { planFollow } from "../src/restore/follow.ts";
+import type { ReplicaFile } from "../src/storage/mod.ts";
+
+Deno.test("follow plan: from the copy's TXID, the files reaching furthest, compacted ones covering it included", () => {
+  const f = (level: number, min: number, max: number, size = 10): ReplicaFile => ({
+    level,
+    minTXID: BigInt(min),
+    maxTXID: BigInt(max),
+    size,
+    createdAt: new Date(0),
+  });
+  const files = [
+    f(0, 5, 5),
+    f(0, 6, 6),
+    f(0, 7, 7),
+    f(1, 1, 6, 50),
+    f(1, 5, 6, 30),
+    f(9, 1, 4, 100),
+  ];
+  const names = (txid: number) =>
+    planFollow(files, BigInt(txid)).map((x) => `${x.level}:${x.minTXID}-${x.maxTXID}`);
+  assertEquals(names(5), ["0:6-6", "0:7-7"]); // same reach: the smaller file
+  assertEquals(names(4), ["1:5-6", "0:7-7"]);
+  assertEquals(names(3), ["1:1-6", "0:7-7"]); // a compacted file covering what is applied
+  assertEquals(names(7), []);
+  assertEquals(names(9), []); // the replica is behind the copy: nothing to apply
+});
 
 async function waitForDigest(path: string, digest: string, label: string): Promise<number> {
   const end = Date.now() + 60_000;
