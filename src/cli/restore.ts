@@ -8,6 +8,7 @@ import {
   type IntegrityCheck,
   listAllFiles,
   planRestore,
+  restoreCache,
   type RestoreTarget,
 } from "../restore/mod.ts";
 import { restoreReplica } from "../branch/mod.ts";
@@ -205,6 +206,7 @@ export async function runRestore(argv: string[]): Promise<number> {
           await followReplica(client, out, r.applier, {
             intervalMs: followMs,
             signal: stop.signal,
+            cache: restoreCache(),
           });
         } finally {
           Deno.removeSignalListener("SIGINT", onSignal);

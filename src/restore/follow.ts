@@ -20,6 +20,7 @@ import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { syncDir } from "../fsutil.ts";
 import { log } from "../log.ts";
 import type { PageApplier } from "./apply.ts";
+import type { RestoreCache } from "./cache.ts";
 import { listAllFiles } from "./plan.ts";
 
 export const DEFAULT_FOLLOW_INTERVAL_MS = 1000;
@@ -30,6 +31,11 @@ export interface FollowOptions {
   signal: AbortSignal;
   /** Called after each applied update. */
   onUpdate?: (state: PageApplier, files: number) => void;
+  /**
+   * The restore cache the client reads through, if any: files an update read
+   * enter it once the update is verified, and are dropped when it fails.
+   */
+  cache?: RestoreCache | null;
 }
 
 /**
@@ -131,7 +137,13 @@ export async function followReplica(
       }
       behindWarned = false;
       const from = state.txid;
-      state = await applyAtomically(client, outPath, state, chain);
+      try {
+        state = await applyAtomically(client, outPath, state, chain);
+      } catch (e) {
+        await opts.cache?.abort();
+        throw e;
+      }
+      await opts.cache?.commit();
       log("info", "follow: applied", {
         path: outPath,
         from_txid: formatTXID(from),
