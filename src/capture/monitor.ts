@@ -283,7 +283,7 @@ export class Monitor {
       return;
     }
     const why = cur === null
-      ? "the database was changed while strata was stopped and has no WAL: it was replaced (a restored backup, a copied file) or checkpointed by another process"
+      ? "the database was changed while strata was stopped and its WAL is empty or gone: it was checkpointed by another process, or replaced (a restored backup, a copied file)"
       : !sameWal
       ? "the database was changed while strata was stopped and its WAL is not the one captured: it was replaced (a restored backup, a copied file), or its WAL was checkpointed or reset by another process"
       : "the database was changed while strata was stopped: its content differs from the last captured position although the WAL continues it (edited outside SQLite's WAL, or a file copied in)";

@@ -131,6 +131,9 @@ export async function runReplicate(argv: string[]): Promise<number> {
     await control?.close().catch(() => {});
     await metricsServer?.close().catch(() => {});
   };
+  // a signal during start-up is kept: the databases being started finish
+  // starting and are then stopped cleanly (a second signal exits at once)
+  const shutdown = exec ? null : waitForShutdownSignal();
   try {
     if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
     if (cfg.socket.enabled) control = await serveControl(set, cfg.socket);
@@ -152,7 +155,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
     }
     log("info", "child exited, syncing before exit", { code });
   } else {
-    const sig = await waitForShutdownSignal();
+    const sig = await shutdown!;
     log("info", "signal received, syncing before exit", { signal: sig });
   }
   // a second signal while the final sync runs: give up at once

@@ -40,6 +40,7 @@ export class DbReplication {
   #maintenance: Promise<unknown>[] = [];
   #ticking: Promise<unknown> | null = null;
   #stopped = false;
+  #opened = false;
 
   constructor(opts: DbReplicationOptions) {
     this.monitor = new Monitor(opts);
@@ -59,6 +60,8 @@ export class DbReplication {
 
   async start(): Promise<void> {
     await this.#acquireLeases();
+    if (this.#stopped) return; // stopped while waiting for a lease: nothing was opened
+    this.#opened = true;
     await this.monitor.open();
     log("info", "replicating", {
       db: this.monitor.dbPath,
@@ -212,6 +215,16 @@ export class DbReplication {
   }
 
   /** Stops timers, captures the last committed frames and syncs them before closing. */
+  /** True once start() opened the database (it may return without, when cancelled). */
+  get opened(): boolean {
+    return this.#opened;
+  }
+
+  /** Makes a start still waiting for a lease return without opening anything. */
+  cancelStart(): void {
+    if (!this.#opened) this.#stopped = true;
+  }
+
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
