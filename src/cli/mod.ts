@@ -8,6 +8,7 @@ import { runRestore } from "./restore.ts";
 import { runDatabases } from "./databases.ts";
 import { runLtx } from "./ltx.ts";
 import { runStatus } from "./status.ts";
+import { runVerify } from "./verify.ts";
 import { runClone } from "./clone.ts";
 import { runBranches } from "./branches.ts";
 import { runStart, runStop, runSync } from "./control.ts";
@@ -23,6 +24,10 @@ const commands: Record<string, Command> = {
   databases: { summary: "List the configured databases", run: runDatabases },
   ltx: { summary: "List a replica's LTX files per level", run: runLtx },
   status: { summary: "Local and replica positions and the lag, per database", run: runStatus },
+  verify: {
+    summary: "Restore the latest state into a temporary file and check it",
+    run: runVerify,
+  },
   clone: {
     summary: "Branch a replica at a past point (instant; -delete removes one)",
     run: runClone,

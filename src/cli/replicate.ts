@@ -117,6 +117,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
       replicas: db.replicas.map((r) => ({
         client: branchAwareClientFor(r, metrics ? (c) => metrics.instrument(c) : undefined),
         syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
+        validationIntervalMs: r.validationIntervalMs,
       })),
       compaction: cfg.compaction,
       newLineage: flags.bools.has("new-lineage"),

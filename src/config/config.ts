@@ -90,7 +90,6 @@ const NOT_YET = new Set([
   "l0-retention-check-interval",
   "retention",
   "mcp-addr",
-  "validation-interval",
   "retention-check-interval",
   "age",
 ]);
@@ -183,6 +182,7 @@ const REPLICA_KEYS = [
   "url",
   "name",
   "sync-interval",
+  "validation-interval",
   ...REMOTE_REPLICA_KEYS,
   ...S3_KEYS,
 ];
@@ -287,7 +287,17 @@ export function parseConfig(
         if (url && type && type !== cfg.type) {
           r.fail(re.get("type"), `"type" ${type} contradicts url ${url}`);
         }
-        return { ...cfg, name: r.string(re.get("name"), "name"), syncIntervalMs };
+        const validationIntervalMs = r.duration(
+          re.get("validation-interval"),
+          "validation-interval",
+          0,
+        );
+        return {
+          ...cfg,
+          name: r.string(re.get("name"), "name"),
+          syncIntervalMs,
+          validationIntervalMs,
+        };
       } catch (err) {
         if (err instanceof ConfigError) throw err;
         const key = (err as { key?: unknown }).key;

@@ -15,11 +15,17 @@ export interface FileReplicaConfig {
 
 /** One replica's settings, by `type`. */
 export type ReplicaConfig =
-  | FileReplicaConfig
-  | SftpReplicaConfig
-  | AbsReplicaConfig
-  | GcsReplicaConfig
-  | S3ReplicaConfig;
+  & (
+    | FileReplicaConfig
+    | SftpReplicaConfig
+    | AbsReplicaConfig
+    | GcsReplicaConfig
+    | S3ReplicaConfig
+  )
+  & {
+    /** Restore-and-compare the replica this often (`validation-interval`); 0 or unset: never. */
+    validationIntervalMs?: number;
+  };
 
 export class ReplicaUrlError extends Error {
   constructor(url: string, reason: string) {

@@ -558,7 +558,14 @@ export function s3ClientOptions(c: S3ReplicaConfig) {
   };
 }
 
-const COMMON_KEYS = new Set(["type", "url", "path", "name", "sync-interval"]);
+const COMMON_KEYS = new Set([
+  "type",
+  "url",
+  "path",
+  "name",
+  "sync-interval",
+  "validation-interval",
+]);
 
 /**
  * The settings of a config replica entry when it is an s3 one (its `url` is

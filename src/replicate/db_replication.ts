@@ -11,6 +11,8 @@ import { Monitor, type MonitorOptions } from "../capture/mod.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
+import { verifyReplica, type VerifyReport } from "./verify.ts";
+import { readLocalEnds } from "./positions.ts";
 import {
   type CompactionSettings,
   Compactor,
@@ -23,7 +25,7 @@ const PRESSURE_CHECK_MS = 5;
 
 export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
-  replicas: { client: ReplicaClient; syncIntervalMs: number }[];
+  replicas: { client: ReplicaClient; syncIntervalMs: number; validationIntervalMs?: number }[];
   compaction?: CompactionSettings;
   /** On divergence, start a new lineage with a fresh snapshot instead of stopping uploads. */
   newLineage?: boolean;
@@ -41,6 +43,7 @@ export class DbReplication {
   #ticking: Promise<unknown> | null = null;
   #stopped = false;
   #opened = false;
+  readonly #validationIntervalsMs: number[];
 
   constructor(opts: DbReplicationOptions) {
     this.monitor = new Monitor(opts);
@@ -56,6 +59,7 @@ export class DbReplication {
       new Compactor(r.index, this.#compaction, { localL0Dir: this.monitor.ltxDir })
     );
     this.#maintenance = this.replicators.map(() => Promise.resolve());
+    this.#validationIntervalsMs = opts.replicas.map((r) => r.validationIntervalMs ?? 0);
   }
 
   async start(): Promise<void> {
@@ -79,6 +83,9 @@ export class DbReplication {
         if (!r.idle) this.#sync(r);
       }, r.syncIntervalMs));
     }
+    this.#validationIntervalsMs.forEach((ms, k) => {
+      if (ms > 0) this.#timers.push(setInterval(() => this.#serial(k, () => this.validate(k)), ms));
+    });
     const c = this.#compaction;
     c.levelIntervalsMs.forEach((interval, i) => {
       this.#aligned(interval, (k) => this.compact(k, i + 1));
@@ -161,6 +168,41 @@ export class DbReplication {
   /** Snapshots every replica now (on demand). */
   async snapshot(reason = "requested"): Promise<void> {
     await Promise.all(this.replicators.map((r, k) => this.#serial(k, () => r.snapshot(reason))));
+  }
+
+  /**
+   * Restores replica `k`'s latest state into the meta directory and compares
+   * its checksum with the local position or history at that TXID; logs the
+   * result (an error naming both checksums, or the broken file).
+   */
+  async validate(k: number): Promise<VerifyReport> {
+    const r = this.replicators[k];
+    const report = await verifyReplica(r.client, {
+      tmpDir: this.monitor.metaPath,
+      integrityCheck: "quick",
+      expectedAt: async (txid) => {
+        const pos = this.monitor.position;
+        if (pos.txid === txid) return { checksum: pos.postApplyChecksum, source: "local position" };
+        const f = (await this.monitor.localFiles()).find((f) => f.maxTXID === txid);
+        if (!f) return null;
+        return { checksum: (await readLocalEnds(f.path)).post, source: "local history" };
+      },
+    });
+    if (report.ok) {
+      log("info", "replica validated", {
+        db: this.monitor.dbPath,
+        replica: r.client.location,
+        txid: report.txid,
+        comparedWith: report.comparedWith,
+      });
+    } else {
+      log("error", "replica validation failed", {
+        db: this.monitor.dbPath,
+        replica: r.client.location,
+        error: report.error,
+      });
+    }
+    return report;
   }
 
   enforceRetention(k: number, now = Date.now()): Promise<unknown> {

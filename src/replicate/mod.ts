@@ -7,3 +7,4 @@ export * from "./positions.ts";
 export * from "./lease.ts";
 export * from "./db_set.ts";
 export * from "./directory.ts";
+export * from "./verify.ts";

@@ -1,0 +1,120 @@
+/**
+ * `strata verify` against the live database and against a replica alone,
+ * `validation-interval` in replicate, and byte flips in replica files: both
+ * restore and verify name the damaged file and refuse.
+ */
+
+import { join } from "node:path";
+import { FileReplicaClient } from "../src/storage/mod.ts";
+import { listAllFiles, planRestore } from "../src/restore/mod.ts";
+import { formatLtxFileName } from "../src/ltx/mod.ts";
+import { exists } from "../src/fsutil.ts";
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { Replicating, runWriter, strata } from "./helpers/strata.ts";
+
+interface Setup {
+  dir: string;
+  db: string;
+  replica: string;
+  config: string;
+}
+
+async function replicated(extra = ""): Promise<Setup & { log: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "strata-verify-" });
+  const db = join(dir, "app.db");
+  const replica = join(dir, "replica");
+  const config = join(dir, "strata.yml");
+  await Deno.writeTextFile(
+    config,
+    `dbs:\n  - path: ${db}\n    replicas:\n      - url: file://${replica}\n        sync-interval: 100ms\n${extra}`,
+  );
+  await runWriter(db, "more", 1, join(dir, "marks.jsonl"));
+  const rep = new Replicating(["-config", config]);
+  await new Promise((r) => setTimeout(r, 1500));
+  await runWriter(db, "more", 2, join(dir, "marks.jsonl"));
+  await new Promise((r) => setTimeout(r, 1200));
+  const out = await rep.stop();
+  assertEquals(out.code, 0, out.stderr);
+  return { dir, db, replica, config, log: out.stderr };
+}
+
+Deno.test("verify: the live database and the replica agree at the same TXID; a replica URL alone; a different database fails with both checksums", async () => {
+  const s = await replicated();
+  try {
+    const v = await strata(["verify", "-config", s.config, s.db]);
+    assertEquals(v.code, 0, v.stdout + v.stderr);
+    assert(v.stdout.includes("OK") && v.stdout.includes("compared with live database"), v.stdout);
+
+    const j = await strata(["verify", "-json", `file://${s.replica}`]);
+    assertEquals(j.code, 0, j.stdout + j.stderr);
+    const [report] = JSON.parse(j.stdout);
+    assertEquals(report.ok, true);
+    assertEquals(report.comparedWith, "replica checksums");
+    assertEquals(report.txid.length, 16);
+
+    // another database (no strata state of its own) pointed at the same replica
+    const other = join(s.dir, "other.db");
+    await Deno.copyFile(s.db, other);
+    const w = await new Deno.Command("sqlite3", {
+      args: [other, "INSERT INTO items (name, body, n) VALUES ('other', x'01', 1);"],
+    }).output();
+    assertEquals(w.code, 0);
+    await Deno.writeTextFile(
+      s.config,
+      `dbs:\n  - path: ${other}\n    replicas:\n      - url: file://${s.replica}\n`,
+    );
+    const bad = await strata(["verify", "-config", s.config, "-json", other]);
+    assertEquals(bad.code, 1, bad.stdout + bad.stderr);
+    const [b] = JSON.parse(bad.stdout);
+    assertEquals(b.ok, false);
+    assert(b.error.includes("differs from the live database"), b.error);
+    assert(b.error.includes(b.checksum) && b.error.includes(b.expected), b.error);
+  } finally {
+    await Deno.remove(s.dir, { recursive: true });
+  }
+});
+
+Deno.test("validation-interval: replicate restores and compares on a schedule", async () => {
+  const s = await replicated("        validation-interval: 400ms\n");
+  try {
+    assert(s.log.includes("replica validated"), s.log);
+    assert(/comparedWith="local (position|history) at TXID/.test(s.log), s.log);
+    assert(!s.log.includes("replica validation failed"), s.log);
+  } finally {
+    await Deno.remove(s.dir, { recursive: true });
+  }
+});
+
+Deno.test("byte flips in replica files: restore and verify name the file and refuse", async () => {
+  const s = await replicated();
+  try {
+    const client = new FileReplicaClient(s.replica);
+    const plan = planRestore(await listAllFiles(client), {}, s.replica);
+    const targets = [plan.files[0], plan.files[plan.files.length - 1]];
+    assert(targets[0] !== targets[1], "a snapshot and a later file");
+    for (const f of targets) {
+      const path = client.filePath(f.level, f.minTXID, f.maxTXID);
+      const original = await Deno.readFile(path);
+      // in the header, in the page data, in the trailer's checksums
+      for (const at of [40, Math.floor(original.length / 2), original.length - 10]) {
+        const flipped = original.slice();
+        flipped[at] ^= 0x20;
+        await Deno.writeFile(path, flipped);
+        const name = formatLtxFileName(f.minTXID, f.maxTXID);
+        const out = join(s.dir, "restored.db");
+        const r = await strata(["restore", "-o", out, `file://${s.replica}`]);
+        assertEquals(r.code, 1, `flip at ${at} of ${name} was not refused`);
+        assert(r.stderr.includes(name), `restore error names ${name}: ${r.stderr}`);
+        assert(!(await exists(out)), "nothing at the output path");
+        const v = await strata(["verify", `file://${s.replica}`]);
+        assertEquals(v.code, 1, v.stdout);
+        assert(v.stdout.includes("FAILED") && v.stdout.includes(name), v.stdout);
+        await Deno.writeFile(path, original);
+      }
+    }
+    const ok = await strata(["verify", "-config", s.config, s.db]);
+    assertEquals(ok.code, 0, ok.stdout + ok.stderr);
+  } finally {
+    await Deno.remove(s.dir, { recursive: true });
+  }
+});
