@@ -165,6 +165,19 @@ export class Monitor {
     checkpointErrors: {},
     checkpointSeconds: {},
   };
+  /**
+   * Why the last capture could not be written (disk full, a read-only or
+   * vanished meta directory), or null. While set, strata releases its read
+   * transaction so the app's own checkpoints keep its WAL small, retries
+   * with backoff, and recovers with a full copy chained to the last file
+   * it did write.
+   */
+  problem: string | null = null;
+  #lastWrittenPost = 0n;
+  #recoverFrom: bigint | null = null;
+  #readReleased = false;
+  #retryAt = 0;
+  #backoffMs = 0;
   /** Called after each new local file. */
   onFile: ((f: LocalFile) => void) | null = null;
 
@@ -258,12 +271,14 @@ export class Monitor {
     const sameWal = cur !== null && h.walOffset !== 0n && h.walSalt1 === cur.salt1 &&
       h.walSalt2 === cur.salt2 && walEnd <= this.#wal.offset;
     this.#txid = h.maxTXID;
+    this.#lastWrittenPost = last.post;
     if (sameWal && walEnd === this.#wal.offset && this.#sum.value === last.post) {
       log("info", "resuming at last position", {
         db: this.dbPath,
         position: this.#positionString(),
       });
       this.#sum.set(last.post);
+      this.#lastWrittenPost = last.post;
       return;
     }
     if (sameWal && walEnd < this.#wal.offset && this.#isCommitBoundary(walEnd)) {
@@ -534,12 +549,57 @@ export class Monitor {
   ): Promise<void> {
     const name = formatLtxFileName(header.minTXID, header.maxTXID);
     const path = join(this.ltxDir, name);
-    await writeFileAtomic(path, async (file) => {
-      const enc = new LtxEncoder(writerSink(file), header, { file: path });
-      await body(enc);
-      await enc.finish(header.minTXID === 1n ? undefined : this.#sum.value);
-    });
+    try {
+      await Deno.mkdir(this.ltxDir, { recursive: true });
+      await writeFileAtomic(path, async (file) => {
+        const enc = new LtxEncoder(writerSink(file), header, { file: path });
+        await body(enc);
+        await enc.finish(header.minTXID === 1n ? undefined : this.#sum.value);
+      });
+    } catch (e) {
+      this.#writeFailed(path, e as Error);
+      throw e;
+    }
+    this.#lastWrittenPost = this.#sum.value;
+    this.#recovered();
     this.onFile?.({ minTXID: header.minTXID, maxTXID: header.maxTXID, path });
+  }
+
+  #recovered(): void {
+    if (this.problem === null) return;
+    log("info", "capturing again: local files are written", {
+      db: this.dbPath,
+      after: this.problem,
+    });
+    this.problem = null;
+    this.#backoffMs = 0;
+  }
+
+  /**
+   * A local file could not be written: the in-memory position may be ahead
+   * of the files, so the next capture is a full copy chained to the last
+   * file written. Meanwhile the read transaction is released (the app's
+   * checkpoints must not wait for a disk to be freed) and captures back off.
+   */
+  #writeFailed(path: string, e: Error): void {
+    const msg = `cannot write local file ${path}: ${e.message}`;
+    if (msg !== this.problem) {
+      log("error", "capture failed: keeping the app running, retrying with backoff", {
+        db: this.dbPath,
+        error: msg,
+      });
+    }
+    this.problem = msg;
+    this.#forceFull = `recovering after a failed write (${e.message})`;
+    this.#recoverFrom ??= this.#lastWrittenPost;
+    if (!this.#readReleased && this.#r) {
+      try {
+        endTransaction(this.#r);
+        this.#readReleased = true;
+      } catch { /* not in a transaction */ }
+    }
+    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 500), 30_000);
+    this.#retryAt = this.#opts.clock() + this.#backoffMs;
   }
 
   /** The WAL's stat fingerprint (size, mtime, ctime, inode), "missing" without a WAL. */
@@ -575,6 +635,7 @@ export class Monitor {
    */
   async capture(): Promise<boolean> {
     if (this.#closed) return false;
+    if (this.problem !== null && this.#opts.clock() < this.#retryAt) return false;
     // cheap idle check: a stat of the WAL, nothing else
     const stat = this.#walStat();
     if (stat === this.#lastStat && !this.#forceFull) {
@@ -601,10 +662,18 @@ export class Monitor {
     if (this.#forceFull) {
       const why = this.#forceFull;
       this.#forceFull = null;
-      const pre = this.#sum.value;
+      const pre = this.#recoverFrom ?? this.#sum.value;
+      this.#recoverFrom = null;
+      if (this.#readReleased) {
+        beginRead(this.#r);
+        this.#readReleased = false;
+      }
       this.#rescanWal();
       this.#rebuildPageChecksums();
-      if (this.#sum.value === pre) return false;
+      if (this.#sum.value === pre) {
+        this.#recovered(); // nothing new since the last file written
+        return false;
+      }
       await this.#writeFull(pre, why);
       return true;
     }
@@ -695,6 +764,7 @@ export class Monitor {
   }
 
   async #maybeCheckpoint(): Promise<void> {
+    if (this.problem !== null) return; // the app checkpoints meanwhile; we recover with a full copy
     const pages = this.#walPages();
     const now = this.#opts.clock();
     if (this.#opts.truncatePageN > 0 && pages >= this.#opts.truncatePageN) {
@@ -728,6 +798,7 @@ export class Monitor {
 
   async #checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
     return await this.#mutex.run(async () => {
+      if (this.#readReleased) return false;
       if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
       const done = await this.#withWriteLock(async () => {
         await this.#captureLocked();

@@ -112,6 +112,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
       monitorIntervalMs: db.monitorIntervalMs,
       checkpointIntervalMs: db.checkpointIntervalMs,
       minCheckpointPageCount: db.minCheckpointPageCount,
+      maxPendingFiles: (db as { maxPendingFiles?: number }).maxPendingFiles,
       truncatePageN: db.truncatePageN,
       busyTimeoutMs: db.busyTimeoutMs,
       replicas: db.replicas.map((r) => ({

@@ -34,6 +34,8 @@ export interface DbConfig {
   monitorIntervalMs: number;
   checkpointIntervalMs: number;
   minCheckpointPageCount: number;
+  /** Local files not in every replica yet past which the oldest are merged (0: default). */
+  maxPendingFiles?: number;
   truncatePageN: number;
   busyTimeoutMs: number;
   replicas: ReplicaConfig[];
@@ -173,6 +175,7 @@ const DB_KEYS = [
   "monitor-interval",
   "checkpoint-interval",
   "min-checkpoint-page-count",
+  "max-pending-files",
   "truncate-page-n",
   "busy-timeout",
 ];
@@ -321,6 +324,7 @@ export function parseConfig(
         "min-checkpoint-page-count",
         DEFAULTS.minCheckpointPageCount,
       ),
+      maxPendingFiles: r.int(e.get("max-pending-files"), "max-pending-files", 0) || undefined,
       truncatePageN: r.int(e.get("truncate-page-n"), "truncate-page-n", DEFAULTS.truncatePageN),
       busyTimeoutMs: r.duration(e.get("busy-timeout"), "busy-timeout", DEFAULTS.busyTimeoutMs),
       replicas,

@@ -7,7 +7,10 @@
  * capture + sync on stop.
  */
 
+import { join } from "node:path";
 import { Monitor, type MonitorOptions } from "../capture/mod.ts";
+import { formatLtxFileName, mergeLtxStream } from "../ltx/mod.ts";
+import { writeFileAtomic } from "../fsutil.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
@@ -29,7 +32,14 @@ export interface DbReplicationOptions extends MonitorOptions {
   compaction?: CompactionSettings;
   /** On divergence, start a new lineage with a fresh snapshot instead of stopping uploads. */
   newLineage?: boolean;
+  /**
+   * Local files no replica has yet, past which the oldest are merged into one
+   * (a replica unreachable for long): local use stays about one database size.
+   */
+  maxPendingFiles?: number;
 }
+
+export const DEFAULT_MAX_PENDING_FILES = 128;
 
 export class DbReplication {
   readonly monitor: Monitor;
@@ -44,6 +54,7 @@ export class DbReplication {
   #stopped = false;
   #opened = false;
   readonly #validationIntervalsMs: number[];
+  readonly #maxPendingFiles: number;
 
   constructor(opts: DbReplicationOptions) {
     this.monitor = new Monitor(opts);
@@ -60,6 +71,7 @@ export class DbReplication {
     );
     this.#maintenance = this.replicators.map(() => Promise.resolve());
     this.#validationIntervalsMs = opts.replicas.map((r) => r.validationIntervalMs ?? 0);
+    this.#maxPendingFiles = Math.max(2, opts.maxPendingFiles ?? DEFAULT_MAX_PENDING_FILES);
   }
 
   async start(): Promise<void> {
@@ -212,7 +224,11 @@ export class DbReplication {
   }
 
   #sync(r: Replicator): void {
-    if (!this.#stopped) r.sync().then(() => this.#prune());
+    if (!this.#stopped) {
+      r.sync().then(() => this.#prune()).then(() => this.#boundPending()).catch((e) =>
+        log("error", "local files could not be merged", { db: this.monitor.dbPath, error: e })
+      );
+    }
   }
 
   #tick(): void {
@@ -254,6 +270,58 @@ export class DbReplication {
     for (const f of files.slice(0, -1)) {
       if (f.maxTXID <= min) await Deno.remove(f.path).catch(() => {});
     }
+  }
+
+  /**
+   * Bounds the local files while a replica is unreachable: when more than
+   * maxPendingFiles are not in every replica yet, the oldest (up to 64, a
+   * contiguous chain, never the newest file: it is the persisted position)
+   * are merged into one file, which holds each page once.
+   */
+  async #boundPending(): Promise<void> {
+    let min = -1n;
+    for (const r of this.replicators) {
+      const p = r.lastKnownTXID ?? 0n;
+      if (min < 0n || p < min) min = p;
+    }
+    const pending = (await this.monitor.localFiles()).slice(0, -1).filter((f) => f.maxTXID > min);
+    if (pending.length < this.#maxPendingFiles) return;
+    const run = [pending[0]];
+    for (const f of pending.slice(1, 64)) {
+      if (f.minTXID !== run[run.length - 1].maxTXID + 1n) break;
+      run.push(f);
+    }
+    if (run.length < 2) return;
+    const first = run[0];
+    const last = run[run.length - 1];
+    const path = join(this.monitor.ltxDir, formatLtxFileName(first.minTXID, last.maxTXID));
+    const opened: Deno.FsFile[] = [];
+    try {
+      for (const f of run) opened.push(await Deno.open(f.path));
+      const { stream, result } = mergeLtxStream(
+        run.map((f, i) => ({ name: f.path, source: opened[i].readable })),
+        { file: path },
+      );
+      await writeFileAtomic(path, async (file) => {
+        for await (const chunk of stream) {
+          let off = 0;
+          while (off < chunk.length) off += await file.write(chunk.subarray(off));
+        }
+      });
+      await result;
+    } finally {
+      for (const f of opened) {
+        try {
+          f.close();
+        } catch { /* closed by its stream */ }
+      }
+    }
+    for (const f of run) await Deno.remove(f.path).catch(() => {});
+    log("warn", "merged local files no replica has yet", {
+      db: this.monitor.dbPath,
+      file: formatLtxFileName(first.minTXID, last.maxTXID),
+      merged: run.length,
+    });
   }
 
   /** Stops timers, captures the last committed frames and syncs them before closing. */

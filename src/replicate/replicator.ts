@@ -49,6 +49,7 @@ export class Replicator {
   /** The replica's newest TXID and checksum after it, or null until listed. */
   #replicaPos: Position | null = null;
   #divergence: Divergence | null = null;
+  #lastKnownTXID: bigint | null = null;
   #syncing: Promise<void> | null = null;
   #lastSyncStart = -Infinity;
   #requested: ReturnType<typeof setTimeout> | null = null;
@@ -85,6 +86,11 @@ export class Replicator {
 
   get replicaTXID(): bigint | null {
     return this.#replicaPos?.txid ?? null;
+  }
+
+  /** The replica's newest TXID as last seen, kept while it is unreachable. */
+  get lastKnownTXID(): bigint | null {
+    return this.#replicaPos?.txid ?? this.#lastKnownTXID;
   }
 
   /** The replica's position (TXID, checksum after it), or null until listed. */
@@ -183,14 +189,20 @@ export class Replicator {
         this.#snapshotReason = null;
         await this.#uploadSnapshot(reason);
       }
+      if (this.lastError) {
+        log("info", "sync recovered", { db: this.monitor.dbPath, replica: this.client.location });
+      }
       this.lastError = null;
       this.#knownTXID = this.replicaTXID ?? this.#knownTXID;
       this.lastSyncAt = new Date();
     } catch (e) {
+      const repeated = this.lastError?.message === (e as Error).message;
       this.lastError = e as Error;
+      if (this.#replicaPos) this.#lastKnownTXID = this.#replicaPos.txid;
       this.#replicaPos = null; // re-list next time
       this.index.invalidate();
-      log("error", "sync failed", {
+      // once per distinct failure at error level: an unreachable replica must not flood the log
+      log(repeated ? "debug" : "error", "sync failed", {
         db: this.monitor.dbPath,
         replica: this.client.location,
         error: e,
