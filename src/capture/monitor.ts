@@ -173,7 +173,8 @@ export class Monitor {
    * it did write.
    */
   problem: string | null = null;
-  #lastWrittenPost = 0n;
+  /** The newest local file's end: the position, consistent even while a capture runs. */
+  #written: Position = { txid: 0n, postApplyChecksum: 0n };
   #recoverFrom: bigint | null = null;
   #readReleased = false;
   #retryAt = 0;
@@ -198,8 +199,13 @@ export class Monitor {
     this.#shmFile = new PositionalFile(this.dbPath + "-shm");
   }
 
+  /**
+   * The persisted position: the newest local file's TXID and post-apply
+   * checksum (never a capture half done: the rolling checksum moves page by
+   * page while a file is written).
+   */
   get position(): Position {
-    return { txid: this.#txid, postApplyChecksum: this.#sum.value };
+    return this.#written;
   }
 
   get pageSize(): number {
@@ -271,14 +277,14 @@ export class Monitor {
     const sameWal = cur !== null && h.walOffset !== 0n && h.walSalt1 === cur.salt1 &&
       h.walSalt2 === cur.salt2 && walEnd <= this.#wal.offset;
     this.#txid = h.maxTXID;
-    this.#lastWrittenPost = last.post;
+    this.#written = { txid: h.maxTXID, postApplyChecksum: last.post };
     if (sameWal && walEnd === this.#wal.offset && this.#sum.value === last.post) {
       log("info", "resuming at last position", {
         db: this.dbPath,
         position: this.#positionString(),
       });
       this.#sum.set(last.post);
-      this.#lastWrittenPost = last.post;
+      this.#written = { txid: h.maxTXID, postApplyChecksum: last.post };
       return;
     }
     if (sameWal && walEnd < this.#wal.offset && this.#isCommitBoundary(walEnd)) {
@@ -560,7 +566,7 @@ export class Monitor {
       this.#writeFailed(path, e as Error);
       throw e;
     }
-    this.#lastWrittenPost = this.#sum.value;
+    this.#written = { txid: header.maxTXID, postApplyChecksum: this.#sum.value };
     this.#recovered();
     this.onFile?.({ minTXID: header.minTXID, maxTXID: header.maxTXID, path });
   }
@@ -591,7 +597,7 @@ export class Monitor {
     }
     this.problem = msg;
     this.#forceFull = `recovering after a failed write (${e.message})`;
-    this.#recoverFrom ??= this.#lastWrittenPost;
+    this.#recoverFrom ??= this.#written.postApplyChecksum;
     if (!this.#readReleased && this.#r) {
       try {
         endTransaction(this.#r);

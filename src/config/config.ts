@@ -299,7 +299,7 @@ export function parseConfig(
           ...cfg,
           name: r.string(re.get("name"), "name"),
           syncIntervalMs,
-          validationIntervalMs,
+          ...(validationIntervalMs > 0 ? { validationIntervalMs } : {}),
         };
       } catch (err) {
         if (err instanceof ConfigError) throw err;

@@ -193,8 +193,6 @@ export class DbReplication {
       tmpDir: this.monitor.metaPath,
       integrityCheck: "quick",
       expectedAt: async (txid) => {
-        const pos = this.monitor.position;
-        if (pos.txid === txid) return { checksum: pos.postApplyChecksum, source: "local position" };
         const f = (await this.monitor.localFiles()).find((f) => f.maxTXID === txid);
         if (!f) return null;
         return { checksum: (await readLocalEnds(f.path)).post, source: "local history" };
