@@ -16,17 +16,14 @@
  */
 
 import { join } from "node:path";
-import { homedir } from "node:os";
 import { decodeLtx } from "../src/ltx/mod.ts";
 import { lz4DecodeWholeFrame } from "../src/ltx/lz4.ts";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
-import { machine, writeBenchSection } from "./report.ts";
+import { ensureLitestream, LITESTREAM, machine, run, writeBenchSection } from "./report.ts";
 
 type Tool = "none" | "strata" | "litestream";
 
 const WORKLOAD = join(PROJECT_ROOT, "bench/workload.py");
-const CACHE = join(homedir(), ".cache/strata-bench");
-const LITESTREAM = join(CACHE, "node_modules/@flydotio/litestream-linux-x64/litestream");
 /** BENCH_QUICK=1 shrinks every run (a smoke test of the benchmark itself). */
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
 const BURST_SECONDS = QUICK ? 2 : 8;
@@ -34,27 +31,6 @@ const BURST_ROUNDS = QUICK ? 1 : 3;
 const PACED_RATE = 50;
 const PACED_SECONDS = QUICK ? 4 : 30;
 const BULK_TXNS = QUICK ? 500 : 6000;
-
-async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
-  const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${dec.decode(r.stderr)}`);
-  }
-  return dec.decode(r.stdout);
-}
-
-async function ensureLitestream(): Promise<string> {
-  try {
-    await Deno.stat(LITESTREAM);
-  } catch {
-    await Deno.mkdir(CACHE, { recursive: true });
-    await run("npm", ["install", "--no-save", "@flydotio/litestream-linux-x64@1.0.1"], CACHE);
-  }
-  const v = (await run(LITESTREAM, ["version"])).trim();
-  if (v !== "v0.3.13") throw new Error(`expected Litestream v0.3.13, found ${v}`);
-  return v;
-}
 
 function workload(db: string, ...args: string[]): Promise<string> {
   return run("python3", [WORKLOAD, db, ...args]);

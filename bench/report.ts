@@ -1,7 +1,38 @@
-/** Shared by the benchmarks: the machine line and writing a section of docs/benchmarks.md. */
+/**
+ * Shared by the benchmarks: the Litestream binary they compare with, running a
+ * command, the machine line and writing a section of docs/benchmarks.md.
+ */
 
 import { join } from "node:path";
+import { homedir } from "node:os";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
+
+const CACHE = join(homedir(), ".cache/strata-bench");
+/** The released Litestream v0.3.13 binary (npm `@flydotio/litestream-linux-x64`). */
+export const LITESTREAM = join(CACHE, "node_modules/@flydotio/litestream-linux-x64/litestream");
+
+/** Runs a command to completion; its stdout, or an error with its stderr. */
+export async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+  const r = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  if (r.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${dec.decode(r.stderr)}`);
+  }
+  return dec.decode(r.stdout);
+}
+
+/** Installs Litestream v0.3.13 into the bench cache once; returns its version. */
+export async function ensureLitestream(): Promise<string> {
+  try {
+    await Deno.stat(LITESTREAM);
+  } catch {
+    await Deno.mkdir(CACHE, { recursive: true });
+    await run("npm", ["install", "--no-save", "@flydotio/litestream-linux-x64@1.0.1"], CACHE);
+  }
+  const v = (await run(LITESTREAM, ["version"])).trim();
+  if (v !== "v0.3.13") throw new Error(`expected Litestream v0.3.13, found ${v}`);
+  return v;
+}
 
 export function machine(): string {
   const info = Deno.readTextFileSync("/proc/cpuinfo");

@@ -159,8 +159,11 @@ Deno.test("restore refuses to overwrite, and a corrupt or missing replica file f
     const marks = join(dir, "m.jsonl");
     await runWriter(db, "more", 7, marks);
     const rep = new Replicating([db, `file://${replica}`]);
-    await new Promise((r) => setTimeout(r, 1200));
-    await runWriter(db, "more", 8, marks);
+    // three batches a sync interval apart: at least three L0 files after the first full copy
+    for (const seed of [8, 9, 10]) {
+      await new Promise((r) => setTimeout(r, 1200));
+      await runWriter(db, "more", seed, marks);
+    }
     assertEquals((await rep.stop()).code, 0);
 
     const existing = join(dir, "existing.db");
@@ -183,6 +186,7 @@ Deno.test("restore refuses to overwrite, and a corrupt or missing replica file f
     // a compaction may have run): restore names the file and leaves nothing behind
     const l0 = join(replica, "ltx", "0");
     const names = [...Deno.readDirSync(l0)].map((e) => e.name).sort();
+    assert(names.length >= 4, `only ${names.length} L0 files`);
     const newest = names[names.length - 1];
     const maxTXID = newest.slice(17, 33);
     for (const level of ["0", "1", "2", "3"]) {

@@ -35,7 +35,14 @@ Deno.test("replicate while an app writes; restore latest, timestamps and a TXID 
   const { dir, db, replica, marks } = await setup();
   try {
     await runWriter(db, "more", 1, marks); // the database exists before replication starts
-    const rep = new Replicating([db, `file://${replica}`]);
+    // a point in time is as fine as the sync interval (pending captures go up as one file):
+    // shorter than the writer's 0.8 s pause around each mark, so every mark is a file boundary
+    const cfg = join(dir, "strata.yml");
+    await Deno.writeTextFile(
+      cfg,
+      `dbs:\n  - path: ${db}\n    replicas:\n      - url: file://${replica}\n        sync-interval: 300ms\n`,
+    );
+    const rep = new Replicating(["-config", cfg]);
     await new Promise((r) => setTimeout(r, 1500));
     await runWriter(db, "main", 2, marks);
     const stopped = await rep.stop("SIGINT");

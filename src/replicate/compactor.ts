@@ -19,11 +19,12 @@ import {
   mergeLtxStream,
   parseLtxFileName,
 } from "../ltx/mod.ts";
-import { type ReplicaFile, SNAPSHOT_LEVEL } from "../storage/mod.ts";
+import { type ReplicaFile, replicaFileLabel, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
 import { fileKey, pinnedFiles } from "../branch/mod.ts";
+import { MAX_MERGE_INPUTS, mergeLocalFiles } from "./local_merge.ts";
 
 export interface CompactionSettings {
   /** Intervals of levels 1..n (at most 8), in ms. */
@@ -40,12 +41,10 @@ export const DEFAULT_COMPACTION: CompactionSettings = {
   snapshotIntervalMs: 24 * 3_600_000,
   snapshotRetentionMs: 24 * 3_600_000,
   l0RetentionMs: 5 * 60_000,
-  l0RetentionCheckIntervalMs: 15_000,
+  // one delete request per check: 5 min rather than Litestream v0.5's 15 s (request economy)
+  l0RetentionCheckIntervalMs: 5 * 60_000,
   retentionEnabled: true,
 };
-
-/** Most input files merged into one output (each is an open stream during the merge). */
-export const MAX_MERGE_INPUTS = 64;
 
 /** The next wall-clock multiple of `intervalMs` after `now`. */
 export function nextAligned(now: number, intervalMs: number): number {
@@ -101,74 +100,59 @@ export class Compactor {
     const first = inputs[0];
     const last = inputs[inputs.length - 1];
     const name = formatLtxFileName(first.minTXID, last.maxTXID);
-    const sources = await this.#openInputs(level - 1, inputs);
+    const local = level === 1 ? await this.#localCover(first.minTXID, last.maxTXID) : null;
+    // a local file pruned meanwhile: read the replica's copies instead
+    const merge = local && await mergeLocalFiles(local, `L${level}/${name}`).catch(() => null);
+    if (merge) {
+      try {
+        return await this.#write(level, inputs, merge.stream, merge.result, true);
+      } finally {
+        await merge.close();
+      }
+    }
+    const sources: MergeInput[] = [];
     try {
-      const { stream, result } = mergeLtxStream(sources.inputs, { file: `L${level}/${name}` });
-      const [file] = await Promise.all([
-        this.index.client.writeFile(level, first.minTXID, last.maxTXID, stream, last.createdAt),
-        result,
-      ]);
-      this.index.add(file);
-      log("debug", "compacted", {
-        replica: this.index.client.location,
-        level,
-        file: name,
-        inputs: inputs.length,
-        local: sources.local,
-      });
-      return file;
-    } finally {
-      sources.close();
+      for (const f of inputs) {
+        sources.push({
+          name: replicaFileLabel(this.index.client.location, f),
+          source: await this.index.client.openFile(f.level, f.minTXID, f.maxTXID),
+        });
+      }
+    } catch (e) {
+      for (const s of sources) await (s.source as ReadableStream).cancel().catch(() => {});
+      throw e;
     }
+    const { stream, result } = mergeLtxStream(sources, { file: `L${level}/${name}` });
+    return await this.#write(level, inputs, stream, result, false);
   }
 
-  /**
-   * Opens the inputs: from the local L0 directory when it holds files that
-   * cover exactly the same TXIDs, else from the replica.
-   */
-  async #openInputs(
+  async #write(
     level: number,
-    files: ReplicaFile[],
-  ): Promise<{ inputs: MergeInput[]; local: boolean; close(): void }> {
-    const opened: Deno.FsFile[] = [];
-    const close = () => {
-      for (const f of opened) {
-        try {
-          f.close();
-        } catch { /* closed by its stream */ }
-      }
-    };
-    if (level === 0 && this.#localL0Dir) {
-      const local = await this.#localCover(files[0].minTXID, files[files.length - 1].maxTXID);
-      if (local) {
-        try {
-          const inputs: MergeInput[] = [];
-          for (const name of local) {
-            const f = await Deno.open(join(this.#localL0Dir, name));
-            opened.push(f);
-            inputs.push({ name: join(this.#localL0Dir, name), source: f.readable });
-          }
-          return { inputs, local: true, close };
-        } catch {
-          close(); // pruned meanwhile: read the replica's copies
-          opened.length = 0;
-        }
-      }
-    }
-    const inputs: MergeInput[] = [];
-    for (const f of files) {
-      inputs.push({
-        name: `${this.index.client.location} L${f.level}/${
-          formatLtxFileName(f.minTXID, f.maxTXID)
-        }`,
-        source: await this.index.client.openFile(f.level, f.minTXID, f.maxTXID),
-      });
-    }
-    return { inputs, local: false, close };
+    inputs: ReplicaFile[],
+    stream: ReadableStream<Uint8Array>,
+    merged: Promise<unknown>,
+    local: boolean,
+  ): Promise<ReplicaFile> {
+    const first = inputs[0];
+    const last = inputs[inputs.length - 1];
+    const [file] = await Promise.all([
+      this.index.client.writeFile(level, first.minTXID, last.maxTXID, stream, last.createdAt),
+      merged,
+    ]);
+    this.index.add(file);
+    log("debug", "compacted", {
+      replica: this.index.client.location,
+      level,
+      file: formatLtxFileName(first.minTXID, last.maxTXID),
+      inputs: inputs.length,
+      local,
+    });
+    return file;
   }
 
-  /** Local L0 file names covering exactly [min, max] contiguously, or null. */
+  /** Paths of local L0 files covering exactly [min, max] contiguously, or null. */
   async #localCover(min: bigint, max: bigint): Promise<string[] | null> {
+    if (!this.#localL0Dir) return null;
     const found: { name: string; minTXID: bigint; maxTXID: bigint }[] = [];
     try {
       for await (const e of Deno.readDir(this.#localL0Dir!)) {
@@ -184,8 +168,8 @@ export class Compactor {
       if (f.minTXID !== pos + 1n) return null;
       pos = f.maxTXID;
     }
-    if (pos !== max || found.length > MAX_MERGE_INPUTS) return null;
-    return found.map((f) => f.name);
+    if (pos !== max) return null;
+    return found.map((f) => join(this.#localL0Dir!, f.name));
   }
 
   /** The files retention would delete now (see the module comment). */

@@ -84,7 +84,10 @@ export class DbReplication {
       position: this.monitor.position.txid,
       replicas: this.replicators.map((r) => `${r.client.type}:${r.client.location}`).join(","),
     });
-    await this.syncAll();
+    // capture starts at once; the first sync runs beside it, so an unreachable
+    // replica never holds up capturing (nor the WAL's checkpoints)
+    this.#tick();
+    for (const r of this.replicators) r.requestSync(() => this.#sync(r));
     this.#timers.push(setInterval(() => this.#tick(), this.#monitorIntervalMs));
     this.#timers.push(setInterval(() => {
       if (!this.#ticking && this.monitor.underPressure()) this.#tick();
@@ -92,7 +95,7 @@ export class DbReplication {
     for (const r of this.replicators) {
       // a safety net for retries; new files ask for a sync as soon as they exist
       this.#timers.push(setInterval(() => {
-        if (!r.idle) this.#sync(r);
+        if (!r.idle) r.requestSync(() => this.#sync(r));
       }, r.syncIntervalMs));
     }
     this.#validationIntervalsMs.forEach((ms, k) => {

@@ -5,12 +5,13 @@
  */
 
 import { basename, join } from "node:path";
-import { formatLtxFileName, formatPosition, mergeLtxStream, type Position } from "../ltx/mod.ts";
+import { formatLtxFileName, formatPosition, type Position } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import { leaseStoreFor, type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
+import { mergeLocalFiles } from "./local_merge.ts";
 import { Lease, type LeaseOptions } from "./lease.ts";
 import { continuityProblem, readLocalEnds, readReplicaPosition } from "./positions.ts";
 
@@ -38,9 +39,6 @@ export interface Divergence {
   readonly detectedAt: Date;
   readonly reason: string;
 }
-
-/** Most local files merged into one upload (each is an open file during the merge). */
-const MAX_FILES_PER_UPLOAD = 64;
 
 export class Replicator {
   readonly client: ReplicaClient;
@@ -175,10 +173,9 @@ export class Replicator {
         }
         pos = f.maxTXID;
       }
-      for (let i = 0; i < files.length; i += MAX_FILES_PER_UPLOAD) {
-        const batch = files.slice(i, i + MAX_FILES_PER_UPLOAD);
-        await (batch.length === 1 ? this.#upload(batch[0]) : this.#uploadMerged(batch));
-        const last = batch[batch.length - 1];
+      if (files.length > 0) {
+        await (files.length === 1 ? this.#upload(files[0]) : this.#uploadMerged(files));
+        const last = files[files.length - 1];
         this.#replicaPos = {
           txid: last.maxTXID,
           postApplyChecksum: (await readLocalEnds(last.path)).post,
@@ -273,34 +270,22 @@ export class Replicator {
     });
   }
 
-  /** Several local files as one replica file: one request per sync however busy the app. */
+  /** Every pending local file as one replica file: one request per sync however busy the app. */
   async #uploadMerged(batch: LocalFile[]): Promise<void> {
-    const opened: Deno.FsFile[] = [];
+    const first = batch[0];
+    const last = batch[batch.length - 1];
+    const name = formatLtxFileName(first.minTXID, last.maxTXID);
+    const merge = await mergeLocalFiles(batch.map((f) => f.path), name);
     try {
-      for (const f of batch) opened.push(await Deno.open(f.path));
-      const first = batch[0];
-      const last = batch[batch.length - 1];
-      const { stream, result } = mergeLtxStream(
-        batch.map((f, i) => ({ name: f.path, source: opened[i].readable })),
-        { file: formatLtxFileName(first.minTXID, last.maxTXID) },
-      );
       const createdAt = await createdAtOf(last.path);
       const [uploaded] = await Promise.all([
-        this.client.writeFile(0, first.minTXID, last.maxTXID, stream, createdAt),
-        result,
+        this.client.writeFile(0, first.minTXID, last.maxTXID, merge.stream, createdAt),
+        merge.result,
       ]);
       this.index.add(uploaded);
-      log("debug", "uploaded", {
-        db: this.monitor.dbPath,
-        file: formatLtxFileName(first.minTXID, last.maxTXID),
-        merged: batch.length,
-      });
+      log("debug", "uploaded", { db: this.monitor.dbPath, file: name, merged: batch.length });
     } finally {
-      for (const f of opened) {
-        try {
-          f.close();
-        } catch { /* closed by its stream */ }
-      }
+      await merge.close();
     }
   }
 

@@ -9,14 +9,13 @@ import * as fs from "node:fs";
 import {
   DatabaseChecksum,
   formatChecksum,
-  formatLtxFileName,
   hasChecksums,
   isSnapshot,
   LtxDecoder,
   LtxFormatError,
   pageChecksumFromCrc,
 } from "../ltx/mod.ts";
-import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import { type ReplicaClient, type ReplicaFile, replicaFileLabel } from "../storage/mod.ts";
 import type { ProgressCounter } from "../progress.ts";
 
 export class RestoreError extends Error {
@@ -66,7 +65,7 @@ export class PageApplier {
     f: ReplicaFile,
     progress?: ProgressCounter | null,
   ): Promise<void> {
-    const name = `${client.location}/ltx/${f.level}/${formatLtxFileName(f.minTXID, f.maxTXID)}`;
+    const name = replicaFileLabel(client.location, f);
     const stream = await client.openFile(f.level, f.minTXID, f.maxTXID);
     const dec = new LtxDecoder(progress ? progress.wrap(stream) : stream, { file: name });
     const h = await dec.readHeader();

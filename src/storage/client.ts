@@ -3,6 +3,8 @@
  * ReplicaClient. Levels, timestamps, retention and planning live above it.
  */
 
+import { formatLtxFileName } from "../ltx/mod.ts";
+
 export interface ReplicaFile {
   level: number;
   minTXID: bigint;
@@ -62,4 +64,12 @@ export function compareFiles(a: ReplicaFile, b: ReplicaFile): number {
     : a.maxTXID > b.maxTXID
     ? 1
     : 0;
+}
+
+/** How messages name a replica file, whatever the client's layout: "LOCATION L0/<min>-<max>.ltx". */
+export function replicaFileLabel(
+  location: string,
+  f: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">,
+): string {
+  return `${location} L${f.level}/${formatLtxFileName(f.minTXID, f.maxTXID)}`;
 }

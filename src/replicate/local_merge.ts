@@ -1,0 +1,89 @@
+/**
+ * Merges a run of local LTX files (in TXID order) into one stream, with a
+ * bounded number of open inputs: past MAX_MERGE_INPUTS files, consecutive
+ * groups are first merged into temporary files beside them, as often as it
+ * takes. Used for merged L0 uploads and for compaction from local files.
+ */
+
+import { dirname, join } from "node:path";
+import {
+  type MergeInput,
+  mergeLtx,
+  mergeLtxStream,
+  type MergeResult,
+  writerSink,
+} from "../ltx/mod.ts";
+
+/** Most inputs merged at once (each is an open file during the merge). */
+export const MAX_MERGE_INPUTS = 64;
+
+export interface LocalMerge {
+  stream: ReadableStream<Uint8Array>;
+  /** Settles when the merge has ended; rejects when any input is invalid. */
+  result: Promise<MergeResult>;
+  /** Closes every input and removes the temporary files (call when done, success or not). */
+  close(): Promise<void>;
+}
+
+/** Starts merging `paths` (TXID order, contiguous) into one stream; `file` names it in errors. */
+export async function mergeLocalFiles(paths: string[], file: string): Promise<LocalMerge> {
+  const temps: string[] = [];
+  const opened: Deno.FsFile[] = [];
+  const close = async () => {
+    for (const f of opened.splice(0)) {
+      try {
+        f.close();
+      } catch { /* closed by its stream */ }
+    }
+    for (const t of temps.splice(0)) await Deno.remove(t).catch(() => {});
+  };
+  try {
+    let inputs = paths;
+    while (inputs.length > MAX_MERGE_INPUTS) {
+      const next: string[] = [];
+      for (let i = 0; i < inputs.length; i += MAX_MERGE_INPUTS) {
+        const group = inputs.slice(i, i + MAX_MERGE_INPUTS);
+        if (group.length === 1) {
+          next.push(group[0]);
+          continue;
+        }
+        const tmp = join(dirname(group[0]), `.merge-${crypto.randomUUID().slice(0, 8)}.tmp`);
+        temps.push(tmp);
+        await mergeToFile(group, tmp, file);
+        next.push(tmp);
+      }
+      inputs = next;
+    }
+    const sources: MergeInput[] = [];
+    for (const p of inputs) {
+      const f = await Deno.open(p);
+      opened.push(f);
+      sources.push({ name: p, source: f.readable });
+    }
+    const { stream, result } = mergeLtxStream(sources, { file });
+    return { stream, result, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function mergeToFile(paths: string[], out: string, file: string): Promise<void> {
+  const opened: Deno.FsFile[] = [];
+  const target = await Deno.open(out, { write: true, create: true, truncate: true });
+  try {
+    for (const p of paths) opened.push(await Deno.open(p));
+    await mergeLtx(
+      paths.map((p, i) => ({ name: p, source: opened[i].readable })),
+      writerSink(target),
+      { file },
+    );
+  } finally {
+    target.close();
+    for (const f of opened) {
+      try {
+        f.close();
+      } catch { /* closed by its stream */ }
+    }
+  }
+}
