@@ -775,6 +775,9 @@ export class Monitor {
     const now = this.#opts.clock();
     if (this.#opts.truncatePageN > 0 && pages >= this.#opts.truncatePageN) {
       await this.checkpoint("TRUNCATE");
+    } else if (this.#restartExpected && !this.#dataSinceCheckpoint) {
+      // the last checkpoint took every frame and nothing came since: the WAL restarts with the
+      // app's next commit, and checkpointing again would only take the write lock every tick
     } else if (
       pages >= this.#opts.minCheckpointPageCount ||
       (this.#dataSinceCheckpoint && now - this.#lastCheckpoint >= this.#opts.checkpointIntervalMs)
