@@ -7,6 +7,9 @@ import { ProgressCounter, setProgressDisplay, startProgress } from "../src/progr
 function fakeOut(tty: boolean) {
   let text = "";
   return {
+    line: (s: string) => {
+      text += s + "\n";
+    },
     out: {
       isTerminal: () => tty,
       writeSync(p: Uint8Array) {
@@ -48,7 +51,12 @@ Deno.test("progress on a terminal: one line redrawn in place, ended by a newline
 Deno.test("progress elsewhere: a plain line per interval and a final one; a failure adds none", () => {
   const o = fakeOut(false);
   let t = 0;
-  const d = progressDisplay("restore x.db", { out: o.out, now: () => t, intervalMs: 5000 });
+  const d = progressDisplay("restore x.db", {
+    out: o.out,
+    line: o.line,
+    now: () => t,
+    intervalMs: 5000,
+  });
   const c = new ProgressCounter(10_000, d.report);
   for (let i = 0; i < 12; i++) {
     t += 1000;
@@ -61,7 +69,7 @@ Deno.test("progress elsewhere: a plain line per interval and a final one; a fail
   assertMatch(lines[2], /^restore x\.db 100% 9\.8 KiB \/ 9\.8 KiB .* in 12s$/);
 
   const f = fakeOut(false);
-  const failed = progressDisplay("x", { out: f.out, now: () => 0 });
+  const failed = progressDisplay("x", { out: f.out, line: f.line, now: () => 0 });
   failed.report(1, 2);
   failed.finish(false);
   assertEquals(f.text(), "");
@@ -70,7 +78,7 @@ Deno.test("progress elsewhere: a plain line per interval and a final one; a fail
 Deno.test("library code reports through startProgress; nothing is shown until a display is set", () => {
   assertEquals(typeof startProgress("quiet").report, "function");
   const o = fakeOut(false);
-  setProgressDisplay((label) => progressDisplay(label, { out: o.out, now: () => 0 }));
+  setProgressDisplay((label) => progressDisplay(label, { out: o.out, line: o.line, now: () => 0 }));
   try {
     const task = startProgress("upload snapshot a.db");
     task.report(5, 10);

@@ -1,9 +1,11 @@
 /**
  * Progress display for long commands: on a terminal a bar redrawn in place
- * (bytes, rate, ETA); otherwise a plain line every few seconds, so logs stay
- * readable. Library code reports through `ProgressFn` (src/progress.ts).
+ * (bytes, rate, ETA); otherwise a plain line every few seconds through the
+ * logger (so it honours the log level and stays valid JSON with `type: json`).
+ * Library code reports through `ProgressFn` (src/progress.ts).
  */
 
+import { log } from "../log.ts";
 import type { ProgressFn } from "../progress.ts";
 
 export interface ProgressOutput {
@@ -16,6 +18,8 @@ export interface ProgressOptions {
   out?: ProgressOutput;
   /** Plain-line interval when `out` is not a terminal (default 5 s). */
   intervalMs?: number;
+  /** Where plain lines go when `out` is not a terminal (default: the logger, level info). */
+  line?: (text: string) => void;
   /** Clock in ms (injected by tests). */
   now?: () => number;
 }
@@ -95,10 +99,11 @@ export function progressDisplay(label: string, opts: ProgressOptions = {}): Prog
       out.writeSync(enc.encode(s));
     } catch { /* output closed: progress is best effort */ }
   };
+  const plain = opts.line ?? ((text: string) => log("info", text));
   const draw = (final: boolean) => {
     const line = progressLine(label, done, total, now() - start, tty);
     if (tty) write(`\r${line}\x1b[K${final ? "\n" : ""}`);
-    else write(`${line}\n`);
+    else plain(line);
   };
   return {
     report(d, t) {

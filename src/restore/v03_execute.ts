@@ -54,7 +54,8 @@ export async function executeV03Restore(
   return await writeRestoredDatabase(outPath, opts.integrityCheck ?? "quick", async (fd) => {
     const snapName = `${reader.location}/${plan.snapshot.path}`;
     let size = 0;
-    for await (const chunk of decode(reader, plan.snapshot.path, opts.progress)) {
+    const snapshot = openV03File(reader, plan.snapshot.path);
+    for await (const chunk of decode(reader, plan.snapshot.path, snapshot, opts.progress)) {
       fs.writeSync(fd, chunk, 0, chunk.length, size);
       size += chunk.length;
     }
@@ -64,13 +65,25 @@ export async function executeV03Restore(
     }
     let pages = size / pageSize;
     let files = 1;
-    for (const w of plan.wal) {
-      const commit = await applyWalIndex(fd, reader, plan.generation, w, pageSize, opts.progress);
-      files += w.segments.length;
-      if (commit > 0) {
-        fs.ftruncateSync(fd, commit * pageSize);
-        pages = commit;
+    const segments = new Prefetcher(reader, plan.wal.flatMap((w) => w.segments.map((g) => g.path)));
+    try {
+      for (const w of plan.wal) {
+        const commit = await applyWalIndex(
+          fd,
+          segments,
+          plan.generation,
+          w,
+          pageSize,
+          opts.progress,
+        );
+        files += w.segments.length;
+        if (commit > 0) {
+          fs.ftruncateSync(fd, commit * pageSize);
+          pages = commit;
+        }
       }
+    } finally {
+      segments.close();
     }
     checkHeaderPageCount(fd, pages, pageSize, outPath);
     return {
@@ -85,13 +98,50 @@ export async function executeV03Restore(
   });
 }
 
+/** How many WAL segments are opened ahead of the one being applied (latency of remote replicas). */
+const SEGMENTS_AHEAD = 8;
+
+/** Opens the WAL segments in order, a few ahead of the one asked for. */
+class Prefetcher {
+  readonly reader: RawReplicaReader;
+  readonly #order: string[];
+  readonly #index = new Map<string, number>();
+  readonly #opened = new Map<string, Promise<ReadableStream<Uint8Array>>>();
+  #next = 0;
+
+  constructor(reader: RawReplicaReader, paths: string[]) {
+    this.reader = reader;
+    this.#order = paths;
+    paths.forEach((p, i) => this.#index.set(p, i));
+  }
+
+  open(path: string): Promise<ReadableStream<Uint8Array>> {
+    const last = Math.min(this.#order.length, (this.#index.get(path) ?? 0) + SEGMENTS_AHEAD + 1);
+    for (; this.#next < last; this.#next++) {
+      const p = openV03File(this.reader, this.#order[this.#next]);
+      p.catch(() => {}); // surfaced when its turn comes
+      this.#opened.set(this.#order[this.#next], p);
+    }
+    const p = this.#opened.get(path) ?? openV03File(this.reader, path);
+    this.#opened.delete(path);
+    return p;
+  }
+
+  /** Releases segments opened but not read (after a failure). */
+  close(): void {
+    for (const p of this.#opened.values()) p.then((s) => s.cancel()).catch(() => {});
+    this.#opened.clear();
+  }
+}
+
 /** The decompressed bytes of one replica file; errors name the file. */
 async function* decode(
   reader: RawReplicaReader,
   path: string,
+  opened: Promise<ReadableStream<Uint8Array>>,
   progress?: ProgressCounter,
 ): AsyncGenerator<Uint8Array> {
-  let stream = await openV03File(reader, path);
+  let stream = await opened;
   if (progress) stream = progress.wrap(stream);
   try {
     yield* lz4FrameChunks(stream);
@@ -142,12 +192,13 @@ function checkHeaderPageCount(fd: number, pages: number, pageSize: number, out: 
  */
 async function applyWalIndex(
   fd: number,
-  reader: RawReplicaReader,
+  segments: Prefetcher,
   generation: string,
   w: { index: number; segments: V03Segment[] },
   pageSize: number,
   progress?: ProgressCounter,
 ): Promise<number> {
+  const reader = segments.reader;
   const what = `WAL index ${generation}/${hex8(w.index)}`;
   const segmentAt = (offset: number) => {
     let s = w.segments[0];
@@ -162,7 +213,7 @@ async function applyWalIndex(
           `${reader.location}: ${what}: segment ${s.path} starts at offset ${s.offset} but the segments before it end at ${pos} (a segment is missing or truncated)`,
         );
       }
-      for await (const c of decode(reader, s.path, progress)) {
+      for await (const c of decode(reader, s.path, segments.open(s.path), progress)) {
         pos += c.length;
         yield c;
       }

@@ -165,15 +165,14 @@ export async function planV03Restore(
   for (const generation of generations) {
     const snapshots = await listSnapshots(r, generation);
     const segments = await listSegments(r, generation);
-    const times = [...snapshots, ...segments].map((f) => f.createdAt.getTime());
-    if (times.length === 0) continue;
-    infos.push({
-      generation,
-      snapshots,
-      segments,
-      createdAt: Math.min(...times),
-      updatedAt: Math.max(...times),
-    });
+    let createdAt = Infinity;
+    let updatedAt = -Infinity;
+    for (const f of [...snapshots, ...segments]) {
+      createdAt = Math.min(createdAt, f.createdAt.getTime());
+      updatedAt = Math.max(updatedAt, f.createdAt.getTime());
+    }
+    if (createdAt === Infinity) continue;
+    infos.push({ generation, snapshots, segments, createdAt, updatedAt });
   }
   const t = timestamp?.getTime();
   const latest = (list: GenerationInfo[]) =>
@@ -218,7 +217,8 @@ export async function planV03Restore(
     list.push(s);
     byIndex.set(s.index, list);
   }
-  const maxIndex = Math.max(-1, ...byIndex.keys());
+  let maxIndex = -1;
+  for (const i of byIndex.keys()) maxIndex = Math.max(maxIndex, i);
   const wal: V03Plan["wal"] = [];
   let bytes = snapshot.size;
   for (let index = snapshot.index; index <= maxIndex; index++) {
