@@ -113,6 +113,19 @@ Deno.test("dir without watch: the databases there at start; none matching is an 
     assertEquals(none.code, 1);
     assertMatch(none.stderr, /no SQLite databases in directory .*data match pattern \*\.sqlite/);
 
+    // a directory that is not there: named, with or without watch
+    for (const watch of [false, true]) {
+      await Deno.writeTextFile(
+        cfg,
+        `dbs:\n  - dir: ${
+          join(dir, "missing")
+        }\n    pattern: "*.db"\n    watch: ${watch}\n    replica:\n      url: file://${replica}\n`,
+      );
+      const missing = await strata(["replicate", "-config", cfg, "-exec", "true"]);
+      assertEquals(missing.code, 1, missing.stderr);
+      assertMatch(missing.stderr, /directory .*missing: /);
+    }
+
     // not recursive: only one.db
     await write("*.db", false);
     const r = await strata(["replicate", "-config", cfg, "-exec", "true"]);

@@ -8,7 +8,7 @@
  * are skipped (`skip`) before anything is opened.
  */
 
-import { basename, join } from "node:path";
+import { basename, join, relative, sep } from "node:path";
 import { log } from "../log.ts";
 
 export interface DirectoryOptions {
@@ -104,7 +104,12 @@ export function watchDirectory(
     settleMs?: number;
   },
 ): DirectoryWatcher {
-  const watcher = Deno.watchFs(opts.dir, { recursive: opts.recursive });
+  let watcher: Deno.FsWatcher;
+  try {
+    watcher = Deno.watchFs(opts.dir, { recursive: opts.recursive });
+  } catch (e) {
+    throw new Error(`directory ${opts.dir}: cannot watch it: ${(e as Error).message}`);
+  }
   const pending = new Map<string, ReturnType<typeof setTimeout>>();
   const settle = opts.settleMs ?? 50;
   let closed = false;
@@ -142,8 +147,8 @@ export function watchDirectory(
     try {
       for await (const ev of watcher) {
         for (const path of ev.paths) {
-          const name = basename(path);
-          if (isAuxiliary(name)) continue;
+          // SQLite's own files, and everything in strata's meta directories (busy with captures)
+          if (relative(opts.dir, path).split(sep).some(isAuxiliary)) continue;
           // a tracked database only matters when it goes away
           if (opts.skip(path) && ev.kind !== "remove" && ev.kind !== "rename") continue;
           clearTimeout(pending.get(path));
