@@ -164,3 +164,57 @@ Deno.test("clone at a past mark, restore the branch, replicate into it, list and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("branches over S3 (fauxqs): clone into S3 and into a directory, restore through the cache, delete", async () => {
+  const { startS3Server, TEST_CREDENTIALS } = await import("./helpers/fauxqs.ts");
+  const s3 = await startS3Server();
+  const dir = await Deno.makeTempDir({ prefix: "strata-branch-s3-" });
+  const env = { ...TEST_CREDENTIALS, STRATA_CACHE_DIR: join(dir, "cache") };
+  try {
+    const bucket = await s3.createBucket();
+    const src = `s3://${bucket}/prod?endpoint=${s3.endpoint}`;
+    const db = join(dir, "app.db");
+    const marks = join(dir, "marks.jsonl");
+    await runWriter(db, "more", 31, marks);
+    const rep = new Replicating([db, src], env);
+    await new Promise((r) => setTimeout(r, 1200));
+    await runWriter(db, "more", 32, marks);
+    const stopped = await rep.stop("SIGINT");
+    assertEquals(stopped.code, 0, stopped.stderr);
+    const all = await readMarks(marks);
+    const at = new Date(all[1].time).toISOString();
+
+    const inS3 = `s3://${bucket}/staging/pr-1?endpoint=${s3.endpoint}`;
+    const inDir = `file://${dir}/pr-2`;
+    for (const dest of [inS3, inDir]) {
+      const c = await strata(["clone", "-timestamp", at, src, dest], { env });
+      assertEquals(c.code, 0, c.stderr);
+    }
+    const listed = await strata(["branches", "-json", src], { env });
+    assertEquals(listed.code, 0, listed.stderr);
+    assertEquals(JSON.parse(listed.stdout).branches.length, 2);
+
+    for (const [i, dest] of [inS3, inDir, inDir].entries()) {
+      const out = join(dir, `r${i}.db`);
+      const r = await strata(["restore", "-o", out, dest], { env });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals((await digestOf(out)).digest, all[1].digest);
+    }
+    // the S3 files the restores downloaded are in the cache
+    const cached = [];
+    for await (const e of Deno.readDir(join(dir, "cache"))) cached.push(e.name);
+    assert(cached.length >= 1, "nothing cached");
+
+    for (const dest of [inS3, inDir]) {
+      const d = await strata(["clone", "-delete", dest], { env });
+      assertEquals(d.code, 0, d.stderr);
+    }
+    const none = await strata(["branches", src], { env });
+    assertMatch(none.stdout, /no branches of/);
+    const gone = await strata(["restore", "-o", join(dir, "gone.db"), inS3], { env });
+    assertEquals(gone.code, 1);
+  } finally {
+    await s3.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
