@@ -21,7 +21,8 @@ import { join } from "node:path";
 import { makeTextDatabase } from "./sample_db.ts";
 import { machine, writeBenchSection } from "./report.ts";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
-import { FileReplicaClient, type ReplicaClient, type ReplicaFile } from "../src/storage/mod.ts";
+import { FileReplicaClient } from "../src/storage/mod.ts";
+import { CountingClient } from "../tests/helpers/counting_client.ts";
 import { CachingReplicaClient, RestoreCache, restoreTargetCached } from "../src/restore/mod.ts";
 import { BranchReplicaClient, cloneReplica } from "../src/branch/mod.ts";
 
@@ -60,35 +61,6 @@ for i in range(40):
     print(json.dumps({"round": i, "time": int(time.time() * 1000)}), flush=True)
     time.sleep(0.2)
 `;
-
-/** Counts what is read from the replica; typed as remote so the cache applies. */
-class Counting implements ReplicaClient {
-  readonly type = "bench";
-  bytes = 0;
-  constructor(readonly inner: ReplicaClient) {}
-  get location(): string {
-    return this.inner.location;
-  }
-  listFiles(level: number, seek?: bigint): Promise<ReplicaFile[]> {
-    return this.inner.listFiles(level, seek);
-  }
-  async openFile(l: number, a: bigint, b: bigint, r?: { offset: number; length: number }) {
-    return (await this.inner.openFile(l, a, b, r)).pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform: (c, ctrl) => {
-          this.bytes += c.length;
-          ctrl.enqueue(c);
-        },
-      }),
-    );
-  }
-  writeFile(l: number, a: bigint, b: bigint, d: ReadableStream<Uint8Array>, t: Date) {
-    return this.inner.writeFile(l, a, b, d, t);
-  }
-  deleteFiles(f: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]) {
-    return this.inner.deleteFiles(f);
-  }
-}
 
 async function main() {
   await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -176,7 +148,7 @@ async function main() {
   for (const p of ["b.db", "p.db"]) await Deno.remove(join(dir, p)).catch(() => {});
 
   console.log("cache…");
-  const counting = new Counting(new FileReplicaClient(src));
+  const counting = new CountingClient(new FileReplicaClient(src));
   const cache = new RestoreCache(join(dir, "cache"), 8 * 1024 ** 3);
   const viaCache = new CachingReplicaClient(counting, cache);
   const cached: { bytes: number; seconds: number; files: number }[] = [];

@@ -14,7 +14,8 @@ import {
   formatLtxFileName,
   makeHeader,
 } from "../src/ltx/mod.ts";
-import { FileReplicaClient, type ReplicaClient, type ReplicaFile } from "../src/storage/mod.ts";
+import { FileReplicaClient } from "../src/storage/mod.ts";
+import { CountingClient } from "./helpers/counting_client.ts";
 import {
   CachingReplicaClient,
   RestoreCache,
@@ -75,49 +76,6 @@ async function buildSource(root: string): Promise<FileReplicaClient> {
   await put(c, 1, 2n, 10n, T0 + HOUR + 11_000);
   await put(c, 9, 1n, 10n, T0 + 25 * HOUR);
   return c;
-}
-
-/** Counts the bytes read through it; not a `file` replica, so the cache applies. */
-class CountingClient implements ReplicaClient {
-  readonly type = "counting";
-  bytes = 0;
-  opened: string[] = [];
-  constructor(readonly inner: ReplicaClient) {}
-  get location(): string {
-    return `counting:${this.inner.location}`;
-  }
-  listFiles(level: number, seek?: bigint): Promise<ReplicaFile[]> {
-    return this.inner.listFiles(level, seek);
-  }
-  async openFile(
-    level: number,
-    min: bigint,
-    max: bigint,
-    range?: { offset: number; length: number },
-  ): Promise<ReadableStream<Uint8Array>> {
-    this.opened.push(`${level}/${formatLtxFileName(min, max)}`);
-    const s = await this.inner.openFile(level, min, max, range);
-    return s.pipeThrough(
-      new TransformStream({
-        transform: (c, ctrl) => {
-          this.bytes += c.length;
-          ctrl.enqueue(c);
-        },
-      }),
-    );
-  }
-  writeFile(
-    level: number,
-    min: bigint,
-    max: bigint,
-    d: ReadableStream<Uint8Array>,
-    at: Date,
-  ): Promise<ReplicaFile> {
-    return this.inner.writeFile(level, min, max, d, at);
-  }
-  deleteFiles(f: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void> {
-    return this.inner.deleteFiles(f);
-  }
 }
 
 async function exists(p: string): Promise<boolean> {

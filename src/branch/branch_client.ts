@@ -11,6 +11,7 @@
 import {
   type ByteRange,
   compareFiles,
+  ForwardingReplicaClient,
   type ReplicaClient,
   type ReplicaFile,
   SNAPSHOT_LEVEL,
@@ -26,23 +27,14 @@ export interface ResolvedBranch {
   refs: Set<string>;
 }
 
-export class BranchReplicaClient implements ReplicaClient {
-  readonly inner: ReplicaClient;
+export class BranchReplicaClient extends ForwardingReplicaClient {
   readonly #sourceFor: (url: string) => ReplicaClient;
   #branch: Promise<ResolvedBranch | null> | null = null;
 
   /** `sourceFor` builds the source's client from the manifest's URL. */
   constructor(inner: ReplicaClient, sourceFor: (url: string) => ReplicaClient) {
-    this.inner = inner;
+    super(inner);
     this.#sourceFor = sourceFor;
-  }
-
-  get type(): string {
-    return this.inner.type;
-  }
-
-  get location(): string {
-    return this.inner.location;
   }
 
   /** The branch this replica is, or null (looked up once). */
@@ -61,7 +53,7 @@ export class BranchReplicaClient implements ReplicaClient {
     return this.#branch;
   }
 
-  async listFiles(level: number, seek = 0n): Promise<ReplicaFile[]> {
+  override async listFiles(level: number, seek = 0n): Promise<ReplicaFile[]> {
     const own = await this.inner.listFiles(level, seek);
     if (level > SNAPSHOT_LEVEL) return own;
     const b = await this.branch();
@@ -73,7 +65,7 @@ export class BranchReplicaClient implements ReplicaClient {
     return refs.length === 0 ? own : [...own, ...refs].sort(compareFiles);
   }
 
-  async openFile(
+  override async openFile(
     level: number,
     minTXID: bigint,
     maxTXID: bigint,
@@ -86,17 +78,9 @@ export class BranchReplicaClient implements ReplicaClient {
     return await this.inner.openFile(level, minTXID, maxTXID, range);
   }
 
-  writeFile(
-    level: number,
-    minTXID: bigint,
-    maxTXID: bigint,
-    data: ReadableStream<Uint8Array>,
-    createdAt: Date,
-  ): Promise<ReplicaFile> {
-    return this.inner.writeFile(level, minTXID, maxTXID, data, createdAt);
-  }
-
-  async deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void> {
+  override async deleteFiles(
+    files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[],
+  ): Promise<void> {
     const b = await this.branch();
     const own = b ? files.filter((f) => !b.refs.has(fileKey(f))) : files;
     if (own.length < files.length) {
@@ -108,11 +92,9 @@ export class BranchReplicaClient implements ReplicaClient {
     if (own.length > 0) await this.inner.deleteFiles(own);
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     const b = await this.#branch?.catch(() => null);
-    for (const c of [this.inner, b?.source]) {
-      const closable = c as { close?: () => Promise<void> } | undefined;
-      await closable?.close?.();
-    }
+    await super.close();
+    await (b?.source as { close?: () => Promise<void> } | undefined)?.close?.();
   }
 }

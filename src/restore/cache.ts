@@ -24,6 +24,7 @@ import { homedir } from "node:os";
 import { formatLtxFileName } from "../ltx/mod.ts";
 import {
   type ByteRange,
+  ForwardingReplicaClient,
   type ReplicaClient,
   type ReplicaFile,
   SNAPSHOT_LEVEL,
@@ -209,31 +210,22 @@ export class RestoreCache {
 }
 
 /** Reads whole files through `cache`; listings note each file's size for the check on reuse. */
-export class CachingReplicaClient implements ReplicaClient {
-  readonly inner: ReplicaClient;
+export class CachingReplicaClient extends ForwardingReplicaClient {
   readonly cache: RestoreCache;
   readonly #sizes = new Map<string, number>();
 
   constructor(inner: ReplicaClient, cache: RestoreCache) {
-    this.inner = inner;
+    super(inner);
     this.cache = cache;
   }
 
-  get type(): string {
-    return this.inner.type;
-  }
-
-  get location(): string {
-    return this.inner.location;
-  }
-
-  async listFiles(level: number, seek?: bigint): Promise<ReplicaFile[]> {
+  override async listFiles(level: number, seek?: bigint): Promise<ReplicaFile[]> {
     const files = await this.inner.listFiles(level, seek);
     for (const f of files) this.#sizes.set(`${level}/${f.minTXID}-${f.maxTXID}`, f.size);
     return files;
   }
 
-  async openFile(
+  override async openFile(
     level: number,
     minTXID: bigint,
     maxTXID: bigint,
@@ -247,24 +239,6 @@ export class CachingReplicaClient implements ReplicaClient {
     const hit = await this.cache.lookup(path, size);
     if (hit) return hit.readable;
     return this.cache.tee(path, await this.inner.openFile(level, minTXID, maxTXID), size);
-  }
-
-  writeFile(
-    level: number,
-    minTXID: bigint,
-    maxTXID: bigint,
-    data: ReadableStream<Uint8Array>,
-    createdAt: Date,
-  ): Promise<ReplicaFile> {
-    return this.inner.writeFile(level, minTXID, maxTXID, data, createdAt);
-  }
-
-  deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void> {
-    return this.inner.deleteFiles(files);
-  }
-
-  async close(): Promise<void> {
-    await (this.inner as { close?: () => Promise<void> }).close?.();
   }
 }
 

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import type { ReplicaClient } from "./client.ts";
 import { FileReplicaClient } from "./file_client.ts";
 import { S3ReplicaClient } from "./s3_client.ts";
+import { ForwardingReplicaClient } from "./forwarding_client.ts";
 import { syncDir } from "../fsutil.ts";
 
 export const LEASE_OBJECT = "lock.json";
@@ -45,8 +46,7 @@ export interface LeaseStore {
 /** The lease store of a replica, or null when its backend has none (yet). */
 export function leaseStoreFor(client: ReplicaClient): LeaseStore | null {
   // a wrapper (a branch's whole view, the restore cache) leases the replica it wraps
-  const inner = (client as { inner?: ReplicaClient }).inner;
-  if (inner) return leaseStoreFor(inner);
+  client = ForwardingReplicaClient.innermost(client);
   if (client instanceof FileReplicaClient) return new FileLeaseStore(client.root);
   if (client instanceof S3ReplicaClient) return new S3LeaseStore(client);
   return null;
