@@ -2,8 +2,9 @@
  * The single-file strata (what `deno compile` embeds, as one bundled file:
  * CI cannot download Deno's compile runtime) run end to end from an empty
  * directory far from the source tree: replicate while sqlite3 writes (a
- * separate process), restore, status, clone + restore of the branch, and
- * the demo (which must find nothing of the source tree either).
+ * separate process), restore, status, verify, clone + restore + verify of
+ * the branch, and the demo (which must find nothing of the source tree
+ * either).
  */
 
 import { join } from "node:path";
@@ -12,7 +13,7 @@ import { bundle } from "../compile/build.ts";
 
 const dec = new TextDecoder();
 
-Deno.test("bundled strata from an empty directory: replicate, restore, status, clone, demo", async () => {
+Deno.test("bundled strata from an empty directory: replicate, restore, status, verify, clone, demo", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-bundle-" });
   try {
     const built = await bundle(join(dir, "build", "strata.js"));
@@ -104,7 +105,8 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, c
     assertEquals(status.code, 0, status.stderr);
     assert(status.stdout.includes("app.db"), status.stdout);
 
-    // TODO(verify): add `strata verify replica` here once issue 7's `strata verify` is on main.
+    const verified = await strata("verify", "-config", "strata.yml", join(run, "app.db"));
+    assertEquals(verified.code, 0, verified.stdout + verified.stderr);
 
     const cloned = await strata("clone", "-txid", "2", "replica", "branch");
     assertEquals(cloned.code, 0, cloned.stderr);
@@ -112,6 +114,8 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, c
     assertEquals(br.code, 0, br.stderr);
     assertMatch(br.stdout, /to TXID 0000000000000002/);
     assertEquals(await sql("branch.db", "PRAGMA integrity_check"), "ok");
+    const vb = await strata("verify", `file://${run}/branch`);
+    assertEquals(vb.code, 0, vb.stdout + vb.stderr);
 
     const demo = await strata("demo");
     assertEquals(demo.code, 0, demo.stderr);
