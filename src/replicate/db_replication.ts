@@ -165,7 +165,15 @@ export class DbReplication {
     if (!r.index.loaded || !r.writable || this.compactors[k].inputsFor(level).length === 0) {
       return Promise.resolve(null);
     }
-    return this.#serial(k, () => this.compactors[k].compact(level)).then(() => this.#prune());
+    return this.#serial(k, async () => {
+      if (await this.#leased(k)) await this.compactors[k].compact(level);
+    }).then(() => this.#prune());
+  }
+
+  /** Holds replica `k`'s lease (taken again if it lapsed while idle); false when refused. */
+  async #leased(k: number): Promise<boolean> {
+    const lease = this.replicators[k].lease;
+    return !lease || await lease.ensure();
   }
 
   async #scheduledSnapshot(k: number): Promise<void> {
@@ -220,8 +228,12 @@ export class DbReplication {
 
   enforceRetention(k: number, now = Date.now()): Promise<unknown> {
     const r = this.replicators[k];
-    if (!r.index.loaded || !r.writable) return Promise.resolve([]);
-    return this.#serial(k, () => this.compactors[k].enforceRetention(now));
+    if (!r.index.loaded || !r.writable || this.compactors[k].expired(now).length === 0) {
+      return Promise.resolve([]); // nothing to delete: no request, not even for the lease
+    }
+    return this.#serial(k, async () => {
+      return await this.#leased(k) ? await this.compactors[k].enforceRetention(now) : [];
+    });
   }
 
   #sync(r: Replicator): void {

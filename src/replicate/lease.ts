@@ -2,8 +2,11 @@
  * One writer per replica: a time-limited lease held in the replica's
  * `lock.json` (Litestream's object name and fields: token, expires_at in
  * Unix seconds, owner "host:pid"; strata adds a random instance id), taken
- * with a conditional create, renewed with a conditional replace every third
- * of its lifetime, and deleted on a clean stop.
+ * with a conditional create, renewed with a conditional replace once half
+ * its lifetime has passed while the replicator writes (every write calls
+ * `ensure` first), and deleted on a clean stop. An idle replicator makes no
+ * requests: its lease lapses one lifetime after its last write and is taken
+ * again by its next write, unless another process holds it by then.
  *
  * A lease whose holder is gone can be taken over: when it expired, or at
  * once when its owner is a process on this host that no longer exists (a
@@ -15,7 +18,7 @@ import process from "node:process";
 import type { LeaseStore } from "../storage/lease_store.ts";
 import { log } from "../log.ts";
 
-export const DEFAULT_LEASE_TTL_MS = 30_000;
+export const DEFAULT_LEASE_TTL_MS = 60_000;
 
 export class LeaseHeldError extends Error {
   constructor(location: string, owner: string, expiresAt: Date) {
@@ -62,6 +65,8 @@ export class Lease {
   #token = 0;
   #expiresAt = 0;
   #renewing: ReturnType<typeof setInterval> | null = null;
+  /** When `ensure` was last called: renewals go on for one lifetime after it. */
+  #lastUsed = -Infinity;
   #warnedBestEffort = false;
   /** Why the lease is not held (the last refusal or failure), or null. */
   problem: string | null = null;
@@ -157,12 +162,13 @@ export class Lease {
 
   /** Holds the lease (acquiring or renewing as due); false with `problem` set when refused. */
   async ensure(): Promise<boolean> {
+    this.#lastUsed = this.#clock();
     try {
       if (this.#version === null || !this.held) {
         this.#version = null;
         await this.acquire();
         this.#startRenewing();
-      } else if (this.#expiresAt - this.#clock() < (this.ttlMs * 2) / 3) {
+      } else if (this.#renewDue()) {
         await this.renew();
       }
       return this.held;
@@ -205,15 +211,22 @@ export class Lease {
   #startRenewing(): void {
     if (this.#renewing !== null) return;
     this.#renewing = setInterval(() => {
-      if (this.#version === null) return;
+      // idle for a lifetime: let the lease lapse rather than renew it forever
+      if (this.#version === null || !this.#renewDue()) return;
+      if (this.#clock() - this.#lastUsed > this.ttlMs) return;
       this.renew().catch((e) =>
         log("warn", "replica lease renewal failed; retrying", {
           lease: this.store.location,
           error: e,
         })
       );
-    }, Math.max(50, Math.floor(this.ttlMs / 3)));
+    }, Math.max(50, Math.floor(this.ttlMs / 6)));
     Deno.unrefTimer(this.#renewing);
+  }
+
+  /** Less than half the lifetime left. */
+  #renewDue(): boolean {
+    return this.#expiresAt - this.#clock() < this.ttlMs / 2;
   }
 
   /** Stops renewing and deletes the lease object (if still ours). */
