@@ -117,3 +117,64 @@ Deno.test("-exec: a command that cannot start is an error naming it; replication
     await Deno.remove(t.dir, { recursive: true });
   }
 });
+
+Deno.test("a signal while waiting for another replicate's lease: exits at once, opens nothing, never starts the child", async () => {
+  const t = await setup("strata-exec-lease-");
+  const marker = join(t.dir, "child-ran");
+  let a: Replicating | null = new Replicating([t.db, t.url]);
+  let b: Deno.ChildProcess | null = null;
+  try {
+    await waitFor("the first replicate's lease", () => Deno.stat(join(t.replica, "lock.json")));
+    b = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(PROJECT_ROOT, "main.ts"),
+        "replicate",
+        "-exec",
+        `touch ${marker}`,
+        t.db,
+        t.url,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    // read the second one's log until it says it is waiting for the lease
+    let log = "";
+    const reader = b.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    while (!log.includes("replica lease not held")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += value;
+    }
+    b.kill("SIGTERM");
+    const rest = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        log += value;
+      }
+    })();
+    let exited = false;
+    b.status.then(() => (exited = true));
+    await waitFor("the second replicate to exit after SIGTERM", () => exited, 20);
+    await rest;
+    const status = await b.status;
+    b = null;
+    assertEquals(status.code, 143, log);
+    assertMatch(log, /signal received, syncing before exit signal=SIGTERM/);
+    assertEquals(/INFO replicating/.test(log), false, log);
+    assertEquals(await Deno.stat(marker).then(() => true, () => false), false);
+    const outA = await a.stop();
+    a = null;
+    assertEquals(outA.code, 0, outA.stderr);
+  } finally {
+    try {
+      b?.kill("SIGKILL");
+      await b?.status;
+    } catch { /* gone */ }
+    await a?.stop();
+    await Deno.remove(t.dir, { recursive: true });
+  }
+});

@@ -90,15 +90,38 @@ export async function runChild(commandLine: string): Promise<number> {
   }
 }
 
-/** Waits for SIGINT or SIGTERM; returns its name. */
-export async function waitForShutdownSignal(): Promise<string> {
+/** A listener for SIGINT and SIGTERM: `signal` resolves with the first one's name. */
+export interface ShutdownSignal {
+  readonly signal: Promise<string>;
+  /** Whether one arrived. */
+  readonly received: boolean;
+  /** Stops listening (the signals' default action applies again). */
+  cancel(): void;
+}
+
+export function listenForShutdown(): ShutdownSignal {
   const stop = Promise.withResolvers<string>();
+  let received = false;
   const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const fns = sigs.map((s) => [s, () => stop.resolve(s)] as const);
+  const fns = sigs.map((s) =>
+    [s, () => {
+      received = true;
+      stop.resolve(s);
+    }] as const
+  );
   for (const [s, fn] of fns) Deno.addSignalListener(s, fn);
-  try {
-    return await stop.promise;
-  } finally {
+  let listening = true;
+  const cancel = () => {
+    if (!listening) return;
+    listening = false;
     for (const [s, fn] of fns) Deno.removeSignalListener(s, fn);
-  }
+  };
+  stop.promise.then(cancel);
+  return {
+    signal: stop.promise,
+    get received() {
+      return received;
+    },
+    cancel,
+  };
 }

@@ -28,7 +28,7 @@ import {
 } from "../server/mod.ts";
 import { log, overrideLogLevel, parseLogLevel } from "../log.ts";
 import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
-import { runChild, waitForShutdownSignal } from "./exec.ts";
+import { listenForShutdown, runChild } from "./exec.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
 import { setProgressDisplay } from "../progress.ts";
@@ -133,22 +133,30 @@ export async function runReplicate(argv: string[]): Promise<number> {
     await control?.close().catch(() => {});
     await metricsServer?.close().catch(() => {});
   };
-  // a signal during start-up is kept: the databases being started finish
-  // starting and are then stopped cleanly (a second signal exits at once)
-  const shutdown = exec ? null : waitForShutdownSignal();
+  // SIGINT/SIGTERM during start-up: databases still starting (e.g. waiting
+  // for a replica's lease) give up without opening anything, those started
+  // are stopped cleanly; with -exec, the child is then not started
+  const shutdown = listenForShutdown();
+  shutdown.signal.then(() => set.abortStarting());
   try {
     if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
     if (cfg.socket.enabled) control = await serveControl(set, cfg.socket);
-    for (const db of cfg.dbs) await set.add(resolve(db.path), replication(db));
-    for (const d of cfg.dirs) watchers.push(...await addDirectory(set, d, replication));
+    for (const db of cfg.dbs) {
+      if (!shutdown.received) await set.add(resolve(db.path), replication(db));
+    }
+    for (const d of cfg.dirs) {
+      if (!shutdown.received) watchers.push(...await addDirectory(set, d, replication));
+    }
   } catch (e) {
+    shutdown.cancel();
     await set.stopAll();
     await closeServers();
     throw e;
   }
 
   let code = 0;
-  if (exec) {
+  if (exec && !shutdown.received) {
+    shutdown.cancel(); // the child gets the signals from here on
     try {
       code = await runChild(exec);
     } catch (e) {
@@ -157,8 +165,9 @@ export async function runReplicate(argv: string[]): Promise<number> {
     }
     log("info", "child exited, syncing before exit", { code });
   } else {
-    const sig = await shutdown!;
+    const sig = await shutdown.signal;
     log("info", "signal received, syncing before exit", { signal: sig });
+    if (exec) code = sig === "SIGINT" ? 130 : 143; // the child never ran: as if the signal ended it
   }
   // a second signal while the final sync runs: give up at once
   const hurry = () => {

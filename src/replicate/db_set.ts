@@ -23,6 +23,9 @@ export interface ManagedDb {
 interface Entry extends ManagedDb {
   make: () => DbReplication;
   queue: Promise<unknown>;
+  /** The replication being started (start can wait long, e.g. for a replica's lease). */
+  starting: DbReplication | null;
+  aborted: boolean;
 }
 
 export interface SyncResult {
@@ -78,7 +81,7 @@ export class DbSet {
    * `keepOnFailure`.
    */
   async add(path: string, make: () => DbReplication, keepOnFailure = false): Promise<void> {
-    if (this.#closed) throw new Error(`not adding ${path}: shutting down`);
+    if (this.#closed) return; // shutting down
     if (this.#entries.has(path)) return;
     const e: Entry = {
       path,
@@ -87,6 +90,8 @@ export class DbSet {
       replication: null,
       error: null,
       queue: Promise.resolve(),
+      starting: null,
+      aborted: false,
     };
     this.#entries.set(path, e);
     try {
@@ -180,7 +185,9 @@ export class DbSet {
   async #start(e: Entry): Promise<void> {
     e.state = "starting";
     e.error = null;
+    e.aborted = false;
     const run = e.make();
+    e.starting = run;
     try {
       await run.start();
     } catch (err) {
@@ -188,9 +195,32 @@ export class DbSet {
       e.error = (err as Error).message;
       await run.stop().catch(() => {});
       throw err;
+    } finally {
+      e.starting = null;
+    }
+    if (e.aborted || !run.opened) {
+      // shutting down: a start that was cancelled opened nothing; one that
+      // finished meanwhile is stopped cleanly (final sync)
+      if (run.opened) await run.stop().catch(() => {});
+      e.state = "stopped";
+      return;
     }
     e.replication = run;
     e.state = "replicating";
+  }
+
+  /**
+   * Shutting down: databases still starting (waiting for a replica's lease,
+   * say) give up, opening nothing; no database is added from now on.
+   */
+  abortStarting(): void {
+    this.#closed = true;
+    for (const e of this.#entries.values()) {
+      if (e.starting) {
+        e.aborted = true;
+        e.starting.cancelStart();
+      }
+    }
   }
 
   async #stop(e: Entry): Promise<void> {
