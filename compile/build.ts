@@ -75,8 +75,15 @@ export async function bundle(out: string, quiet = true): Promise<string> {
     out,
     MAIN,
   ], quiet);
+  // CommonJS code inside reads __dirname/__filename (ssh2's emscripten poly1305 locates itself
+  // with them; it loads nothing from there): give the single ES module file those names.
+  const code = await Deno.readTextFile(out);
+  await Deno.writeTextFile(out, CJS_NAMES + code);
   return out;
 }
+
+const CJS_NAMES = "var __filename = import.meta.filename ?? import.meta.url, " +
+  '__dirname = import.meta.dirname ?? ".";\n';
 
 if (import.meta.main) {
   const wanted = Deno.args.length > 0 ? Deno.args : TARGETS;

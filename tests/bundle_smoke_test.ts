@@ -3,17 +3,39 @@
  * CI cannot download Deno's compile runtime) run end to end from an empty
  * directory far from the source tree: replicate while sqlite3 writes (a
  * separate process), restore, status, verify, clone + restore + verify of
- * the branch, and the demo (which must find nothing of the source tree
- * either).
+ * the branch, the demo (which must find nothing of the source tree either),
+ * and replication to S3 (fauxqs) and SFTP (sshd) verified from there too, so
+ * every lazily imported npm client is proven to load from the one file.
  */
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { bundle } from "../compile/build.ts";
+import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
+import { sshdAvailable, startSshd } from "./helpers/sshd.ts";
 
 const dec = new TextDecoder();
 
-Deno.test("bundled strata from an empty directory: replicate, restore, status, verify, clone, demo", async () => {
+async function waitFor(cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** LTX files under `root/ltx/*` (0 when there is none). */
+async function ltxFiles(root: string): Promise<number> {
+  let n = 0;
+  for (const l of ["0", "9"]) {
+    for (const e of await Array.fromAsync(Deno.readDir(join(root, "ltx", l))).catch(() => [])) {
+      if (e.name.endsWith(".ltx")) n++;
+    }
+  }
+  return n;
+}
+
+Deno.test("bundled strata from an empty directory: replicate, restore, status, verify, clone, demo, S3 and SFTP", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-bundle-" });
   try {
     const built = await bundle(join(dir, "build", "strata.js"));
@@ -21,17 +43,25 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
     await Deno.mkdir(run);
     await Deno.copyFile(built, join(run, "strata.js"));
     await Deno.remove(join(dir, "build"), { recursive: true });
-    const env = { NO_COLOR: "1", STRATA_CACHE_SIZE: "0", DENO_NO_UPDATE_CHECK: "1" };
-    const strata = async (...args: string[]) => {
-      const r = await new Deno.Command(Deno.execPath(), {
+    const env = {
+      NO_COLOR: "1",
+      STRATA_CACHE_SIZE: "0",
+      DENO_NO_UPDATE_CHECK: "1",
+      ...TEST_CREDENTIALS,
+    };
+    const command = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", "--no-config", "--no-lock", "strata.js", ...args],
         cwd: run,
         env,
         stdout: "piped",
         stderr: "piped",
-      }).output();
+      });
+    const strata = async (...args: string[]) => {
+      const r = await command(args).output();
       return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
     };
+    const replicate = (args: string[]) => command(["replicate", ...args]).spawn();
     const sql = async (db: string, q: string) => {
       const r = await new Deno.Command("sqlite3", { args: [db, q], cwd: run, stdout: "piped" })
         .output();
@@ -48,31 +78,10 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
       "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); " +
         "INSERT INTO t (v) SELECT hex(randomblob(200)) FROM generate_series(1, 500);",
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--no-config",
-        "--no-lock",
-        "strata.js",
-        "replicate",
-        "app.db",
-        "replica",
-      ],
-      cwd: run,
-      env,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const out = child.output();
+    const rep = replicate(["app.db", "replica"]);
     try {
       // wait for the first upload, then write more while it runs
-      for (let i = 0; i < 200; i++) {
-        const files = await Array.fromAsync(Deno.readDir(join(run, "replica", "ltx", "9")))
-          .catch(() => []);
-        if (files.length > 0) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(async () => (await ltxFiles(join(run, "replica"))) > 0);
       for (let i = 0; i < 5; i++) {
         await sql(
           "app.db",
@@ -81,9 +90,9 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
         await new Promise((r) => setTimeout(r, 150));
       }
     } finally {
-      child.kill("SIGINT");
+      rep.kill("SIGINT");
     }
-    const stopped = await out;
+    const stopped = await rep.output();
     assertEquals(stopped.code, 0, dec.decode(stopped.stderr));
     const want = await sql("app.db", "SELECT count(*), sum(length(v)), group_concat(v) FROM t");
 
@@ -108,11 +117,14 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
     const verified = await strata("verify", "-config", "strata.yml", join(run, "app.db"));
     assertEquals(verified.code, 0, verified.stdout + verified.stderr);
 
-    const cloned = await strata("clone", "-txid", "2", "replica", "branch");
+    const cloned = await strata("clone", "replica", "branch");
     assertEquals(cloned.code, 0, cloned.stderr);
     const br = await strata("restore", "-o", "branch.db", `file://${run}/branch`);
     assertEquals(br.code, 0, br.stderr);
-    assertMatch(br.stdout, /to TXID 0000000000000002/);
+    assertEquals(
+      await sql("branch.db", "SELECT count(*), sum(length(v)), group_concat(v) FROM t"),
+      want,
+    );
     assertEquals(await sql("branch.db", "PRAGMA integrity_check"), "ok");
     const vb = await strata("verify", `file://${run}/branch`);
     assertEquals(vb.code, 0, vb.stdout + vb.stderr);
@@ -120,6 +132,41 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
     const demo = await strata("demo");
     assertEquals(demo.code, 0, demo.stderr);
     assertMatch(demo.stdout, /demo passed/);
+
+    // the network clients load from the single file too: S3 (fauxqs) and SFTP (sshd)
+    const s3 = await startS3Server();
+    const sshd = sshdAvailable() ? await startSshd() : null;
+    try {
+      const bucket = await s3.createBucket();
+      const sftp = sshd
+        ? `      - url: sftp://${sshd.user}@${sshd.host}:${sshd.port}${sshd.dataDir}/app
+        key-path: ${sshd.userKeyPath}
+        host-key: ${sshd.hostKey}\n`
+        : "";
+      await Deno.writeTextFile(
+        join(run, "remote.yml"),
+        `dbs:\n  - path: ${join(run, "app.db")}\n    replicas:\n` +
+          `      - url: s3://${bucket}/app?endpoint=${s3.endpoint}\n${sftp}`,
+      );
+      const remote = replicate(["-config", "remote.yml"]);
+      try {
+        await waitFor(async () => !sshd || (await ltxFiles(join(sshd.dataDir, "app"))) > 0);
+        await sql("app.db", "INSERT INTO t (v) VALUES ('remote')");
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        remote.kill("SIGINT");
+      }
+      const rs = await remote.output();
+      assertEquals(rs.code, 0, dec.decode(rs.stderr));
+      // every replica of app.db restores and equals the live database
+      const vr = await strata("verify", "-config", "remote.yml", join(run, "app.db"));
+      assertEquals(vr.code, 0, vr.stdout + vr.stderr);
+      assertMatch(vr.stdout, /s3/);
+      if (sshd) assertMatch(vr.stdout, /sftp/);
+    } finally {
+      await sshd?.stop();
+      await s3.stop();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
