@@ -110,9 +110,11 @@ Deno.test("control socket: sync -wait uploads at once; stop, start, status; erro
   const sock = join(dir, "strata.sock");
   const cfg = join(dir, "strata.yml");
   // a long sync interval: nothing but the initial sync, sync -wait and the final sync uploads
+  const [port] = freePorts(1);
   await Deno.writeTextFile(
     cfg,
-    `socket:
+    `addr: 127.0.0.1:${port}
+socket:
   enabled: true
   path: ${sock}
 dbs:
@@ -122,6 +124,7 @@ dbs:
         sync-interval: 10m
 `,
   );
+  const replicating = async () => sample(await scrape(port), "strata_db_replicating", { db });
   let rep: Replicating | null = null;
   try {
     await addNote(db, "before start");
@@ -171,6 +174,7 @@ dbs:
     assertMatch(refused.stderr, /is stopped, not replicating/);
     const st2 = JSON.parse((await strata(["status", "-socket", sock, "-json"])).stdout);
     assertEquals(st2[0].state, "stopped");
+    assertEquals(await replicating(), 0);
     assertMatch(
       (await strata(["status", "-socket", sock, db])).stdout,
       /\(stopped\)\n {2}not replicating \(strata start /,
@@ -184,6 +188,7 @@ dbs:
     const start = await strata(["start", "-socket", sock, db]);
     assertEquals(start.code, 0, start.stderr);
     assertMatch(start.stdout, /status: started/);
+    assertEquals(await replicating(), 1);
     await addNote(db, "after restart");
     const again = await strata(["sync", "-wait", "-socket", sock, db]);
     assertEquals(again.code, 0, again.stderr);

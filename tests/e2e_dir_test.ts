@@ -65,10 +65,17 @@ dbs:
       assertEquals(s.code, 0, s.stderr);
     }
 
+    // a database removed from the directory is stopped (after its final sync) and forgotten
+    for (const x of ["", "-wal", "-shm"]) {
+      await Deno.remove(join(data, "sub", "deeper", "c.db" + x)).catch(() => {});
+    }
+    await waitFor("sub/deeper/c.db to be dropped", async () => (await listed()).length === 2);
+
     const stopped = await rep.stop();
     rep = null;
     assertEquals(stopped.code, 0, stopped.stderr);
     assertMatch(stopped.stderr, /directory replication: found a database .*b\.db/);
+    assertMatch(stopped.stderr, /directory replication: database removed .*c\.db/);
 
     // each database has its own replica: <replica>/<path relative to dir>
     assertEquals(await notesOf(await restoreTo(dir, "a.db", `file://${replica}/a.db`)), ["a1"]);

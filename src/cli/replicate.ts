@@ -104,7 +104,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
   const exec = flags.strings.get("exec") ?? cfg.exec;
 
   const set = new DbSet();
-  const metrics = cfg.addr ? new Metrics(() => set.running()) : null;
+  const metrics = cfg.addr ? new Metrics(() => set.running(), () => set.list()) : null;
   const replication = (db: DbConfig) => () =>
     new DbReplication({
       dbPath: resolve(db.path),

@@ -36,7 +36,11 @@ export class Metrics {
   readonly #opSeconds: client.Histogram<string>;
   readonly #opErrors: client.Counter<string>;
 
-  constructor(source: ReplicationSource) {
+  /**
+   * `source` gives the running replications; `states`, when given, every
+   * database this process manages and its state (`strata_db_replicating`).
+   */
+  constructor(source: ReplicationSource, states?: () => { path: string; state: string }[]) {
     const reg = [this.registry];
     const perDb = (read: (r: DbReplication) => number): () => Sample[] => () =>
       source().map((r) => [{ db: r.monitor.dbPath }, read(r)]);
@@ -201,6 +205,14 @@ export class Metrics {
           rep.lastSyncAt ? [[labels, rep.lastSyncAt.getTime() / 1000]] : []
         ),
     );
+    if (states) {
+      gauge(
+        "strata_db_replicating",
+        "1 while the database is being replicated; 0 when stopped (strata stop), starting or failed",
+        ["db"],
+        () => states().map((d): Sample => [{ db: d.path }, d.state === "replicating" ? 1 : 0]),
+      );
+    }
   }
 
   /** `client`, with its operations (LIST, GET, PUT, DELETE) counted, timed and sized. */
