@@ -254,7 +254,7 @@ export class Metrics {
           return f;
         }),
       deleteFiles: (files) =>
-        timed("DELETE", async () => {
+        files.length === 0 ? c.deleteFiles(files) : timed("DELETE", async () => {
           await c.deleteFiles(files);
           if (files.length > 1) {
             this.#ops.inc({ replica_type: type, operation: "DELETE" }, files.length - 1);
