@@ -129,9 +129,12 @@ dbs:
   try {
     await addNote(db, "before start");
     rep = new Replicating(["-config", cfg]);
-    await waitFor("the socket", async () => {
+    // the first sync (which starts beside capturing) has uploaded what was there
+    await waitFor("the socket and the first upload", async () => {
       const r = await strata(["status", "-socket", sock, "-json"]);
-      return r.code === 0 && JSON.parse(r.stdout)[0]?.state === "replicating";
+      const d = r.code === 0 ? JSON.parse(r.stdout)[0] : null;
+      return d?.state === "replicating" && d.replicas[0].txid !== null &&
+        d.replicas[0].txid === d.local.txid;
     });
     const mode = (await Deno.stat(sock)).mode! & 0o777;
     assertEquals(mode, 0o600);
