@@ -6,7 +6,7 @@
  * cached file and stays within its bound; bad manifests are named errors.
  */
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import {
   databaseChecksumOfPages,
@@ -120,8 +120,13 @@ Deno.test("source retention keeps the files a live branch points at, until the b
     assertEquals(r.txid, 5n);
     assertEquals(r.checksum, sumAt(5n));
     assertEquals(await Deno.readFile(out), pageAt(5n));
-    // a branch's own retention never deletes its source's files
-    await branch.deleteFiles(clone.manifest.files);
+    // the base files are the branch's level-9 entries; its retention never deletes them
+    assertEquals(
+      (await branch.listFiles(9)).map((f) => `${f.level}/${f.minTXID}-${f.maxTXID}`),
+      ["9/1-1", "9/2-2", "9/3-3", "9/4-4", "9/5-5"],
+    );
+    assertEquals(await branch.listFiles(0), []);
+    await branch.deleteFiles(await branch.listFiles(9));
     assert(await exists(source.filePath(9, 1n, 1n)));
 
     // the restored database gets a position file at the base for `strata replicate`
@@ -133,9 +138,28 @@ Deno.test("source retention keeps the files a live branch points at, until the b
     });
     assert(seed?.endsWith(formatLtxFileName(5n, 5n)), `seed at ${seed}`);
 
+    // the branch's own history: L0 6..8 after the base (also in the local directory beside the
+    // seed, as `strata replicate` leaves them); L1 merges only those, never the base or the seed
+    for (let t = 6n; t <= 8n; t++) {
+      await put(dest, 0, t, t, T0 + 26 * HOUR + Number(t));
+      await Deno.copyFile(dest.filePath(0, t, t), join(dirname(seed!), formatLtxFileName(t, t)));
+    }
+    const branchIndex = new ReplicaIndex(branch);
+    const branchCompactor = new Compactor(branchIndex, DEFAULT_COMPACTION, {
+      localL0Dir: dirname(seed!),
+    });
+    const l1 = await branchCompactor.compact(1);
+    assertEquals([l1?.minTXID, l1?.maxTXID], [6n, 8n]);
+    assertEquals(await exists(join(dir, "branch", "ltx", "1", formatLtxFileName(6n, 8n))), true);
+    const r8 = await restoreTarget(branch, {}, join(dir, "branch-8.db"), {
+      integrityCheck: "none",
+    });
+    assertEquals([r8.txid, r8.checksum], [8n, sumAt(8n)]);
+    assertEquals(await Deno.readFile(join(dir, "branch-8.db")), pageAt(8n));
+
     // deleting the branch releases them
     const del = await deleteBranch(dest, () => source);
-    assertEquals(del.deleted, 0);
+    assertEquals(del.deleted, 4); // L0 6..8 and L1 6-8
     assertEquals(await source.listFiles(BRANCH_REGISTRY_LEVEL), []);
     const released = await compactor.enforceRetention(now);
     assertEquals(

@@ -1,8 +1,15 @@
 /**
- * A replica client that sees a branch whole: levels 0..9 list the branch's
- * own files plus the source files its manifest names (the base state), reads
- * of those go to the source replica, writes go to the branch. Deletes of
- * manifest files are dropped: a branch never deletes its source's files.
+ * A replica client that sees a branch whole: the branch's own files plus the
+ * source files its manifest names (the base state). Reads of those go to the
+ * source replica, writes go to the branch, and deletes of them are dropped: a
+ * branch never deletes its source's files.
+ *
+ * The base files are listed at level 9 whatever their level in the source:
+ * to the branch, its base is its first snapshot, stored as a chain. So its
+ * own compaction (levels 1..8) only ever merges its own files, never reads
+ * the source, and never takes a source L0 file together with the position
+ * file a restore of the branch leaves locally at the base TXID (seed.ts).
+ * The planner takes files of any level by TXID, so restores are unchanged.
  *
  * For a replica that is not a branch (no manifest at level 10) it passes
  * everything through, after one listing of level 10 on first use.
@@ -23,8 +30,8 @@ import { fileKey } from "./registry.ts";
 export interface ResolvedBranch {
   manifest: BranchManifest;
   source: ReplicaClient;
-  /** Keys of the manifest's files. */
-  refs: Set<string>;
+  /** The manifest's files by their key as listed here (level 9), with their real level. */
+  refs: Map<string, ReplicaFile>;
 }
 
 export class BranchReplicaClient extends ForwardingReplicaClient {
@@ -44,7 +51,9 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
       return {
         manifest,
         source: this.#sourceFor(manifest.source),
-        refs: new Set(manifest.files.map(fileKey)),
+        refs: new Map(
+          manifest.files.map((f) => [fileKey({ ...f, level: SNAPSHOT_LEVEL }), f]),
+        ),
       };
     }).catch((e) => {
       this.#branch = null; // try again next time
@@ -56,12 +65,13 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
   override async listFiles(level: number, seek = 0n): Promise<ReplicaFile[]> {
     const own = await this.inner.listFiles(level, seek);
     if (level > SNAPSHOT_LEVEL) return own;
+    if (level !== SNAPSHOT_LEVEL) return own;
     const b = await this.branch();
     if (!b) return own;
     const have = new Set(own.map(fileKey));
-    const refs = b.manifest.files.filter((f) =>
-      f.level === level && f.minTXID >= seek && !have.has(fileKey(f))
-    );
+    const refs = [...b.refs.entries()]
+      .filter(([key, f]) => f.minTXID >= seek && !have.has(key))
+      .map(([, f]) => ({ ...f, level: SNAPSHOT_LEVEL }));
     return refs.length === 0 ? own : [...own, ...refs].sort(compareFiles);
   }
 
@@ -71,10 +81,9 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
     maxTXID: bigint,
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>> {
-    const b = level <= SNAPSHOT_LEVEL ? await this.branch() : null;
-    if (b && b.refs.has(fileKey({ level, minTXID, maxTXID }))) {
-      return await b.source.openFile(level, minTXID, maxTXID, range);
-    }
+    const b = level === SNAPSHOT_LEVEL ? await this.branch() : null;
+    const ref = b?.refs.get(fileKey({ level, minTXID, maxTXID }));
+    if (b && ref) return await b.source.openFile(ref.level, minTXID, maxTXID, range);
     return await this.inner.openFile(level, minTXID, maxTXID, range);
   }
 
