@@ -32,7 +32,7 @@ import { listenForShutdown, runChild } from "./exec.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
 import { setProgressDisplay } from "../progress.ts";
-import { type ProgressDisplay, progressDisplay } from "./progress.ts";
+import { progressDisplay } from "./progress.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
@@ -93,7 +93,7 @@ function settingsFrom(flags: ReturnType<typeof parse>): Promise<Settings> | Sett
 export async function runReplicate(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;
   const flags = parse(argv, FLAGS);
-  setProgressDisplay(snapshotProgress); // snapshot uploads show progress on stderr
+  setProgressDisplay(progressDisplay); // snapshot uploads: a bar on a terminal, else log lines
   const levelFlag = flags.strings.get("log-level");
   if (levelFlag !== undefined) {
     const level = parseLogLevel(levelFlag);
@@ -227,22 +227,4 @@ async function addDirectory(
   await watcher.ready;
   log("info", "watching directory for databases", { dir, pattern: d.pattern });
   return [watcher];
-}
-
-/**
- * Snapshot-upload progress: a bar on a terminal; otherwise its periodic
- * lines go through the log, so `logging.type: json` and the level apply.
- */
-function snapshotProgress(label: string): ProgressDisplay {
-  if (Deno.stderr.isTerminal()) return progressDisplay(label);
-  const dec = new TextDecoder();
-  return progressDisplay(label, {
-    out: {
-      isTerminal: () => false,
-      writeSync: (p) => {
-        log("info", dec.decode(p).trim());
-        return p.length;
-      },
-    },
-  });
 }
