@@ -55,6 +55,26 @@ async function waitForDigest(path: string, digest: string, label: string): Promi
   }
 }
 
+function startFollower(url: string, copy: string, env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(PROJECT_ROOT, "main.ts"),
+      "restore",
+      "-f",
+      "-follow-interval",
+      "200ms",
+      "-o",
+      copy,
+      url,
+    ],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 /**
  * Replicates `db` to `url` while the app writes in phases; a follower keeps
  * `copy` up to date. Returns the follower's stderr.
@@ -74,23 +94,7 @@ async function followScenario(
     await runWriter(db, "more", 31, marksPath);
     rep = new Replicating([db, url], env);
     await new Promise((r) => setTimeout(r, 1500));
-    follower = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(PROJECT_ROOT, "main.ts"),
-        "restore",
-        "-f",
-        "-follow-interval",
-        "200ms",
-        "-o",
-        copy,
-        url,
-      ],
-      env: { NO_COLOR: "1", ...env },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    follower = startFollower(url, copy, env);
     const output = follower.output();
     let marks = await readMarks(marksPath);
     await waitForDigest(copy, marks[0].digest, marks[0].label);
@@ -130,10 +134,49 @@ async function followScenario(
   }
 }
 
-Deno.test("restore -f follows a file replica while an app writes; stops cleanly on SIGINT", async () => {
+Deno.test("restore -f follows a file replica while an app writes; stops cleanly on SIGINT; resumes", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-follow-" });
   try {
-    await followScenario(dir, `file://${join(dir, "replica")}`, {}, "SIGINT");
+    const url = `file://${join(dir, "replica")}`;
+    await followScenario(dir, url, {}, "SIGINT");
+
+    // a follower started again on its own copy resumes where it stopped; a copy that no longer
+    // matches its record is restored afresh
+    const db = join(dir, "app.db");
+    const copy = join(dir, "copy.db");
+    const marksPath = join(dir, "marks.jsonl");
+    const rep = new Replicating([db, url]);
+    try {
+      for (const [round, seed] of [["resume", 35], ["changed", 36]] as const) {
+        if (round === "changed") {
+          // the header's user_version: still a sound database, but not the replica's bytes
+          const f = await Deno.open(copy, { write: true });
+          await f.seek(60, Deno.SeekMode.Start);
+          await f.write(new Uint8Array([0, 0, 0, 42]));
+          f.close();
+        }
+        const follower = startFollower(url, copy, {});
+        const output = follower.output();
+        try {
+          await runWriter(db, "more", seed, marksPath);
+          const marks = await readMarks(marksPath);
+          await waitForDigest(copy, marks[marks.length - 1].digest, `${round}: the new mark`);
+        } finally {
+          follower.kill("SIGINT");
+        }
+        const out = await output;
+        const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+        assertEquals(out.code, 0, text);
+        if (round === "resume") {
+          assertMatch(text, /resuming follow of .*copy\.db at TXID [0-9a-f]{16}/);
+        } else {
+          assertMatch(text, /does not match its record; restoring it afresh/);
+          assertMatch(text, /restored .*copy\.db to TXID/);
+        }
+      }
+    } finally {
+      await rep.stop();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

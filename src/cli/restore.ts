@@ -4,13 +4,19 @@ import { basename, resolve } from "node:path";
 import { formatChecksum, formatTimestamp, formatTXID } from "../ltx/mod.ts";
 import {
   executeV03Restore,
+  followRecordPath,
   followReplica,
   type IntegrityCheck,
   listAllFiles,
+  type PageApplier,
   planRestore,
   restoreCache,
+  RestoreError,
   type RestoreTarget,
+  resumeFollowState,
+  writeFollowRecord,
 } from "../restore/mod.ts";
+import { log } from "../log.ts";
 import { restoreReplica } from "../branch/mod.ts";
 import {
   hasV03Generations,
@@ -18,6 +24,7 @@ import {
   planV03Restore,
   rawReaderOf,
   type RawReplicaReader,
+  type ReplicaClient,
 } from "../storage/mod.ts";
 import { parseDuration } from "../config/duration.ts";
 import { exists } from "../fsutil.ts";
@@ -127,7 +134,12 @@ export async function runRestore(argv: string[]): Promise<number> {
     console.log(`database ${out} already exists, skipping restore`);
     return 0;
   }
-  if (existing.length > 0 && !flags.bools.has("force") && !flags.bools.has("dry-run")) {
+  // a copy an earlier `restore -f` left (it recorded its position beside it) is resumed
+  const resumable = follow && !flags.bools.has("force") && existing.length > 0 &&
+    await exists(followRecordPath(out));
+  if (
+    existing.length > 0 && !flags.bools.has("force") && !flags.bools.has("dry-run") && !resumable
+  ) {
     throw new UsageError(
       `refusing to overwrite ${existing.join(", ")}: pass -force to replace it, or -o another path`,
     );
@@ -137,6 +149,14 @@ export async function runRestore(argv: string[]): Promise<number> {
   let lastError: Error | null = null;
   for (const client of clients) {
     try {
+      if (resumable) {
+        const state = await resumeOrRestart(out, client.location);
+        if (state) {
+          console.log(`resuming follow of ${out} at TXID ${formatTXID(state.txid)}`);
+          await followUntilStopped(client, out, state, followMs);
+          return 0;
+        }
+      }
       const files = await listAllFiles(client);
       const raw = files.length === 0 ? rawReaderOf(client) : null;
       if (raw && await hasV03Generations(raw)) {
@@ -198,20 +218,8 @@ export async function runRestore(argv: string[]): Promise<number> {
         })`,
       );
       if (follow) {
-        const stop = new AbortController();
-        const onSignal = () => stop.abort();
-        Deno.addSignalListener("SIGINT", onSignal);
-        Deno.addSignalListener("SIGTERM", onSignal);
-        try {
-          await followReplica(client, out, r.applier, {
-            intervalMs: followMs,
-            signal: stop.signal,
-            cache: restoreCache(),
-          });
-        } finally {
-          Deno.removeSignalListener("SIGINT", onSignal);
-          Deno.removeSignalListener("SIGTERM", onSignal);
-        }
+        await writeFollowRecord(out, client.location, r.applier);
+        await followUntilStopped(client, out, r.applier, followMs);
       }
       return 0;
     } catch (e) {
@@ -272,5 +280,46 @@ async function restoreV03(
     return 0;
   } finally {
     if (!ok) display?.finish(false);
+  }
+}
+
+/** Follows until SIGINT/SIGTERM. */
+async function followUntilStopped(
+  client: ReplicaClient,
+  out: string,
+  state: PageApplier,
+  intervalMs: number | undefined,
+): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    await followReplica(client, out, state, {
+      intervalMs,
+      signal: stop.signal,
+      cache: restoreCache(),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+/**
+ * The state to resume following from, or null to restore afresh: a copy that
+ * no longer matches its record (a crash between the copy's rename and the
+ * record's, or a change by hand) is restored again, with a warning.
+ */
+async function resumeOrRestart(out: string, location: string): Promise<PageApplier | null> {
+  try {
+    return await resumeFollowState(out, location);
+  } catch (e) {
+    if (!(e instanceof RestoreError) || !/changed since it was followed/.test(e.message)) throw e;
+    log("warn", "the followed copy does not match its record; restoring it afresh", {
+      path: out,
+      error: e.message,
+    });
+    return null;
   }
 }

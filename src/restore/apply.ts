@@ -7,10 +7,12 @@
 
 import * as fs from "node:fs";
 import {
+  crc64Update,
   DatabaseChecksum,
   formatChecksum,
   hasChecksums,
   isSnapshot,
+  lockPageNumber,
   LtxDecoder,
   LtxFormatError,
   pageChecksumFromCrc,
@@ -40,6 +42,36 @@ export class PageApplier {
 
   constructor(fd: number) {
     this.fd = fd;
+  }
+
+  /**
+   * The state of a database file already at `txid` (read page by page, so its
+   * checksum can be compared with what it should be).
+   */
+  static fromFile(fd: number, pageSize: number, txid: bigint): PageApplier {
+    const a = new PageApplier(fd);
+    a.pageSize = pageSize;
+    a.txid = txid;
+    const size = fs.fstatSync(fd).size;
+    if (size % pageSize !== 0) {
+      throw new RestoreError(
+        `database of ${size} bytes is not a whole number of ${pageSize}-byte pages`,
+      );
+    }
+    a.commit = size / pageSize;
+    a.#grow(a.commit + 1);
+    const lock = lockPageNumber(pageSize);
+    const page = new Uint8Array(pageSize);
+    const pc = { hi: 0, lo: 0 };
+    for (let pgno = 1; pgno <= a.commit; pgno++) {
+      if (pgno === lock) continue;
+      fs.readSync(fd, page, 0, pageSize, (pgno - 1) * pageSize);
+      pageChecksumFromCrc(pgno, crc64Update({ hi: 0, lo: 0 }, page), pageSize, pc);
+      a.sum.xor(pc);
+      a.#pcHi[pgno] = pc.hi;
+      a.#pcLo[pgno] = pc.lo;
+    }
+    return a;
   }
 
   /** The same state, writing to another descriptor (a copy of the same database). */

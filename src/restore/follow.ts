@@ -15,11 +15,11 @@
 
 import * as fs from "node:fs";
 import { dirname } from "node:path";
-import { formatTXID } from "../ltx/mod.ts";
+import { formatChecksum, formatTXID } from "../ltx/mod.ts";
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
-import { syncDir } from "../fsutil.ts";
+import { exists, syncDir, writeFileAtomic } from "../fsutil.ts";
 import { log } from "../log.ts";
-import type { PageApplier } from "./apply.ts";
+import { PageApplier, RestoreError } from "./apply.ts";
 import type { RestoreCache } from "./cache.ts";
 import { listAllFiles } from "./plan.ts";
 
@@ -59,6 +59,78 @@ export function planFollow(files: ReplicaFile[], txid: bigint): ReplicaFile[] {
     chain.push(next);
     pos = next.maxTXID;
   }
+}
+
+/** What a follower records beside the copy (`<out>.follow.json`) so that it can resume. */
+interface FollowRecord {
+  replica: string;
+  txid: string;
+  checksum: string;
+  pageSize: number;
+}
+
+export function followRecordPath(outPath: string): string {
+  return `${outPath}.follow.json`;
+}
+
+/** Records the copy's position (after the copy itself is in place). */
+export async function writeFollowRecord(
+  outPath: string,
+  location: string,
+  state: PageApplier,
+): Promise<void> {
+  const record: FollowRecord = {
+    replica: location,
+    txid: formatTXID(state.txid),
+    checksum: formatChecksum(state.sum.value),
+    pageSize: state.pageSize,
+  };
+  const bytes = new TextEncoder().encode(JSON.stringify(record) + "\n");
+  await writeFileAtomic(followRecordPath(outPath), async (f) => {
+    await f.write(bytes);
+  });
+}
+
+/**
+ * The state of a copy an earlier follower left, from its record: null when
+ * there is no record; an error when the record is for another replica or the
+ * copy's checksum is not the recorded one (changed since).
+ */
+export async function resumeFollowState(
+  outPath: string,
+  location: string,
+): Promise<PageApplier | null> {
+  const path = followRecordPath(outPath);
+  if (!(await exists(path)) || !(await exists(outPath))) return null;
+  let rec: FollowRecord;
+  try {
+    rec = JSON.parse(await Deno.readTextFile(path));
+    if (!/^[0-9a-f]{16}$/.test(rec.txid) || !/^[0-9a-f]{16}$/.test(rec.checksum)) throw 0;
+  } catch {
+    throw new RestoreError(`${path} is not a follow record; pass -force to restore afresh`);
+  }
+  if (rec.replica !== location) {
+    throw new RestoreError(
+      `${outPath} follows ${rec.replica}, not ${location}; pass -force to restore afresh`,
+    );
+  }
+  const fd = fs.openSync(outPath, "r");
+  let state: PageApplier;
+  try {
+    state = PageApplier.fromFile(fd, rec.pageSize, BigInt("0x" + rec.txid));
+  } catch (e) {
+    throw new RestoreError(`${outPath} changed since it was followed: ${(e as Error).message}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (formatChecksum(state.sum.value) !== rec.checksum) {
+    throw new RestoreError(
+      `${outPath} changed since it was followed (checksum ${
+        formatChecksum(state.sum.value)
+      }, recorded ${rec.checksum} at TXID ${rec.txid})`,
+    );
+  }
+  return state;
 }
 
 /** Applies `chain` to a copy of `outPath` and renames it into place; returns the new state. */
@@ -144,6 +216,7 @@ export async function followReplica(
         throw e;
       }
       await opts.cache?.commit();
+      await writeFollowRecord(outPath, client.location, state);
       log("info", "follow: applied", {
         path: outPath,
         from_txid: formatTXID(from),
