@@ -45,6 +45,24 @@ export function splitCommandLine(line: string): string[] {
   return words;
 }
 
+/**
+ * Listens for each of `signals` (those this platform cannot listen for, as
+ * Windows beyond SIGINT, are skipped); returns a function that stops.
+ */
+export function onSignals(signals: Deno.Signal[], fn: (sig: Deno.Signal) => void): () => void {
+  const added: [Deno.Signal, () => void][] = [];
+  for (const sig of signals) {
+    const listener = () => fn(sig);
+    try {
+      Deno.addSignalListener(sig, listener);
+      added.push([sig, listener]);
+    } catch { /* not supported here */ }
+  }
+  return () => {
+    for (const [sig, listener] of added.splice(0)) Deno.removeSignalListener(sig, listener);
+  };
+}
+
 /** Signals forwarded to the child (SIGINT and SIGTERM also make strata shut down after it). */
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
@@ -67,15 +85,11 @@ export async function runChild(commandLine: string): Promise<number> {
     throw new Error(`exec ${JSON.stringify(commandLine)}: cannot start: ${(e as Error).message}`);
   }
   log("info", "started child process", { pid: child.pid, exec: commandLine });
-  const listeners = FORWARDED.map((sig) => {
-    const fn = () => {
-      log("info", "forwarding signal to child process", { signal: sig, pid: child.pid });
-      try {
-        child.kill(sig);
-      } catch { /* exited meanwhile */ }
-    };
-    Deno.addSignalListener(sig, fn);
-    return [sig, fn] as const;
+  const stopForwarding = onSignals(FORWARDED, (sig) => {
+    log("info", "forwarding signal to child process", { signal: sig, pid: child.pid });
+    try {
+      child.kill(sig);
+    } catch { /* exited meanwhile */ }
   });
   try {
     const status = await child.status;
@@ -86,7 +100,7 @@ export async function runChild(commandLine: string): Promise<number> {
     });
     return status.code;
   } finally {
-    for (const [sig, fn] of listeners) Deno.removeSignalListener(sig, fn);
+    stopForwarding();
   }
 }
 
@@ -102,20 +116,10 @@ export interface ShutdownSignal {
 export function listenForShutdown(): ShutdownSignal {
   const stop = Promise.withResolvers<string>();
   let received = false;
-  const sigs: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const fns = sigs.map((s) =>
-    [s, () => {
-      received = true;
-      stop.resolve(s);
-    }] as const
-  );
-  for (const [s, fn] of fns) Deno.addSignalListener(s, fn);
-  let listening = true;
-  const cancel = () => {
-    if (!listening) return;
-    listening = false;
-    for (const [s, fn] of fns) Deno.removeSignalListener(s, fn);
-  };
+  const cancel = onSignals(["SIGINT", "SIGTERM"], (sig) => {
+    received = true;
+    stop.resolve(sig);
+  });
   stop.promise.then(cancel);
   return {
     signal: stop.promise,

@@ -28,7 +28,7 @@ import {
 } from "../server/mod.ts";
 import { log, overrideLogLevel, parseLogLevel } from "../log.ts";
 import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
-import { listenForShutdown, runChild } from "./exec.ts";
+import { listenForShutdown, onSignals, runChild } from "./exec.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
 import { setProgressDisplay } from "../progress.ts";
@@ -174,16 +174,14 @@ export async function runReplicate(argv: string[]): Promise<number> {
     log("error", "second signal during the final sync: exiting without finishing it");
     Deno.exit(code || 1);
   };
-  Deno.addSignalListener("SIGINT", hurry);
-  Deno.addSignalListener("SIGTERM", hurry);
+  const stopHurry = onSignals(["SIGINT", "SIGTERM"], hurry);
   try {
     for (const w of watchers) w.close();
     const ok = await set.stopAll();
     await closeServers();
     if (!ok && code === 0) code = 1;
   } finally {
-    Deno.removeSignalListener("SIGINT", hurry);
-    Deno.removeSignalListener("SIGTERM", hurry);
+    stopHurry();
   }
   return code;
 }
