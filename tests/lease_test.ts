@@ -130,6 +130,13 @@ Deno.test("two replicators on one replica path: the second waits, refused; after
     await new Promise((r) => setTimeout(r, 2000));
     assertEquals(await owner(), `${hostname()}:${a.pid}`, "the second did not take the lease");
     await writing;
+    // a third one, waiting for the lease, stops at once on SIGINT without opening anything
+    const c = new Replicating([db, `file://${replica}`]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const outC = await c.stop();
+    assertEquals(outC.code, 0, outC.stderr);
+    assert(outC.stderr.includes("is held by"), outC.stderr);
+    assert(!/INFO replicating db=/.test(outC.stderr), outC.stderr);
     const outA = await a.stop();
     a = null;
     assertEquals(outA.code, 0, outA.stderr);
