@@ -116,6 +116,14 @@ Deno.test("kill -9 of strata replicate 50 times during heavy writes: exact resto
     const out = await last.stop();
     assertEquals(out.code, 0, out.stderr);
 
+    // what killed processes left half-written in the meta directory is gone
+    const meta = join(dir, ".app.db-strata");
+    for (const d of [meta, join(meta, "ltx", "0")]) {
+      for await (const e of Deno.readDir(d)) {
+        assert(!/\.tmp$|^snapshot-|^verify-/.test(e.name), `leftover ${e.name} in ${d}`);
+      }
+    }
+
     const client = new FileReplicaClient(replica);
     const chain = await checkL0Chain(client);
     assert(chain.files > 10 && chain.maxTXID > 52n, `${chain.files} L0 files to ${chain.maxTXID}`);

@@ -244,6 +244,7 @@ export class Monitor {
       }
     }
     await Deno.mkdir(this.ltxDir, { recursive: true });
+    await this.#removeLeftovers();
     this.#r = openConnection(this.dbPath, this.#opts.busyTimeoutMs);
     const before = ensureWalMode(this.#r, this.dbPath);
     if (before.toLowerCase() !== "wal") {
@@ -256,6 +257,24 @@ export class Monitor {
     this.#db.open();
     this.#lastCheckpoint = this.#opts.clock();
     await this.#mutex.run(() => this.#startup());
+  }
+
+  /**
+   * Removes what a killed strata left in the meta directory: half-written
+   * local files (`*.tmp`), snapshot and verification scratch files.
+   */
+  async #removeLeftovers(): Promise<void> {
+    const patterns: [string, RegExp][] = [
+      [this.ltxDir, /\.ltx\.[0-9a-f]{8}\.tmp$/],
+      [this.metaPath, /^(snapshot-[0-9a-f]{8}\.ltx|verify-[0-9a-f]{8}\.db)([.-].*)?$/],
+    ];
+    for (const [dir, re] of patterns) {
+      try {
+        for await (const e of Deno.readDir(dir)) {
+          if (e.isFile && re.test(e.name)) await Deno.remove(join(dir, e.name)).catch(() => {});
+        }
+      } catch { /* nothing to clean */ }
+    }
   }
 
   /** Reads the whole state under the write lock, then decides how to continue. */
