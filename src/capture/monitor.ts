@@ -153,7 +153,8 @@ export class Monitor {
   /**
    * Why the startup check found the database changed while strata was
    * stopped (it then captured a full copy), or null. Replicators follow it
-   * with a fresh snapshot, so no restore mixes the two histories.
+   * with a fresh snapshot, so the latest restore never replays the old
+   * history into the new one.
    */
   changedWhileStopped: string | null = null;
   readonly stats: MonitorStats = {
@@ -261,11 +262,11 @@ export class Monitor {
 
   /**
    * Removes what a killed strata left in the meta directory: half-written
-   * local files (`*.tmp`), snapshot and verification scratch files.
+   * local files and merges (`*.tmp`), snapshot and verification scratch files.
    */
   async #removeLeftovers(): Promise<void> {
     const patterns: [string, RegExp][] = [
-      [this.ltxDir, /\.ltx\.[0-9a-f]{8}\.tmp$/],
+      [this.ltxDir, /\.ltx\.[0-9a-f]{8}\.tmp$|^\.merge-[0-9a-f]{8}\.tmp$/],
       [this.metaPath, /^(snapshot-[0-9a-f]{8}\.ltx|verify-[0-9a-f]{8}\.db)([.-].*)?$/],
     ];
     for (const [dir, re] of patterns) {
@@ -331,6 +332,8 @@ export class Monitor {
       formatPosition({ txid: h.maxTXID, postApplyChecksum: last.post })
     }, database checksum now ${formatChecksum(this.#sum.value)}`;
     this.changedWhileStopped = reason;
+    // a full copy chained to the last position (the replica's history stays
+    // valid); replicators follow it with a fresh snapshot (a new lineage)
     await this.#writeFull(last.post, reason);
   }
 
@@ -491,6 +494,7 @@ export class Monitor {
   /** Writes an L0 file holding every page of the current state (a snapshot when `pre` is null). */
   async #writeFull(pre: bigint | null, reason: string): Promise<void> {
     const txid = pre === null ? 1n : this.#txid + 1n;
+    const snapshot = pre === null;
     log(pre === null ? "info" : "warn", "capturing a full copy of the database", {
       db: this.dbPath,
       txid,
@@ -501,10 +505,10 @@ export class Monitor {
     const header = makeHeader({
       pageSize: this.#pageSize,
       commit: this.#commit,
-      minTXID: pre === null ? 1n : txid,
+      minTXID: snapshot ? 1n : txid,
       maxTXID: txid,
       timestamp: BigInt(this.#opts.clock()),
-      preApplyChecksum: pre ?? 0n,
+      preApplyChecksum: snapshot ? 0n : pre!,
       walOffset: w.header ? BigInt(WAL_HEADER_SIZE) : 0n,
       walSize: w.header ? BigInt(w.offset - WAL_HEADER_SIZE) : 0n,
       walSalt1: w.header?.salt1 ?? 0,

@@ -9,7 +9,8 @@
 
 import { join } from "node:path";
 import { Monitor, type MonitorOptions } from "../capture/mod.ts";
-import { formatLtxFileName, mergeLtxStream } from "../ltx/mod.ts";
+import { formatLtxFileName } from "../ltx/mod.ts";
+import { mergeLocalFiles } from "./local_merge.ts";
 import { writeFileAtomic } from "../fsutil.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
@@ -287,52 +288,42 @@ export class DbReplication {
 
   /**
    * Bounds the local files while a replica is unreachable: when more than
-   * maxPendingFiles are not in every replica yet, the oldest (up to 64, a
-   * contiguous chain, never the newest file: it is the persisted position)
-   * are merged into one file, which holds each page once.
+   * maxPendingFiles are not in every replica yet, they (a contiguous chain,
+   * never the newest file: it is the persisted position) are merged into
+   * one file, which holds each page once.
    */
   async #boundPending(): Promise<void> {
     let min = -1n;
     for (const r of this.replicators) {
-      const p = r.lastKnownTXID ?? 0n;
+      const p = r.lastKnownTXID;
       if (min < 0n || p < min) min = p;
     }
     const pending = (await this.monitor.localFiles()).slice(0, -1).filter((f) => f.maxTXID > min);
     if (pending.length < this.#maxPendingFiles) return;
     const run = [pending[0]];
-    for (const f of pending.slice(1, 64)) {
+    for (const f of pending.slice(1)) {
       if (f.minTXID !== run[run.length - 1].maxTXID + 1n) break;
       run.push(f);
     }
     if (run.length < 2) return;
-    const first = run[0];
-    const last = run[run.length - 1];
-    const path = join(this.monitor.ltxDir, formatLtxFileName(first.minTXID, last.maxTXID));
-    const opened: Deno.FsFile[] = [];
+    const name = formatLtxFileName(run[0].minTXID, run[run.length - 1].maxTXID);
+    const path = join(this.monitor.ltxDir, name);
+    const merge = await mergeLocalFiles(run.map((f) => f.path), path);
     try {
-      for (const f of run) opened.push(await Deno.open(f.path));
-      const { stream, result } = mergeLtxStream(
-        run.map((f, i) => ({ name: f.path, source: opened[i].readable })),
-        { file: path },
-      );
       await writeFileAtomic(path, async (file) => {
-        for await (const chunk of stream) {
+        for await (const chunk of merge.stream) {
           let off = 0;
           while (off < chunk.length) off += await file.write(chunk.subarray(off));
         }
       });
-      await result;
+      await merge.result;
     } finally {
-      for (const f of opened) {
-        try {
-          f.close();
-        } catch { /* closed by its stream */ }
-      }
+      await merge.close();
     }
     for (const f of run) await Deno.remove(f.path).catch(() => {});
     log("warn", "merged local files no replica has yet", {
       db: this.monitor.dbPath,
-      file: formatLtxFileName(first.minTXID, last.maxTXID),
+      file: name,
       merged: run.length,
     });
   }

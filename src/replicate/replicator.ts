@@ -47,12 +47,12 @@ export class Replicator {
   /** The replica's newest TXID and checksum after it, or null until listed. */
   #replicaPos: Position | null = null;
   #divergence: Divergence | null = null;
-  #lastKnownTXID: bigint | null = null;
   #syncing: Promise<void> | null = null;
+  #again: Promise<void> | null = null;
+  #startupChecked = false;
   #lastSyncStart = -Infinity;
   #requested: ReturnType<typeof setTimeout> | null = null;
   #snapshotReason: string | null = null;
-  #startupChecked = false;
   lastError: Error | null = null;
   /** When the last sync that left nothing pending for this replica finished (metrics, status). */
   lastSyncAt: Date | null = null;
@@ -87,8 +87,8 @@ export class Replicator {
   }
 
   /** The replica's newest TXID as last seen, kept while it is unreachable. */
-  get lastKnownTXID(): bigint | null {
-    return this.#replicaPos?.txid ?? this.#lastKnownTXID;
+  get lastKnownTXID(): bigint {
+    return this.#replicaPos?.txid ?? this.#knownTXID;
   }
 
   /** The replica's position (TXID, checksum after it), or null until listed. */
@@ -132,11 +132,22 @@ export class Replicator {
     this.#requested = null;
   }
 
-  /** Uploads everything pending; concurrent calls share one run. */
+  /**
+   * Uploads everything pending. Calls while a run is in flight share one
+   * more run after it, so a caller always sees files that existed when it
+   * called (the final sync at stop relies on it).
+   */
   sync(): Promise<void> {
-    if (!this.#syncing) {
-      this.#syncing = this.#sync().finally(() => (this.#syncing = null));
+    if (this.#syncing) {
+      // the run in flight may have listed the local files before the newest
+      // one (the final capture at stop, say): one more run follows it, shared
+      this.#again ??= this.#syncing.then(() => {
+        this.#again = null;
+        return this.sync();
+      });
+      return this.#again;
     }
+    this.#syncing = this.#sync().finally(() => (this.#syncing = null));
     return this.#syncing;
   }
 
@@ -173,9 +184,10 @@ export class Replicator {
         }
         pos = f.maxTXID;
       }
-      if (files.length > 0) {
-        await (files.length === 1 ? this.#upload(files[0]) : this.#uploadMerged(files));
-        const last = files[files.length - 1];
+      // a snapshot file (min TXID 1: a new lineage) starts an upload of its own
+      for (const run of splitAtSnapshots(files)) {
+        await (run.length === 1 ? this.#upload(run[0]) : this.#uploadMerged(run));
+        const last = run[run.length - 1];
         this.#replicaPos = {
           txid: last.maxTXID,
           postApplyChecksum: (await readLocalEnds(last.path)).post,
@@ -184,7 +196,8 @@ export class Replicator {
       if (this.#snapshotReason !== null) {
         const reason = this.#snapshotReason;
         this.#snapshotReason = null;
-        await this.#uploadSnapshot(reason);
+        // an extra full copy: L0 goes on from where it is (no TXID skipped there)
+        await this.#writeSnapshot(reason);
       }
       if (this.lastError) {
         log("info", "sync recovered", { db: this.monitor.dbPath, replica: this.client.location });
@@ -195,7 +208,6 @@ export class Replicator {
     } catch (e) {
       const repeated = this.lastError?.message === (e as Error).message;
       this.lastError = e as Error;
-      if (this.#replicaPos) this.#lastKnownTXID = this.#replicaPos.txid;
       this.#replicaPos = null; // re-list next time
       this.index.invalidate();
       // once per distinct failure at error level: an unreachable replica must not flood the log
@@ -217,7 +229,7 @@ export class Replicator {
     if (this.#opts.newLineage) {
       const reason = `new lineage after divergence: ${problem}`;
       await this.monitor.startNewLineage(replica.txid, reason);
-      await this.#uploadSnapshot(reason);
+      await this.#uploadSnapshot(reason); // the replica's position moves to it
       return true;
     }
     this.#divergence = {
@@ -345,6 +357,16 @@ export class Replicator {
       throw e;
     }
   }
+}
+
+/** Consecutive runs of files, a new run at each snapshot (min TXID 1). */
+function splitAtSnapshots(files: LocalFile[]): LocalFile[][] {
+  const runs: LocalFile[][] = [];
+  for (const f of files) {
+    if (runs.length === 0 || f.minTXID === 1n) runs.push([f]);
+    else runs[runs.length - 1].push(f);
+  }
+  return runs;
 }
 
 /** The creation time a local LTX file's header records. */
