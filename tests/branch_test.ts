@@ -31,6 +31,7 @@ import {
   decodeManifest,
   deleteBranch,
   encodeManifest,
+  publicReplicaUrl,
   writeSeedPosition,
 } from "../src/branch/mod.ts";
 
@@ -301,4 +302,18 @@ Deno.test("bad branch manifests are errors naming the manifest and the problem",
     BranchError,
   );
   assert(/Y: not JSON/.test(e.message), e.message);
+});
+
+Deno.test("manifests store replica URLs without secrets, paths as absolute file URLs", () => {
+  assertEquals(
+    publicReplicaUrl("sftp://backup:hunter2@nas:2222/srv/app"),
+    "sftp://backup@nas:2222/srv/app",
+  );
+  assertEquals(
+    publicReplicaUrl("s3://bkt/prod?endpoint=http://127.0.0.1:9000&region=x"),
+    "s3://bkt/prod?endpoint=http://127.0.0.1:9000&region=x",
+  );
+  assertEquals(publicReplicaUrl("abs://acct@c/p?sas-token=abc"), "abs://acct@c/p");
+  assertEquals(publicReplicaUrl("/backups/app"), "file:///backups/app");
+  assertEquals(publicReplicaUrl("rel/dir"), new URL(`file://${Deno.cwd()}/rel/dir`).href);
 });
