@@ -200,7 +200,12 @@ Deno.test("kill -9 of the app in the middle of a transaction: the replica never 
     assert(contains(wal, marker), "the open transaction spilled pages into the WAL");
     // a later app commits on top of the abandoned frames
     const later = await new Deno.Command("sqlite3", {
-      args: [db, "INSERT INTO items (name, body, n) VALUES ('after', x'00', 1);"],
+      // (strata holds the write lock for a moment around each capture: wait for it)
+      args: [
+        db,
+        "PRAGMA busy_timeout=10000; INSERT INTO items (name, body, n) VALUES ('after', x'00', 1);",
+      ],
+      stdout: "null",
     }).output();
     assertEquals(later.code, 0);
     await new Promise((r) => setTimeout(r, 800));
