@@ -40,21 +40,23 @@ async function replicateOnce(cmd: string[], done: () => Promise<boolean>): Promi
     stderr: "piped",
   }).spawn();
   const stderr = new Response(child.stderr).text();
+  let failure: unknown = null;
   try {
     const deadline = Date.now() + 15 * 60_000;
     while (!(await done())) {
       if (Date.now() > deadline) throw new Error(`${cmd.join(" ")}: no snapshot after 15 min`);
       await new Promise((r) => setTimeout(r, 500));
     }
-  } finally {
-    child.kill("SIGINT");
-    const { code } = await child.status;
-    const err = await stderr;
-    if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${err}`);
+  } catch (e) {
+    failure = e;
   }
+  child.kill("SIGINT");
+  const { code } = await child.status;
+  const err = await stderr;
+  if (failure) throw failure;
+  if (code !== 0) throw new Error(`${cmd.join(" ")} exited ${code}: ${err}`);
 }
 
-/** Paths of the files under `root`, relative to it. */
 async function* walk(root: string, rel = ""): AsyncGenerator<string> {
   for await (const e of Deno.readDir(join(root, rel))) {
     const p = rel ? `${rel}/${e.name}` : e.name;
