@@ -10,6 +10,7 @@ import { listAllFiles, planRestore, restoreTarget } from "../src/restore/mod.ts"
 import { formatTXID } from "../src/ltx/mod.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { digestOf, Replicating, strata } from "./helpers/strata.ts";
+import { checkL0Chain } from "./helpers/chain.ts";
 
 async function sql(db: string, script: string): Promise<string> {
   const r = await new Deno.Command("sqlite3", {
@@ -167,6 +168,23 @@ Deno.test("a replica that does not continue the local history: uploads stop, sta
     assert(plan.files[0].maxTXID > t1);
     assertEquals(await restoredDigest(s), (await digestOf(s.db)).digest);
     assertEquals(await restoredDigest(s, t1), digestA);
+  } finally {
+    await Deno.remove(s.dir, { recursive: true });
+  }
+});
+
+Deno.test("a lost meta directory with the database unchanged: the replica's history simply continues", async () => {
+  const s = await setup();
+  try {
+    await replicateWhile(s, () => sql(s.db, inserts("a", 20)));
+    const t1 = maxTXID(await listAllFiles(s.client));
+    await Deno.remove(join(s.dir, ".app.db-strata"), { recursive: true });
+    const log = await replicateWhile(s, () => sql(s.db, inserts("b", 10)));
+    assert(log.includes("equals the replica's newest state"), log);
+    assert(!log.includes("diverged"), log);
+    const chain = await checkL0Chain(s.client); // pre/post checksums chain across the restart
+    assert(chain.maxTXID > t1 + 1n);
+    assertEquals(await restoredDigest(s), (await digestOf(s.db)).digest);
   } finally {
     await Deno.remove(s.dir, { recursive: true });
   }

@@ -338,6 +338,22 @@ export class Monitor {
   }
 
   /**
+   * Continues a replica's history when the database is exactly the state
+   * the replica ends at (the local position was lost, or another tool wrote
+   * the replica): a full copy numbered right after it, chained to its
+   * checksum. False (nothing written) when the database differs or the local
+   * position is not behind the replica's.
+   */
+  async continueFrom(replica: Position, reason: string): Promise<boolean> {
+    return await this.#mutex.run(async () => {
+      if (this.#sum.value !== replica.postApplyChecksum || this.#txid >= replica.txid) return false;
+      this.#txid = replica.txid;
+      await this.#writeFull(replica.postApplyChecksum, reason);
+      return true;
+    });
+  }
+
+  /**
    * Starts a new lineage after a divergence: a full copy of the captured
    * state as the next local file, numbered past both the local position and
    * `afterTXID` (the replica's newest TXID) so no TXID means two things.

@@ -220,12 +220,18 @@ export class Replicator {
   }
 
   /**
-   * The replica does not continue the local history: stop uploading to it
-   * (false), or with `newLineage` start a new lineage past its newest TXID
-   * and upload a fresh snapshot there (true, uploads go on from it).
+   * The replica does not continue the local history. When the database is
+   * exactly the replica's newest state (a lost meta directory, a replica
+   * another tool wrote), its history simply continues (true). Otherwise stop
+   * uploading to it (false), or with `newLineage` start a new lineage past
+   * its newest TXID and upload a fresh snapshot there (true).
    */
   async #diverged(problem: string): Promise<boolean> {
     const replica = this.#replicaPos!;
+    const same = `the database equals the replica's newest state (${
+      formatPosition(replica)
+    }): continuing its history`;
+    if (await this.monitor.continueFrom(replica, same)) return true;
     if (this.#opts.newLineage) {
       const reason = `new lineage after divergence: ${problem}`;
       await this.monitor.startNewLineage(replica.txid, reason);
