@@ -13,7 +13,13 @@ import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
 import { mergeLocalFiles } from "./local_merge.ts";
 import { Lease, type LeaseOptions } from "./lease.ts";
-import { continuityProblem, readLocalEnds, readReplicaPosition } from "./positions.ts";
+import {
+  continuityProblem,
+  newestFile,
+  readLocalEnds,
+  readReplicaPosition,
+  readReplicaPost,
+} from "./positions.ts";
 
 export interface ReplicatorOptions {
   syncIntervalMs: number;
@@ -103,7 +109,21 @@ export class Replicator {
 
   async #loadReplicaPosition(): Promise<Position> {
     await this.index.load();
-    return await readReplicaPosition(this.client, this.index.all());
+    const all = this.index.all();
+    const pos = await readReplicaPosition(this.client, all);
+    // A snapshot may be ahead of the levels' chain (strata stopped after an
+    // extra snapshot, before L0 caught up with it): go on from the chain's
+    // end when the local files continue it, so L0 keeps every TXID.
+    const chain = newestFile(all.filter((f) => f.level < SNAPSHOT_LEVEL));
+    if (!chain || chain.maxTXID >= pos.txid) return pos;
+    const local = await this.monitor.localFiles();
+    if (!local.some((f) => f.minTXID === chain.maxTXID + 1n)) return pos;
+    const chainPos = {
+      txid: chain.maxTXID,
+      postApplyChecksum: await readReplicaPost(this.client, chain),
+    };
+    const problem = await continuityProblem(chainPos, this.monitor.position, local);
+    return problem === null ? chainPos : pos;
   }
 
   /**
