@@ -98,6 +98,74 @@ Deno.test("s3 lease on a server without conditional writes (fauxqs): detected, b
   }
 });
 
+/**
+ * An in-memory S3 that honours If-None-Match / If-Match on PutObject as AWS
+ * does (412 PreconditionFailed), behind the SDK's command objects: the
+ * conditional path of the S3 lease store, which fauxqs cannot exercise.
+ */
+function conditionalS3(): S3ReplicaClient {
+  const objects = new Map<string, { body: string; etag: string }>();
+  let n = 0;
+  const fail = (status: number, code: string) =>
+    Object.assign(new Error(code), {
+      name: code,
+      Code: code,
+      $metadata: { httpStatusCode: status },
+    });
+  const send = (cmd: { constructor: { name: string }; input: Record<string, unknown> }) => {
+    const i = cmd.input;
+    const key = String(i.Key);
+    const cur = objects.get(key);
+    switch (cmd.constructor.name) {
+      case "GetObjectCommand":
+        if (!cur) throw fail(404, "NoSuchKey");
+        return { ETag: cur.etag, Body: { transformToString: () => Promise.resolve(cur.body) } };
+      case "PutObjectCommand": {
+        if (i.IfNoneMatch === "*" && cur) throw fail(412, "PreconditionFailed");
+        if (i.IfMatch !== undefined && (!cur || cur.etag !== i.IfMatch)) {
+          throw fail(cur ? 412 : 404, cur ? "PreconditionFailed" : "NoSuchKey");
+        }
+        const etag = `"${++n}"`;
+        objects.set(key, { body: new TextDecoder().decode(i.Body as Uint8Array), etag });
+        return { ETag: etag };
+      }
+      case "DeleteObjectCommand":
+        objects.delete(key);
+        return {};
+    }
+    throw new Error(`unexpected ${cmd.constructor.name}`);
+  };
+  const fake = {
+    bucket: "b",
+    path: "app",
+    client: () => Promise.resolve({ send: async (c: never) => await send(c) }),
+  };
+  return fake as unknown as S3ReplicaClient;
+}
+
+Deno.test("s3 lease on a server with conditional writes: creates once, replaces only its own version", async () => {
+  let now = 5_000_000;
+  const clock = () => now;
+  const store = new S3LeaseStore(conditionalS3());
+  const a = new Lease(store, { owner: "host-a:1", clock });
+  await a.acquire();
+  assertEquals(store.conditional, true, "a second create was refused: conditions honoured");
+  const other = new S3LeaseStore(conditionalS3()); // (another bucket: independent)
+  assertEquals(await other.read(), null);
+  const b = new Lease(store, { owner: "host-b:2", clock });
+  await assertRejects(() => b.acquire(), LeaseHeldError, "held by host-a:1");
+  const stale = (await store.read())!.version;
+  await a.renew(); // a new ETag
+  assertEquals(await store.replace("{}", stale), null, "a replace with a stale ETag is refused");
+  assert(a.held);
+  now += 61_000; // expired
+  await b.acquire();
+  await a.renew();
+  assertEquals(a.held, false, "the old holder lost it");
+  await b.release();
+  assertEquals(await store.read(), null);
+});
+
 async function waitFor(what: string, fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
