@@ -6,6 +6,8 @@
  */
 
 import { AbsReplicaClient } from "../src/storage/abs_client.ts";
+import { GcsReplicaClient } from "../src/storage/gcs_client.ts";
+import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
 import type { ReplicaClient } from "../src/storage/client.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { assertBytes, readAll, streamOf, testBytes } from "./helpers/conformance.ts";
@@ -70,5 +72,22 @@ Deno.test("abs faults: resets, 500s and 503s are retried; data is exact", async 
   } finally {
     await proxy.stop();
     await azurite.stop();
+  }
+});
+
+Deno.test("gs faults: resets, 500s and 503s are retried; data is exact", async () => {
+  const emu = await startGcsEmulator();
+  const proxy = startFaultProxy(emu.host, 500);
+  try {
+    proxy.choose = everyThird();
+    const c = new GcsReplicaClient({ type: "gs", bucket: "faults", path: "db" }, {
+      retry: FAST,
+      storageOptions: { apiEndpoint: proxy.endpoint, projectId: "demo-strata" },
+    });
+    await exercise(c);
+    assert(proxy.counts.reset + proxy.counts["500"] + proxy.counts["503"] >= 5, "faults injected");
+  } finally {
+    await proxy.stop();
+    await emu.stop();
   }
 });

@@ -56,6 +56,14 @@ function status(e: unknown): number | undefined {
   return typeof c === "number" ? c : undefined;
 }
 
+/** The parts of the SDK's Storage object a plain media GET needs. */
+interface SdkStorage {
+  apiEndpoint: string;
+  customEndpoint: boolean;
+  useAuthWithCustomEndpoint?: boolean;
+  authClient: { getRequestHeaders(url?: string): Promise<unknown> };
+}
+
 export class GcsReplicaClient implements ReplicaClient {
   readonly type = "gs";
   readonly cfg: GcsReplicaConfig;
@@ -168,6 +176,12 @@ export class GcsReplicaClient implements ReplicaClient {
     });
   }
 
+  /**
+   * Reads an object (or a byte range) with a plain media GET: the SDK's read
+   * stream fails outside any promise on Deno when a response is an error
+   * (its pipeline of a fetch body), so reads go through `fetch`, with the
+   * SDK's endpoint and credentials, retried like every other request here.
+   */
   async openFile(
     level: number,
     minTXID: bigint,
@@ -175,40 +189,44 @@ export class GcsReplicaClient implements ReplicaClient {
     range?: ByteRange,
   ): Promise<ReadableStream<Uint8Array>> {
     const key = ltxKey(this.cfg.path, level, minTXID, maxTXID);
-    const bucket = await this.#bucketHandle();
     if (range && range.length === 0) return new ReadableStream({ start: (c) => c.close() });
-    const opts: Gcs.CreateReadStreamOptions = range
-      ? { start: range.offset, end: range.offset + range.length - 1, validation: false }
-      : {};
-    const mapErr = (e: unknown) =>
-      status(e) === 404 && !/bucket/i.test((e as ApiErrorLike)?.message ?? "")
-        ? new ReplicaFileNotFoundError(this.location, key)
-        : this.#explain("read", key, e);
-    const node = bucket.file(key).createReadStream(opts);
-    const reader = (Readable.toWeb(node) as ReadableStream<Uint8Array>).getReader();
-    // Wait for the first bytes (or the end) so a missing object fails here, not later.
-    let first: ReadableStreamReadResult<Uint8Array>;
-    try {
-      first = await this.#limit.run(() => reader.read());
-    } catch (e) {
-      throw mapErr(e);
-    }
-    let pending: ReadableStreamReadResult<Uint8Array> | null = first;
-    return new ReadableStream<Uint8Array>({
-      async pull(ctrl) {
-        try {
-          const r = pending ?? await reader.read();
-          pending = null;
-          if (r.done) ctrl.close();
-          else ctrl.enqueue(r.value);
-        } catch (e) {
-          ctrl.error(mapErr(e));
-        }
-      },
-      cancel(reason) {
-        return reader.cancel(reason);
-      },
+    const bucket = await this.#bucketHandle();
+    const storage = bucket.storage as unknown as SdkStorage;
+    const url = `${storage.apiEndpoint}/storage/v1/b/${encodeURIComponent(bucket.name)}/o/${
+      encodeURIComponent(key)
+    }?alt=media`;
+    const res = await this.#limit.run(() =>
+      withRetry(
+        `gs read ${key}`,
+        async () => {
+          const headers = new Headers();
+          if (!storage.customEndpoint || storage.useAuthWithCustomEndpoint) {
+            const auth = await storage.authClient.getRequestHeaders(url);
+            new Headers(auth as HeadersInit).forEach((v, k) => headers.set(k, v));
+          }
+          if (range) {
+            headers.set("range", `bytes=${range.offset}-${range.offset + range.length - 1}`);
+          }
+          const r = await fetch(url, { headers });
+          if (r.ok) return r;
+          const text = (await r.text()).slice(0, 300);
+          const err = Object.assign(new Error(text || r.statusText), { code: r.status });
+          if (r.status === 404 && !/bucket/i.test(text)) {
+            throw new ReplicaFileNotFoundError(this.location, key);
+          }
+          throw err;
+        },
+        (e) => {
+          if (e instanceof ReplicaFileNotFoundError) return false;
+          const st = status(e);
+          return st === undefined ? e instanceof TypeError : st === 408 || st === 429 || st >= 500;
+        },
+        this.#retry,
+      )
+    ).catch((e) => {
+      throw this.#explain("read", key, e);
     });
+    return res.body ?? new ReadableStream({ start: (c) => c.close() });
   }
 
   async writeFile(

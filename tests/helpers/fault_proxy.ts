@@ -186,6 +186,7 @@ export function startFaultProxy(upstream: string, stallMs = 1500): FaultProxy {
       const contentLength = Number(
         headers.find((l) => /^content-length:/i.test(l))?.split(":")[1] ?? "0",
       );
+      const chunked = headers.some((l) => /^transfer-encoding:\s*chunked/i.test(l));
       const newHead = enc.encode(
         [requestLine, ...headers, "Connection: close", "", ""].join("\r\n"),
       );
@@ -217,11 +218,14 @@ export function startFaultProxy(upstream: string, stallMs = 1500): FaultProxy {
         if (rest.length) await writeAll(s, rest);
         rest = new Uint8Array(0);
         let sent = buf.length - end;
-        while (sent < contentLength) {
+        // a chunked body ends with the zero-length chunk: "0\r\n\r\n"
+        let tail = dec.decode(buf.subarray(Math.max(end, buf.length - 5)));
+        while (chunked ? !tail.endsWith("0\r\n\r\n") : sent < contentLength) {
           const n = await client.read(chunk);
           if (n === null) break;
           await writeAll(s, chunk.subarray(0, n));
           sent += n;
+          tail = (tail + dec.decode(chunk.subarray(Math.max(0, n - 5), n))).slice(-5);
         }
       })();
       upload.catch(() => {});
