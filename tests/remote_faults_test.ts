@@ -85,6 +85,14 @@ Deno.test("gs faults: resets, 500s and 503s are retried; data is exact", async (
       storageOptions: { apiEndpoint: proxy.endpoint, projectId: "demo-strata" },
     });
     await exercise(c);
+    // a file larger than the in-memory limit goes through a temporary file: each failed
+    // request is retried from its start
+    const big = testBytes(9 * 1024 * 1024, 9);
+    let failed = 0;
+    proxy.choose = (r) => r.method === "POST" && failed++ < 2 ? "reset" : "none";
+    await c.writeFile(0, 9n, 9n, streamOf(big), new Date(1e12));
+    assertEquals(failed, 3); // two resets, then the upload that went through
+    assertBytes(await readAll(await c.openFile(0, 9n, 9n)), big, "9 MiB");
     assert(proxy.counts.reset + proxy.counts["500"] + proxy.counts["503"] >= 5, "faults injected");
   } finally {
     await proxy.stop();

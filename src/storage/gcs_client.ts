@@ -29,13 +29,14 @@ import {
   ltxLevelDir,
   parseRFC3339,
   PermanentStorageError,
+  replayable,
   type RetryOptions,
   withRetry,
 } from "./remote_util.ts";
 
 export const GCS_TIMESTAMP_KEY = "litestream-timestamp";
 
-/** Uploads up to this size are buffered and retried; larger ones are streamed once. */
+/** Uploads up to this size are held in memory; larger ones go through a temporary file. */
 const SMALL_OBJECT = 8 * 1024 * 1024;
 
 export interface GcsClientOptions {
@@ -239,76 +240,39 @@ export class GcsReplicaClient implements ReplicaClient {
     const key = ltxKey(this.cfg.path, level, minTXID, maxTXID);
     const bucket = await this.#bucketHandle();
     const metadata = { metadata: { [GCS_TIMESTAMP_KEY]: formatRFC3339Nano(createdAt) } };
-    let size = 0;
-    await this.#limit.run(async () => {
-      // Up to SMALL_OBJECT bytes (nearly every LTX file) are held in memory and uploaded in
-      // one request, retried as a whole on transient failures. Larger files are streamed in
-      // one multipart request (bounded memory); the source can be read only once, so a
-      // failure there is returned to the caller, whose next sync uploads the file again.
-      const reader = data.getReader();
-      const head: Uint8Array[] = [];
-      let ended = false;
-      try {
-        while (size < SMALL_OBJECT) {
-          const r = await reader.read();
-          if (r.done) {
-            ended = true;
-            break;
-          }
-          head.push(r.value);
-          size += r.value.length;
-        }
-      } catch (e) {
-        throw this.#explain("write", key, e);
-      }
-      if (ended) {
-        const body = Buffer.concat(head);
-        await withRetry(
+    // the whole file first (in memory up to SMALL_OBJECT, else a temporary file), so a
+    // failed request is retried from the start and a failing source uploads nothing
+    const src = await replayable(data, SMALL_OBJECT).catch((e) => {
+      throw this.#explain("write", key, e);
+    });
+    const options = { resumable: false, contentType: "application/octet-stream", metadata };
+    try {
+      await this.#limit.run(() =>
+        withRetry(
           `gs write ${key}`,
-          () =>
-            bucket.file(key).save(body, {
-              resumable: false,
-              contentType: "application/octet-stream",
-              metadata,
-            }),
+          async () => {
+            const bytes = src.bytes();
+            if (bytes) return await bucket.file(key).save(Buffer.from(bytes), options);
+            const body = await src.open();
+            await pipeline(
+              Readable.fromWeb(body as Parameters<typeof Readable.fromWeb>[0]),
+              bucket.file(key).createWriteStream(options),
+            );
+          },
           (e) => {
             const st = status(e);
             return st === undefined ? !(e instanceof PermanentStorageError) : st === 408 ||
               st === 429 || st >= 500;
           },
           this.#retry,
-        ).catch((e) => {
-          throw this.#explain("write", key, e);
-        });
-        return;
-      }
-      const rest = new ReadableStream<Uint8Array>({
-        start(ctrl) {
-          for (const h of head) ctrl.enqueue(h);
-          head.length = 0;
-        },
-        async pull(ctrl) {
-          const r = await reader.read();
-          if (r.done) ctrl.close();
-          else {
-            size += r.value.length;
-            ctrl.enqueue(r.value);
-          }
-        },
-        cancel: (reason) => reader.cancel(reason),
-      });
-      const sink = bucket.file(key).createWriteStream({
-        resumable: false,
-        contentType: "application/octet-stream",
-        metadata,
-      });
-      try {
-        // A failing source aborts the request: the service never creates the object.
-        await pipeline(Readable.fromWeb(rest as Parameters<typeof Readable.fromWeb>[0]), sink);
-      } catch (e) {
+        )
+      ).catch((e) => {
         throw this.#explain("write", key, e);
-      }
-    });
+      });
+    } finally {
+      await src.close();
+    }
+    const size = src.size;
     return { level, minTXID, maxTXID, size, createdAt };
   }
 

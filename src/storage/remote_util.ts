@@ -139,3 +139,80 @@ export async function forEachLimited<T>(
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
   if (failed !== null) throw failed;
 }
+
+/** A stream's bytes, readable again for each retry of an upload. */
+export interface ReplayableSource {
+  size: number;
+  /** The bytes when they fit in memory, else null (read them with `open`). */
+  bytes(): Uint8Array | null;
+  open(): Promise<ReadableStream<Uint8Array>>;
+  /** Removes the temporary file, if any. */
+  close(): Promise<void>;
+}
+
+/**
+ * Reads `data` to its end once: up to `memoryLimit` bytes stay in memory,
+ * a larger source goes to a temporary file. A source that fails midway fails
+ * here, before anything is uploaded.
+ */
+export async function replayable(
+  data: ReadableStream<Uint8Array>,
+  memoryLimit: number,
+): Promise<ReplayableSource> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let tmp: string | null = null;
+  let file: Deno.FsFile | null = null;
+  try {
+    for await (const chunk of data) {
+      size += chunk.length;
+      if (!file && size > memoryLimit) {
+        tmp = await Deno.makeTempFile({ prefix: "strata-upload-" });
+        file = await Deno.open(tmp, { write: true });
+        for (const c of chunks.splice(0)) await writeFully(file, c);
+      }
+      if (file) await writeFully(file, chunk);
+      else chunks.push(chunk);
+    }
+  } catch (e) {
+    file?.close();
+    if (tmp) await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  file?.close();
+  const path = tmp;
+  let joined: Uint8Array | null = null;
+  const bytes = (): Uint8Array | null => {
+    if (path) return null;
+    if (!joined) {
+      joined = new Uint8Array(size);
+      let off = 0;
+      for (const c of chunks) {
+        joined.set(c, off);
+        off += c.length;
+      }
+    }
+    return joined;
+  };
+  return {
+    size,
+    bytes,
+    async open() {
+      if (path) return (await Deno.open(path)).readable;
+      const all = bytes()!;
+      return new ReadableStream({
+        start(c) {
+          if (all.length) c.enqueue(all);
+          c.close();
+        },
+      });
+    },
+    async close() {
+      if (path) await Deno.remove(path).catch(() => {});
+    },
+  };
+}
+
+async function writeFully(f: Deno.FsFile, b: Uint8Array): Promise<void> {
+  for (let off = 0; off < b.length;) off += await f.write(b.subarray(off));
+}

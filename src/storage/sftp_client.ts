@@ -31,6 +31,7 @@ import {
   ltxKey,
   ltxLevelDir,
   PermanentStorageError,
+  replayable,
   type RetryOptions,
   withRetry,
 } from "./remote_util.ts";
@@ -85,6 +86,8 @@ const OP_UNSUPPORTED = 8;
 const CHUNK = 64 * 1024;
 /** Requests in flight per read or write stream. */
 const WINDOW = 8;
+/** Uploads up to this size are held in memory for retries; larger ones go through a temporary file. */
+const REPLAY_IN_MEMORY = 8 * 1024 * 1024;
 
 export interface SftpClientOptions {
   retry?: RetryOptions;
@@ -495,41 +498,24 @@ export class SftpReplicaClient implements ReplicaClient {
   ): Promise<ReplicaFile> {
     const path = ltxKey(this.cfg.path, level, minTXID, maxTXID);
     const dir = this.#dir(level);
-    const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
     return this.#limit.run(async () => {
-      // Connecting, making the directory and creating the temp file are retried; the
-      // source stream can be read once only, so a failed transfer is not.
-      const { s, h } = await this.#op("create", tmp, async (s) => {
-        await this.#mkdirs(s, dir);
-        return { s, h: await p<Buffer>((cb) => s.sftp.open(tmp, "wx", cb)) };
+      // the whole file first (in memory up to REPLAY_IN_MEMORY, else a temporary file), so
+      // a transfer cut by a dropped connection is retried from the start on a new session
+      const src = await replayable(data, REPLAY_IN_MEMORY).catch((e) => {
+        throw this.#explain("write", path, e);
       });
-      let size = 0;
-      let handleOpen = true;
+      let tmp = "";
       try {
-        const inFlight: Promise<void>[] = [];
-        for await (const chunk of data) {
-          for (let off = 0; off < chunk.length; off += CHUNK) {
-            const piece = toBuffer(chunk.subarray(off, Math.min(off + CHUNK, chunk.length)));
-            const at = size;
-            size += piece.length;
-            const w = p((cb) => s.sftp.write(h, piece, 0, piece.length, at, cb));
-            w.catch(() => {});
-            inFlight.push(w);
-            if (inFlight.length >= WINDOW) await inFlight.shift();
-          }
-        }
-        await Promise.all(inFlight);
-        if (s.sftp._extensions["fsync@openssh.com"]) {
-          await p((cb) => s.sftp.ext_openssh_fsync(h, cb)).catch(() => {});
-        }
-        handleOpen = false;
-        await p((cb) => s.sftp.close(h, cb));
-      } catch (e) {
-        if (handleOpen && !s.dead) s.sftp.close(h, () => {});
-        if (!s.dead) s.sftp.unlink(tmp, () => {});
-        if (isConnectionError(e)) this.#drop(s);
-        throw this.#explain("write", tmp, e);
+        tmp = await this.#op("write", path, async (s) => {
+          const t = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+          await this.#mkdirs(s, dir);
+          await this.#transfer(s, t, await src.open());
+          return t;
+        });
+      } finally {
+        await src.close();
       }
+      const size = src.size;
       try {
         const secs = Math.floor(createdAt.getTime() / 1000);
         await this.#op("set times of", tmp, (s2) => p((cb) => s2.sftp.utimes(tmp, secs, secs, cb)));
@@ -540,6 +526,38 @@ export class SftpReplicaClient implements ReplicaClient {
       }
       return { level, minTXID, maxTXID, size, createdAt };
     });
+  }
+
+  /** Writes `data` to a new file `tmp` (fsynced where the server can); removes it on failure. */
+  async #transfer(s: Session, tmp: string, data: ReadableStream<Uint8Array>): Promise<void> {
+    const h = await p<Buffer>((cb) => s.sftp.open(tmp, "wx", cb));
+    let handleOpen = true;
+    try {
+      let size = 0;
+      const inFlight: Promise<void>[] = [];
+      for await (const chunk of data) {
+        for (let off = 0; off < chunk.length; off += CHUNK) {
+          const piece = toBuffer(chunk.subarray(off, Math.min(off + CHUNK, chunk.length)));
+          const at = size;
+          size += piece.length;
+          const w = p((cb) => s.sftp.write(h, piece, 0, piece.length, at, cb));
+          w.catch(() => {});
+          inFlight.push(w);
+          if (inFlight.length >= WINDOW) await inFlight.shift();
+        }
+      }
+      await Promise.all(inFlight);
+      if (s.sftp._extensions["fsync@openssh.com"]) {
+        await p((cb) => s.sftp.ext_openssh_fsync(h, cb)).catch(() => {});
+      }
+      handleOpen = false;
+      await p((cb) => s.sftp.close(h, cb));
+    } catch (e) {
+      await data.cancel().catch(() => {});
+      if (handleOpen && !s.dead) s.sftp.close(h, () => {});
+      if (!s.dead) s.sftp.unlink(tmp, () => {});
+      throw e;
+    }
   }
 
   /** Replaces `to` atomically with posix-rename@openssh.com; plain SFTP rename cannot overwrite. */
