@@ -6,6 +6,9 @@
  */
 
 import { join } from "node:path";
+import { Readable } from "node:stream";
+import { S3Client } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import { startS3Server, TEST_CREDENTIALS } from "../tests/helpers/fauxqs.ts";
 import { makeTextDatabase } from "./sample_db.ts";
@@ -101,16 +104,23 @@ async function main() {
     // Litestream adds its own tables to the database it replicates
     const lSize = (await Deno.stat(db)).size;
     const lBucket = await server.createBucket("litestream");
+    const s3 = new S3Client({
+      endpoint: server.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: {
+        accessKeyId: TEST_CREDENTIALS.LITESTREAM_ACCESS_KEY_ID,
+        secretAccessKey: TEST_CREDENTIALS.LITESTREAM_SECRET_ACCESS_KEY,
+      },
+    });
     for await (const f of walk(lDir)) {
       const file = await Deno.open(join(lDir, f));
-      const r = await fetch(`${server.endpoint}/${lBucket}/db/${f}`, {
-        method: "PUT",
-        body: file.readable,
-        headers: { "content-length": String((await Deno.stat(join(lDir, f))).size) },
-      });
-      await r.body?.cancel();
-      if (!r.ok) throw new Error(`PUT ${f}: HTTP ${r.status}`);
+      await new Upload({
+        client: s3,
+        params: { Bucket: lBucket, Key: `db/${f}`, Body: Readable.fromWeb(file.readable as never) },
+      }).done();
     }
+    s3.destroy();
     const lCfg = join(dir, "litestream.yml");
     Deno.writeTextFileSync(
       lCfg,
