@@ -790,9 +790,10 @@ export class Monitor {
   /** Runs `fn` holding the write lock; retries until `waitMs` if another writer holds it. */
   async #withWriteLock<T>(fn: () => Promise<T>, waitMs: number): Promise<T | null> {
     const deadline = Date.now() + waitMs;
+    // a busy app frees the lock only between its transactions, for microseconds: try often
     while (!tryBeginWrite(this.#w)) {
       if (Date.now() >= deadline) return null;
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 2));
     }
     try {
       return await fn();

@@ -61,12 +61,18 @@ export function endTransaction(db: DatabaseSync): void {
 
 /** Tries to take the write lock; returns false when another writer holds it (busy). */
 export function tryBeginWrite(db: DatabaseSync): boolean {
+  // without waiting: node:sqlite is synchronous, so SQLite's busy handler would block the event
+  // loop (uploads, other databases) for up to the busy timeout; callers retry on their own
+  const timeout = (db.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
+  db.exec("PRAGMA busy_timeout = 0");
   try {
     db.exec("BEGIN IMMEDIATE");
     return true;
   } catch (e) {
     if (isBusyError(e)) return false;
     throw e;
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${timeout}`);
   }
 }
 
