@@ -127,7 +127,7 @@ Machine: ${machine()}. Run with \`deno run -A bench/s3_requests_bench.ts\` (part
 bench\`). Two databases, each written by \`bench/workload.py paced ${RATE}\` (${RATE} small commits/s)
 for ${SECONDS} s, one replicated by strata and one by Litestream at the same time to the same local
 S3 server (fauxqs), each through its own counting proxy; both tools with their default settings
-(1 s sync interval; strata's default levels 30 s / 5 m / 1 h, l0-retention 5 m checked every 15 s;
+(1 s sync interval; strata's default levels 30 s / 5 m / 1 h, l0-retention 5 m checked every 5 m;
 Litestream's default hourly retention check). Counts include start-up and the final sync at stop.
 
 | requests per hour | strata | Litestream ${lsVersion} |

@@ -36,7 +36,7 @@ Deno.test("replicate while an app writes; restore latest, timestamps and a TXID 
   try {
     await runWriter(db, "more", 1, marks); // the database exists before replication starts
     // a point in time is as fine as the sync interval (pending captures go up as one file):
-    // shorter than the writer's 0.8 s pause around each mark, so every mark is a file boundary
+    // shorter than the writer's 0.6 s pauses on each side of a mark, so every mark is a file boundary
     const cfg = join(dir, "strata.yml");
     await Deno.writeTextFile(
       cfg,
