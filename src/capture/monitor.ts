@@ -23,6 +23,7 @@ import {
   formatChecksum,
   formatLtxFileName,
   formatPosition,
+  growPageChecksums,
   lockPageNumber,
   LtxDecoder,
   LtxEncoder,
@@ -419,14 +420,7 @@ export class Monitor {
   }
 
   #ensureCache(n: number): void {
-    if (this.#pcHi.length > n) return;
-    const size = Math.max(n + 1, this.#pcHi.length * 2, 1024);
-    const hi = new Uint32Array(size);
-    const lo = new Uint32Array(size);
-    hi.set(this.#pcHi);
-    lo.set(this.#pcLo);
-    this.#pcHi = hi;
-    this.#pcLo = lo;
+    [this.#pcHi, this.#pcLo] = growPageChecksums(this.#pcHi, this.#pcLo, n + 1);
   }
 
   /** Reads every page of the current state into the page checksum cache. */

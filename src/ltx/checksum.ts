@@ -97,3 +97,21 @@ export function databaseChecksumOfPages(pages: Iterable<Uint8Array>, pageSize: n
 export function formatChecksum(c: bigint): string {
   return c.toString(16).padStart(16, "0");
 }
+
+/**
+ * Per-page checksums kept as two 32-bit halves (indexed by page number),
+ * grown by doubling so that index `n - 1` fits; the same arrays when they do.
+ */
+export function growPageChecksums(
+  hi: Uint32Array<ArrayBuffer>,
+  lo: Uint32Array<ArrayBuffer>,
+  n: number,
+): [Uint32Array<ArrayBuffer>, Uint32Array<ArrayBuffer>] {
+  if (n <= hi.length) return [hi, lo];
+  const size = Math.max(n, hi.length * 2, 1024);
+  const h = new Uint32Array(size);
+  const l = new Uint32Array(size);
+  h.set(hi);
+  l.set(lo);
+  return [h, l];
+}

@@ -10,6 +10,7 @@ import {
   crc64Update,
   DatabaseChecksum,
   formatChecksum,
+  growPageChecksums,
   hasChecksums,
   isSnapshot,
   lockPageNumber,
@@ -152,13 +153,6 @@ export class PageApplier {
   }
 
   #grow(n: number): void {
-    if (n <= this.#pcHi.length) return;
-    const size = Math.max(n, this.#pcHi.length * 2);
-    const hi = new Uint32Array(size);
-    const lo = new Uint32Array(size);
-    hi.set(this.#pcHi);
-    lo.set(this.#pcLo);
-    this.#pcHi = hi;
-    this.#pcLo = lo;
+    [this.#pcHi, this.#pcLo] = growPageChecksums(this.#pcHi, this.#pcLo, n);
   }
 }
