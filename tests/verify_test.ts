@@ -9,7 +9,7 @@ import { FileReplicaClient } from "../src/storage/mod.ts";
 import { listAllFiles, planRestore } from "../src/restore/mod.ts";
 import { formatLtxFileName } from "../src/ltx/mod.ts";
 import { exists } from "../src/fsutil.ts";
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { Replicating, runWriter, strata } from "./helpers/strata.ts";
 
 interface Setup {
@@ -44,6 +44,11 @@ Deno.test("verify: the live database and the replica agree at the same TXID; a r
     const v = await strata(["verify", "-config", s.config, s.db]);
     assertEquals(v.code, 0, v.stdout + v.stderr);
     assert(v.stdout.includes("OK") && v.stdout.includes("compared with live database"), v.stdout);
+    // progress on stderr (plain lines when it is not a terminal), none with -no-progress
+    assertMatch(v.stderr, /verify \S+ 100% .* in \d/);
+    const quiet = await strata(["verify", "-no-progress", "-config", s.config, s.db]);
+    assertEquals(quiet.code, 0, quiet.stderr);
+    assert(!/verify \S+ \d+%/.test(quiet.stderr), quiet.stderr);
 
     const j = await strata(["verify", "-json", `file://${s.replica}`]);
     assertEquals(j.code, 0, j.stdout + j.stderr);

@@ -13,10 +13,12 @@ import type { IntegrityCheck } from "../restore/mod.ts";
 import { exists } from "../fsutil.ts";
 import { CONFIG_FLAGS, parse, readConfig, replicasFor, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
+import { progressDisplay } from "./progress.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
   json: { type: "bool", help: "print JSON" },
+  "no-progress": { type: "bool", help: "do not show progress on stderr" },
   "integrity-check": {
     type: "string",
     value: "none|quick|full",
@@ -24,7 +26,7 @@ const FLAGS: FlagSpecs = {
   },
 };
 const USAGE =
-  `Usage: strata verify [-config PATH] [-json] [-integrity-check MODE] DB_PATH|REPLICA_URL
+  `Usage: strata verify [-config PATH] [-json] [-no-progress] [-integrity-check MODE] DB_PATH|REPLICA_URL
 
 Restores the latest state of each replica of DB_PATH (or of REPLICA_URL) into
 a temporary file, verifying every file's checksums, the chain of checksums
@@ -86,7 +88,21 @@ export async function runVerify(argv: string[]): Promise<number> {
   const reports: VerifyReport[] = [];
   try {
     for (const client of clients) {
-      reports.push(await verifyReplica(client, { tmpDir, integrityCheck: check, expectedAt }));
+      const display = flags.bools.has("no-progress")
+        ? null
+        : progressDisplay(`verify ${client.location}`);
+      let report: VerifyReport | undefined;
+      try {
+        report = await verifyReplica(client, {
+          tmpDir,
+          integrityCheck: check,
+          expectedAt,
+          onProgress: display?.report,
+        });
+      } finally {
+        display?.finish(report?.ok ?? false);
+      }
+      reports.push(report);
     }
   } finally {
     await Deno.remove(tmpDir, { recursive: true }).catch(() => {});

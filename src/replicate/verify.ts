@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { formatChecksum, formatTXID } from "../ltx/mod.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { type IntegrityCheck, listAllFiles, restoreTarget } from "../restore/mod.ts";
+import type { ProgressFn } from "../progress.ts";
 
 /** What the source's checksum was at a TXID, and where that comes from. */
 export interface Expected {
@@ -38,6 +39,8 @@ export interface VerifyOptions {
   integrityCheck?: IntegrityCheck;
   /** The source's checksum at `txid`, or null when unknown. */
   expectedAt?: (txid: bigint) => Promise<Expected | null>;
+  /** Bytes of replica files read so far, of the total. */
+  onProgress?: ProgressFn;
 }
 
 export async function verifyReplica(
@@ -59,6 +62,7 @@ export async function verifyReplica(
     const r = await restoreTarget(client, {}, tmp, {
       integrityCheck: opts.integrityCheck ?? "quick",
       files,
+      onProgress: opts.onProgress,
     });
     report.txid = formatTXID(r.txid);
     report.checksum = formatChecksum(r.checksum);
