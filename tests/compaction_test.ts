@@ -9,6 +9,8 @@
 import { join } from "node:path";
 import { encodeLtx, makeHeader } from "../src/ltx/mod.ts";
 import { FileReplicaClient, type ReplicaFile, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
+import type { ByteRange } from "../src/storage/client.ts";
+import { ForwardingReplicaClient } from "../src/storage/forwarding_client.ts";
 import { type CompactionSettings, Compactor, ReplicaIndex } from "../src/replicate/mod.ts";
 import { listAllFiles, planRestore } from "../src/restore/plan.ts";
 import { executeRestore, restoreTarget } from "../src/restore/execute.ts";
@@ -106,14 +108,24 @@ Deno.test("a simulated day: compaction levels, snapshots and retention keep ever
   const dir = await Deno.makeTempDir({ prefix: "strata-day-" });
   try {
     const client = new FileReplicaClient(join(dir, "replica"));
-    const index = new ReplicaIndex(client);
+    // reads of the replica's L1 files: none, since this compactor keeps its L1 outputs for L2
+    const l1Reads = { n: 0 };
+    const counting = new class extends ForwardingReplicaClient {
+      override openFile(level: number, min: bigint, max: bigint, range?: ByteRange) {
+        if (level === 1) l1Reads.n++;
+        return super.openFile(level, min, max, range);
+      }
+    }(client);
+    const index = new ReplicaIndex(counting);
     await index.load();
-    const compactor = new Compactor(index, SETTINGS);
+    const kept = join(dir, "kept");
+    const compactor = new Compactor(index, SETTINGS, { keepDir: kept });
     const db = new SimDb();
     const start = Date.UTC(2026, 10, 1, 0, 0, 0);
     const step = 20_000; // one L0 file every 20 s: 4320 in a day
     const due = (t: number, every: number) => t % every === 0;
     let deleted = 0;
+    let maxKept = 0;
     for (let t = start; t <= start + 24 * HOUR; t += step) {
       index.add(await db.write(client, t));
       if (t === start || due(t, SETTINGS.snapshotIntervalMs)) {
@@ -122,10 +134,17 @@ Deno.test("a simulated day: compaction levels, snapshots and retention keep ever
       for (let level = 1; level <= SETTINGS.levelIntervalsMs.length; level++) {
         if (due(t, SETTINGS.levelIntervalsMs[level - 1])) await compactor.compact(level);
       }
+      if (due(t, SETTINGS.levelIntervalsMs[0]) && t > start) {
+        const n = [...Deno.readDirSync(join(kept, "1"))].length;
+        maxKept = Math.max(maxKept, n);
+      }
       if (due(t, 60_000)) deleted += (await compactor.enforceRetention(t)).length;
     }
     assert(db.txid > 4000n, `only ${db.txid} transactions`);
     assert(deleted > 3000, `retention deleted only ${deleted} files`);
+    assertEquals(l1Reads.n, 0, "L2 read L1 files from the replica");
+    // kept L1 files are pruned once L2 has them: never more than one L2 interval of them
+    assert(maxKept >= 1 && maxKept <= 11, `up to ${maxKept} kept L1 files`);
 
     // the index kept in memory equals a fresh listing
     const listed = await listAllFiles(client);

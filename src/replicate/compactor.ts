@@ -11,7 +11,7 @@
  *   branch (`strata clone`) points at: those stay until the branch is deleted.
  */
 
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   formatLtxFileName,
   formatTXID,
@@ -54,16 +54,22 @@ export function nextAligned(now: number, intervalMs: number): number {
 export class Compactor {
   readonly index: ReplicaIndex;
   readonly #localL0Dir: string | null;
+  /** Where this replica's L1 outputs are kept until L2 has merged them (null: not kept). */
+  readonly #keptL1Dir: string | null;
   readonly #settings: CompactionSettings;
 
   constructor(
     index: ReplicaIndex,
     settings: CompactionSettings,
-    opts: { localL0Dir?: string } = {},
+    opts: { localL0Dir?: string; keepDir?: string } = {},
   ) {
     this.index = index;
     this.#settings = settings;
     this.#localL0Dir = opts.localL0Dir ?? null;
+    // only worth it when an L2 will read them
+    this.#keptL1Dir = opts.keepDir && settings.levelIntervalsMs.length >= 2
+      ? join(opts.keepDir, "1")
+      : null;
   }
 
   get settings(): CompactionSettings {
@@ -100,7 +106,9 @@ export class Compactor {
     const first = inputs[0];
     const last = inputs[inputs.length - 1];
     const name = formatLtxFileName(first.minTXID, last.maxTXID);
-    const local = level === 1 ? await this.#localCover(first.minTXID, last.maxTXID) : null;
+    // L1 reads the local L0 files, L2 the L1 files this process kept
+    const localDir = level === 1 ? this.#localL0Dir : level === 2 ? this.#keptL1Dir : null;
+    const local = localDir ? await localCover(localDir, first.minTXID, last.maxTXID) : null;
     // a local file pruned meanwhile: read the replica's copies instead
     const merge = local && await mergeLocalFiles(local, `L${level}/${name}`).catch(() => null);
     if (merge) {
@@ -135,10 +143,31 @@ export class Compactor {
   ): Promise<ReplicaFile> {
     const first = inputs[0];
     const last = inputs[inputs.length - 1];
-    const [file] = await Promise.all([
-      this.index.client.writeFile(level, first.minTXID, last.maxTXID, stream, last.createdAt),
-      merged,
-    ]);
+    let file: ReplicaFile;
+    if (level === 1 && this.#keptL1Dir) {
+      // merged into a local file first, uploaded from it, and kept for L2
+      const kept = join(this.#keptL1Dir, formatLtxFileName(first.minTXID, last.maxTXID));
+      await writeLocal(kept, stream, merged);
+      try {
+        const src = await Deno.open(kept);
+        file = await this.index.client.writeFile(
+          level,
+          first.minTXID,
+          last.maxTXID,
+          src.readable,
+          last.createdAt,
+        );
+      } catch (e) {
+        await Deno.remove(kept).catch(() => {});
+        throw e;
+      }
+    } else {
+      [file] = await Promise.all([
+        this.index.client.writeFile(level, first.minTXID, last.maxTXID, stream, last.createdAt),
+        merged,
+      ]);
+    }
+    if (level === 2 && this.#keptL1Dir) await pruneLocal(this.#keptL1Dir, file.maxTXID);
     this.index.add(file);
     log("debug", "compacted", {
       replica: this.index.client.location,
@@ -148,28 +177,6 @@ export class Compactor {
       local,
     });
     return file;
-  }
-
-  /** Paths of local L0 files covering exactly [min, max] contiguously, or null. */
-  async #localCover(min: bigint, max: bigint): Promise<string[] | null> {
-    if (!this.#localL0Dir) return null;
-    const found: { name: string; minTXID: bigint; maxTXID: bigint }[] = [];
-    try {
-      for await (const e of Deno.readDir(this.#localL0Dir!)) {
-        const r = e.isFile ? parseLtxFileName(e.name) : null;
-        if (r && r.minTXID >= min && r.maxTXID <= max) found.push({ name: e.name, ...r });
-      }
-    } catch {
-      return null;
-    }
-    found.sort((a, b) => (a.minTXID < b.minTXID ? -1 : a.minTXID > b.minTXID ? 1 : 0));
-    let pos = min - 1n;
-    for (const f of found) {
-      if (f.minTXID !== pos + 1n) return null;
-      pos = f.maxTXID;
-    }
-    if (pos !== max) return null;
-    return found.map((f) => join(this.#localL0Dir!, f.name));
   }
 
   /** The files retention would delete now (see the module comment). */
@@ -246,4 +253,53 @@ export class Compactor {
     log("debug", "retention", { replica: this.index.client.location, deleted: gone.length });
     return gone;
   }
+}
+
+/** Paths of the local LTX files in `dir` covering exactly [min, max] contiguously, or null. */
+async function localCover(dir: string, min: bigint, max: bigint): Promise<string[] | null> {
+  const found: { name: string; minTXID: bigint; maxTXID: bigint }[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const r = e.isFile ? parseLtxFileName(e.name) : null;
+      if (r && r.minTXID >= min && r.maxTXID <= max) found.push({ name: e.name, ...r });
+    }
+  } catch {
+    return null;
+  }
+  found.sort((a, b) => (a.minTXID < b.minTXID ? -1 : a.minTXID > b.minTXID ? 1 : 0));
+  let pos = min - 1n;
+  for (const f of found) {
+    if (f.minTXID !== pos + 1n) return null;
+    pos = f.maxTXID;
+  }
+  if (pos !== max) return null;
+  return found.map((f) => join(dir, f.name));
+}
+
+/** Writes a merge's output to `path` (through a temporary name); nothing is left on failure. */
+async function writeLocal(
+  path: string,
+  stream: ReadableStream<Uint8Array>,
+  merged: Promise<unknown>,
+): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${basename(path)}.tmp`);
+  try {
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    await Promise.all([stream.pipeTo(f.writable), merged]);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Removes the kept files in `dir` that end at or before `txid` (a higher level has them). */
+async function pruneLocal(dir: string, txid: bigint): Promise<void> {
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const r = e.isFile ? parseLtxFileName(e.name) : null;
+      if (r && r.maxTXID <= txid) await Deno.remove(join(dir, e.name)).catch(() => {});
+    }
+  } catch { /* no directory yet */ }
 }

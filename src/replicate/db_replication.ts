@@ -67,8 +67,11 @@ export class DbReplication {
       })
     );
     this.#compaction = opts.compaction ?? DEFAULT_COMPACTION;
-    this.compactors = this.replicators.map((r) =>
-      new Compactor(r.index, this.#compaction, { localL0Dir: this.monitor.ltxDir })
+    this.compactors = this.replicators.map((r, k) =>
+      new Compactor(r.index, this.#compaction, {
+        localL0Dir: this.monitor.ltxDir,
+        keepDir: join(this.monitor.metaPath, "compacted", String(k)),
+      })
     );
     this.#maintenance = this.replicators.map(() => Promise.resolve());
     this.#validationIntervalsMs = opts.replicas.map((r) => r.validationIntervalMs ?? 0);
