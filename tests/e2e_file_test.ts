@@ -197,7 +197,10 @@ Deno.test("levels, snapshots and retention on a schedule; status, ltx -level all
     const ls = await strata(["ltx", "-level", "all", "-json", `file://${replica}`]);
     const files = JSON.parse(ls.stdout) as { level: number }[];
     for (const level of [1, 2, 9]) {
-      assert(files.some((f) => f.level === level), `no L${level} file`);
+      assert(
+        files.some((f) => f.level === level),
+        `no L${level} file:\n${ls.stdout}\n${stopped.stderr}`,
+      );
     }
 
     const dry = await strata(["restore", "-dry-run", "-o", join(dir, "x.db"), `file://${replica}`]);

@@ -148,8 +148,8 @@ export class Compactor {
       // merged into a local file first, uploaded from it, and kept for L2
       const kept = join(this.#keptL1Dir, formatLtxFileName(first.minTXID, last.maxTXID));
       await writeLocal(kept, stream, merged);
+      const src = await Deno.open(kept);
       try {
-        const src = await Deno.open(kept);
         file = await this.index.client.writeFile(
           level,
           first.minTXID,
@@ -160,6 +160,10 @@ export class Compactor {
       } catch (e) {
         await Deno.remove(kept).catch(() => {});
         throw e;
+      } finally {
+        try {
+          src.close();
+        } catch { /* closed by its stream */ }
       }
     } else {
       [file] = await Promise.all([
