@@ -5,7 +5,7 @@
  * with npm (outside the repository); `stop()` ends only the process it started.
  */
 
-import { ensureNpmPackage, freePorts } from "./test_tools.ts";
+import { ensureNpmPackage, freePorts, spawnUntilReady } from "./test_tools.ts";
 
 export const AZURITE_VERSION = "3.37.0";
 /** Azurite's well-known development account. */
@@ -30,7 +30,7 @@ export async function startAzurite(): Promise<Azurite> {
   const workdir = await Deno.makeTempDir({ prefix: "strata-azurite-" });
   for (let attempt = 0;; attempt++) {
     const [port] = freePorts(1);
-    const child = new Deno.Command("node", {
+    const cmd = new Deno.Command("node", {
       args: [
         main,
         "--blobHost",
@@ -47,38 +47,19 @@ export async function startAzurite(): Promise<Azurite> {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    }).spawn();
-    const dec = new TextDecoder();
-    let out = "";
-    const collect = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) out += dec.decode(c);
-    };
-    const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-    let exited = false;
-    child.status.then(() => (exited = true));
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline && !exited && !/successfully listens/.test(out)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!exited && /successfully listens/.test(out)) {
+    });
+    const server = await spawnUntilReady(cmd, /successfully listens/, 20_000);
+    if (server.ready) {
       return {
         endpoint: `http://127.0.0.1:${port}/${DEV_ACCOUNT}`,
         port,
         async stop() {
-          try {
-            child.kill("SIGTERM");
-          } catch { /* exited */ }
-          await child.status;
-          await done;
+          await server.stop();
           await Deno.remove(workdir, { recursive: true }).catch(() => {});
         },
       };
     }
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await child.status;
-    await done;
+    const out = server.output();
     if (!/EADDRINUSE/.test(out) || attempt >= 4) {
       await Deno.remove(workdir, { recursive: true }).catch(() => {});
       throw new Error(`azurite did not start: ${out.trim()}`);

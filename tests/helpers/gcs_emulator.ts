@@ -9,7 +9,7 @@
  */
 
 import { join } from "node:path";
-import { ensureNpmPackage, freePorts } from "./test_tools.ts";
+import { ensureNpmPackage, freePorts, spawnUntilReady } from "./test_tools.ts";
 
 export const FIREBASE_TOOLS_VERSION = "15.34.2";
 
@@ -51,50 +51,25 @@ export async function startGcsEmulator(): Promise<GcsEmulator> {
   await Deno.writeTextFile(launcher, LAUNCHER);
   for (let attempt = 0;; attempt++) {
     const [port] = freePorts(1);
-    const child = new Deno.Command("node", {
+    const cmd = new Deno.Command("node", {
       args: [launcher, tools, String(port)],
       cwd: dir,
       env: { TMPDIR: dir, XDG_CONFIG_HOME: join(dir, "config") },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    }).spawn();
-    const dec = new TextDecoder();
-    let out = "";
-    const collect = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) out += dec.decode(c);
-    };
-    const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
-    let exited = false;
-    child.status.then(() => (exited = true));
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && !exited && !/GCS EMULATOR READY/.test(out)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!exited && /GCS EMULATOR READY/.test(out)) {
+    });
+    const server = await spawnUntilReady(cmd, /GCS EMULATOR READY/, 30_000);
+    if (server.ready) {
       return {
         host: `http://127.0.0.1:${port}`,
         async stop() {
-          try {
-            child.kill("SIGTERM");
-          } catch { /* exited */ }
-          const t = setTimeout(() => {
-            try {
-              child.kill("SIGKILL");
-            } catch { /* exited */ }
-          }, 10_000);
-          await child.status;
-          clearTimeout(t);
-          await done;
+          await server.stop();
           await Deno.remove(dir, { recursive: true }).catch(() => {});
         },
       };
     }
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await child.status;
-    await done;
+    const out = server.output();
     if (!/EADDRINUSE/i.test(out) || attempt >= 3) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
       throw new Error(`the GCS emulator did not start: ${out.trim().slice(-2000)}`);

@@ -57,3 +57,57 @@ export function freePorts(n: number): number[] {
   ls.forEach((l) => l.close());
   return ports;
 }
+
+/** A server process started by `spawnUntilReady`. */
+export interface SpawnedServer {
+  /** The server printed its ready line (else it was stopped: see `output`). */
+  ready: boolean;
+  /** Everything it printed on stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; waits until it has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Spawns `command` (stdout and stderr piped) and waits until its output
+ * matches `readyLine`, it exits, or `timeoutMs` passes; a server that is not
+ * ready is killed before this returns.
+ */
+export async function spawnUntilReady(
+  command: Deno.Command,
+  readyLine: RegExp,
+  timeoutMs: number,
+): Promise<SpawnedServer> {
+  const child = command.spawn();
+  const dec = new TextDecoder();
+  let out = "";
+  const collect = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) out += dec.decode(c);
+  };
+  const done = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  let exited = false;
+  child.status.then(() => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !exited && !readyLine.test(out)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const kill = (sig: Deno.Signal) => {
+    try {
+      child.kill(sig);
+    } catch { /* exited */ }
+  };
+  const stop = async (graceMs = 10_000) => {
+    kill("SIGTERM");
+    const t = setTimeout(() => kill("SIGKILL"), graceMs);
+    await child.status;
+    clearTimeout(t);
+    await done;
+  };
+  const ready = !exited && readyLine.test(out);
+  if (!ready) {
+    kill("SIGKILL");
+    await child.status;
+    await done;
+  }
+  return { ready, output: () => out, stop };
+}
