@@ -1,6 +1,7 @@
 /** Pieces shared by the network replica clients: retries, a concurrency limit, names, times. */
 
 import { formatLtxFileName } from "../ltx/names.ts";
+import { type ByteSink, writerSink } from "../ltx/io.ts";
 import { log } from "../log.ts";
 
 /** `<root>/ltx/<level>/<min>-<max>.ltx` with `/` separators, as Litestream's LTXFilePath (path.Join). */
@@ -163,15 +164,17 @@ export async function replayable(
   let size = 0;
   let tmp: string | null = null;
   let file: Deno.FsFile | null = null;
+  let sink: ByteSink | null = null;
   try {
     for await (const chunk of data) {
       size += chunk.length;
       if (!file && size > memoryLimit) {
         tmp = await Deno.makeTempFile({ prefix: "strata-upload-" });
         file = await Deno.open(tmp, { write: true });
-        for (const c of chunks.splice(0)) await writeFully(file, c);
+        sink = writerSink(file);
+        for (const c of chunks.splice(0)) await sink.write(c);
       }
-      if (file) await writeFully(file, chunk);
+      if (sink) await sink.write(chunk);
       else chunks.push(chunk);
     }
   } catch (e) {
@@ -211,8 +214,4 @@ export async function replayable(
       if (path) await Deno.remove(path).catch(() => {});
     },
   };
-}
-
-async function writeFully(f: Deno.FsFile, b: Uint8Array): Promise<void> {
-  for (let off = 0; off < b.length;) off += await f.write(b.subarray(off));
 }
