@@ -73,7 +73,7 @@ Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys nam
     ],
     [
       "snapshot:\n  interval: 0s\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
-      /t\.yml:2: "interval" must be a positive duration/,
+      /t\.yml:2: "interval": "0s" is out of range: from 1s to 576h/,
     ],
     [
       "retention:\n  enabled: maybe\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",

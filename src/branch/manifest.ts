@@ -16,6 +16,7 @@
 
 import { formatChecksum, formatTXID, parseTXID } from "../ltx/mod.ts";
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import { parseRFC3339 } from "../rfc3339.ts";
 
 /** The branch's own manifest, in the branch replica. */
 export const BRANCH_MANIFEST_LEVEL = 10;
@@ -117,8 +118,8 @@ export function decodeManifest(bytes: Uint8Array, where: string): BranchManifest
     return v;
   };
   const time = (v: unknown, what: string): Date => {
-    const d = new Date(str(v, what));
-    if (isNaN(d.getTime())) throw bad(`${what} is not a time`);
+    const d = parseRFC3339(str(v, what));
+    if (!d) throw bad(`${what} is not an RFC 3339 time`);
     return d;
   };
   const base = doc.base as Record<string, unknown> | undefined;

@@ -6,7 +6,7 @@ import type { RestoreTarget } from "../restore/mod.ts";
 import { cloneReplica, deleteBranch, publicReplicaUrl } from "../branch/mod.ts";
 import { clientFor, parse, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
-import { parseTXIDFlag } from "./restore.ts";
+import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 
 const FLAGS: FlagSpecs = {
   timestamp: {
@@ -14,7 +14,11 @@ const FLAGS: FlagSpecs = {
     value: "TIME",
     help: "branch from the latest state at or before this RFC 3339 time",
   },
-  txid: { type: "string", value: "TXID", help: "branch from this TXID (16 hex digits or decimal)" },
+  txid: {
+    type: "string",
+    value: "TXID",
+    help: "branch from this TXID (16 hex digits, 0x… hex, or decimal up to 8 digits)",
+  },
   delete: { type: "bool", help: "delete the branch DEST_REPLICA (its files and registration)" },
   source: {
     type: "string",
@@ -33,16 +37,6 @@ manifest is written (no page data is copied); "strata restore" of the branch
 materialises the database, and "strata replicate" of that database into the
 branch appends the branch's own files. The source keeps every file a live
 branch points at until the branch is deleted.`;
-
-export function parseTimestampFlag(ts: string): Date {
-  const d = new Date(ts);
-  if (!/^\d{4}-\d\d-\d\dT/.test(ts) || isNaN(d.getTime())) {
-    throw new UsageError(
-      `invalid -timestamp ${JSON.stringify(ts)}: use RFC 3339, e.g. 2026-11-22T10:00:00Z`,
-    );
-  }
-  return d;
-}
 
 export async function runClone(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;

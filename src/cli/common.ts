@@ -9,6 +9,7 @@ import {
   parseReplicaUrl,
   type ReplicaConfig,
 } from "../config/mod.ts";
+import { DurationError, type DurationRange, parseDurationIn } from "../config/duration.ts";
 import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
 import { SftpReplicaClient } from "../storage/sftp_client.ts";
 import { AbsReplicaClient } from "../storage/abs_client.ts";
@@ -117,4 +118,20 @@ export async function replicasFor(
     );
   }
   return { clients: db.replicas.map((r) => branchAwareClientFor(r, cached)), dbPath: abs };
+}
+
+/** A duration flag within `range` (ms), or undefined when not given; out of range: a UsageError naming it. */
+export function durationFlag(
+  flags: ParsedFlags,
+  name: string,
+  range: DurationRange,
+): number | undefined {
+  const text = flags.strings.get(name);
+  if (text === undefined) return undefined;
+  try {
+    return parseDurationIn(text, range);
+  } catch (e) {
+    if (e instanceof DurationError) throw new UsageError(`-${name}: ${e.message}`);
+    throw e;
+  }
 }

@@ -4,7 +4,7 @@
  */
 
 import { resolve } from "node:path";
-import { DEFAULT_SOCKET_PATH, loadConfig } from "../config/mod.ts";
+import { DEFAULT_SOCKET_PATH, DURATION_LIMITS, loadConfig } from "../config/mod.ts";
 import { controlRequest } from "../server/mod.ts";
 import { parse, wantsHelp } from "./common.ts";
 import { type FlagSpecs, type ParsedFlags, UsageError } from "./flags.ts";
@@ -36,9 +36,14 @@ export async function socketPath(flags: ParsedFlags): Promise<string> {
 function timeoutOf(flags: ParsedFlags): number {
   const t = flags.strings.get("timeout");
   if (t === undefined) return 30;
-  const n = Number(t);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new UsageError(`-timeout must be a positive number of seconds`);
+  const n = /^\s*\d+(\.\d+)?\s*$/.test(t) ? Number(t) : NaN;
+  const { min, max } = DURATION_LIMITS["control timeout"];
+  if (!(n * 1000 >= min && n * 1000 <= max)) {
+    throw new UsageError(
+      `-timeout must be a number of seconds from ${min / 1000} to ${max / 1000}, got ${
+        JSON.stringify(t)
+      }`,
+    );
   }
   return n;
 }

@@ -26,10 +26,11 @@ import {
   type RawReplicaReader,
   type ReplicaClient,
 } from "../storage/mod.ts";
-import { parseDuration } from "../config/duration.ts";
+import { DURATION_LIMITS } from "../config/limits.ts";
 import { exists } from "../fsutil.ts";
 import { ProgressCounter } from "../progress.ts";
-import { CONFIG_FLAGS, parse, replicasFor, wantsHelp } from "./common.ts";
+import { CONFIG_FLAGS, durationFlag, parse, replicasFor, wantsHelp } from "./common.ts";
+import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { progressDisplay } from "./progress.ts";
 
@@ -39,9 +40,13 @@ const FLAGS: FlagSpecs = {
   timestamp: {
     type: "string",
     value: "TIME",
-    help: "restore the latest state at or before this RFC 3339 time",
+    help: "restore the latest state at or before this RFC 3339 time (with Z or ±hh:mm)",
   },
-  txid: { type: "string", value: "TXID", help: "restore to this TXID (16 hex digits or decimal)" },
+  txid: {
+    type: "string",
+    value: "TXID",
+    help: "restore to this TXID (16 hex digits, 0x… hex, or decimal up to 8 digits)",
+  },
   "if-db-not-exists": {
     type: "bool",
     help: "do nothing (exit 0) when the output database already exists",
@@ -73,28 +78,13 @@ A replica written by Litestream v0.3 (generations/ with snapshots and WAL
 segments, no ltx/) is detected and restored (latest or -timestamp); -txid and
 -f do not apply to it.`;
 
-export function parseTXIDFlag(s: string): bigint {
-  if (/^[0-9a-f]{16}$/i.test(s)) return BigInt("0x" + s);
-  if (/^\d+$/.test(s)) return BigInt(s);
-  if (/^0x[0-9a-f]+$/i.test(s)) return BigInt(s);
-  throw new UsageError(`invalid -txid ${JSON.stringify(s)}: use 16 hex digits or a decimal number`);
-}
-
 export async function runRestore(argv: string[]): Promise<number> {
   if (wantsHelp(argv, USAGE, FLAGS)) return 0;
   const flags = parse(argv, FLAGS);
   if (flags.args.length !== 1) throw new UsageError("need exactly one DB_PATH or REPLICA_URL");
   const target: RestoreTarget = {};
   const ts = flags.strings.get("timestamp");
-  if (ts !== undefined) {
-    const d = new Date(ts);
-    if (!/^\d{4}-\d\d-\d\dT/.test(ts) || isNaN(d.getTime())) {
-      throw new UsageError(
-        `invalid -timestamp ${JSON.stringify(ts)}: use RFC 3339, e.g. 2026-11-22T10:00:00Z`,
-      );
-    }
-    target.timestamp = d;
-  }
+  if (ts !== undefined) target.timestamp = parseTimestampFlag(ts);
   const tx = flags.strings.get("txid");
   if (tx !== undefined) target.txid = parseTXIDFlag(tx);
   if (target.txid !== undefined && target.timestamp) {
@@ -106,14 +96,7 @@ export async function runRestore(argv: string[]): Promise<number> {
   }
 
   const follow = flags.bools.has("f");
-  let followMs: number | undefined;
-  if (flags.strings.has("follow-interval")) {
-    const d = parseDuration(flags.strings.get("follow-interval")!);
-    if (d === null || d <= 0) {
-      throw new UsageError("-follow-interval must be a duration such as 1s");
-    }
-    followMs = d;
-  }
+  const followMs = durationFlag(flags, "follow-interval", DURATION_LIMITS["follow-interval"]);
   if (follow && (target.txid !== undefined || target.timestamp)) {
     throw new UsageError(
       "-f follows the latest state: it cannot be combined with -timestamp or -txid",

@@ -6,8 +6,7 @@
  * token from `LITESTREAM_AZURE_SAS_TOKEN` (read when the client starts).
  */
 
-import { ReplicaUrlError } from "./replica_url.ts";
-import { cleanPath } from "./sftp_config.ts";
+import { cleanPath, ReplicaUrlError } from "./replica_error.ts";
 
 export interface AbsReplicaConfig {
   type: "abs";

@@ -7,7 +7,8 @@
  */
 
 import { basename, dirname, join, posix, relative, resolve, sep } from "node:path";
-import type { Config, DbConfig, DirConfig } from "./config.ts";
+import type { Config, DbConfig, DirConfig } from "./config_types.ts";
+import { globToRegExp } from "./glob.ts";
 import type { ReplicaConfig } from "./replica_url.ts";
 
 /** The configuration of database `dbPath` (an absolute path beneath `d.dir`). */
@@ -50,25 +51,4 @@ function withSubPath(r: ReplicaConfig, rel: string): ReplicaConfig {
   if (r.type === "file") return { ...r, path: join(r.path, ...rel.split("/")) };
   const base = r.path.replace(/\/+$/, "");
   return { ...r, path: base === "" ? rel : posix.join(base, rel) };
-}
-
-/** A glob on a file name (`*`, `?`, `[abc]`, `[a-z]`, `[!a]`) as a RegExp, as Go's filepath.Match. */
-export function globToRegExp(pattern: string): RegExp {
-  let re = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = pattern.indexOf("]", i + 2);
-      if (end < 0) throw new Error(`bad pattern ${JSON.stringify(pattern)}: unclosed [`);
-      let body = pattern.slice(i + 1, end);
-      if (body.startsWith("!") || body.startsWith("^")) body = "^" + body.slice(1);
-      re += `[${body.replace(/\\/g, "\\\\")}]`;
-      i = end;
-    } else if (c === "\\" && i + 1 < pattern.length) {
-      re += pattern[++i].replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
 }

@@ -6,8 +6,7 @@
  * emulator, as Google's libraries do.
  */
 
-import { ReplicaUrlError } from "./replica_url.ts";
-import { cleanPath } from "./sftp_config.ts";
+import { cleanPath, ReplicaUrlError } from "./replica_error.ts";
 
 export interface GcsReplicaConfig {
   type: "gs";

@@ -1,6 +1,7 @@
 /** Replica URLs and paths → typed replica settings. */
 
 import { resolve } from "node:path";
+import { ReplicaUrlError } from "./replica_error.ts";
 import { parseS3Url, type S3ReplicaConfig } from "./s3_config.ts";
 import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
 import { type AbsReplicaConfig, parseAbsUrl } from "./abs_config.ts";
@@ -12,6 +13,8 @@ export interface FileReplicaConfig {
   name?: string;
   syncIntervalMs?: number;
 }
+
+export { ReplicaUrlError };
 
 /** One replica's settings, by `type`. */
 export type ReplicaConfig =
@@ -26,13 +29,6 @@ export type ReplicaConfig =
     /** Restore-and-compare the replica this often (`validation-interval`); 0 or unset: never. */
     validationIntervalMs?: number;
   };
-
-export class ReplicaUrlError extends Error {
-  constructor(url: string, reason: string) {
-    super(`bad replica URL ${JSON.stringify(url)}: ${reason}`);
-    this.name = "ReplicaUrlError";
-  }
-}
 
 const LATER: Record<string, string> = {
   webdav: "WebDAV replicas",

@@ -9,7 +9,7 @@
  * unless the user set them.
  */
 
-import { ReplicaUrlError } from "./replica_url.ts";
+import { ReplicaUrlError } from "./replica_error.ts";
 
 export interface S3ReplicaConfig {
   type: "s3";

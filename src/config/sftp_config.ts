@@ -5,7 +5,7 @@
  * a `path` key may be relative (to the login directory).
  */
 
-import { ReplicaUrlError } from "./replica_url.ts";
+import { cleanPath, ReplicaUrlError } from "./replica_error.ts";
 
 export interface SftpReplicaConfig {
   type: "sftp";
@@ -74,19 +74,6 @@ export function parseSftpUrl(url: string): SftpReplicaConfig {
   if (!user) throw new ReplicaUrlError(url, "no user (sftp://user@host/path)");
   const path = cleanPath(decode(m[3] ?? "", url, "path"));
   return { type: "sftp", ...hp, user, password: password || undefined, path };
-}
-
-/** `a//b/./c/` → `a/b/c`, keeping a leading slash; "" stays "". */
-export function cleanPath(p: string): string {
-  const abs = p.startsWith("/");
-  const parts: string[] = [];
-  for (const s of p.split("/")) {
-    if (s === "" || s === ".") continue;
-    if (s === "..") parts.pop();
-    else parts.push(s);
-  }
-  const joined = parts.join("/");
-  return abs ? "/" + joined : joined;
 }
 
 /**

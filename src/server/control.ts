@@ -16,6 +16,7 @@ import {
   type ManagedDb,
 } from "../replicate/mod.ts";
 import { log } from "../log.ts";
+import { DURATION_LIMITS } from "../config/limits.ts";
 import { VERSION } from "../version.ts";
 
 export interface ReplicaStatus {
@@ -115,11 +116,13 @@ async function body(req: Request): Promise<{ path: string; wait: boolean; timeou
     throw new BadRequest("invalid request body (want JSON)");
   }
   if (typeof b.path !== "string" || b.path === "") throw new BadRequest("path required");
-  return {
-    path: b.path,
-    wait: b.wait === true,
-    timeout: typeof b.timeout === "number" && b.timeout > 0 ? b.timeout : 30,
-  };
+  // absent, null or 0: the default (as the older clients send it)
+  const t = b.timeout ?? 0;
+  const { min, max } = DURATION_LIMITS["control timeout"];
+  if (t !== 0 && !(typeof t === "number" && t * 1000 >= min && t * 1000 <= max)) {
+    throw new BadRequest(`timeout must be a number of seconds from ${min / 1000} to ${max / 1000}`);
+  }
+  return { path: b.path, wait: b.wait === true, timeout: (t as number) || 30 };
 }
 
 class BadRequest extends Error {}

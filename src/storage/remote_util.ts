@@ -38,16 +38,8 @@ export function formatRFC3339Nano(d: Date): string {
   return `${secs}${f ? "." + f : ""}Z`;
 }
 
-/** Parses an RFC 3339 time (any fraction length; Z or an offset); null when it is not one. */
-export function parseRFC3339(s: string): Date | null {
-  const m = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/.exec(
-    s,
-  );
-  if (!m) return null;
-  const ms = (m[3] ?? "").padEnd(3, "0").slice(0, 3);
-  const d = new Date(`${m[1]}T${m[2]}.${ms}${m[4].toUpperCase()}`);
-  return isNaN(d.getTime()) ? null : d;
-}
+/** Times in object metadata are read by the one RFC 3339 parser. */
+export { parseRFC3339 } from "../rfc3339.ts";
 
 /** An error after which retrying is pointless (authentication, missing container, …). */
 export class PermanentStorageError extends Error {

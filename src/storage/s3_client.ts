@@ -22,6 +22,7 @@ import {
   ReplicaFileNotFoundError,
 } from "./client.ts";
 import { log } from "../log.ts";
+import { parseRFC3339 } from "../rfc3339.ts";
 import { forEachLimited, formatRFC3339Nano, joinKey } from "./remote_util.ts";
 import type { RawEntry } from "./litestream_v03.ts";
 
@@ -202,19 +203,8 @@ export function backoffMs(attempt: number, baseMs: number, maxMs: number): numbe
   return Math.floor(Math.random() * ceil);
 }
 
-/** Parses RFC 3339 with up to 9 fraction digits (truncated to milliseconds); null if malformed. */
-export function parseRFC3339Nano(s: string): Date | null {
-  const m = /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$/
-    .exec(s.trim());
-  if (!m) return null;
-  const ms = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
-  let t = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], ms);
-  if (m[8] !== "Z" && m[8] !== "z") {
-    const sign = m[8][0] === "-" ? -1 : 1;
-    t -= sign * (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(4, 6))) * 60_000;
-  }
-  return Number.isNaN(t) ? null : new Date(t);
-}
+/** `litestream-timestamp` metadata: the one RFC 3339 parser (zone required, real dates only). */
+export const parseRFC3339Nano: (s: string) => Date | null = parseRFC3339;
 
 type Sdk = typeof import("@aws-sdk/client-s3");
 let sdkModule: Promise<Sdk> | null = null;

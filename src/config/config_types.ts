@@ -1,0 +1,53 @@
+/** The shape of a parsed configuration (shared by the parser and directory replication). */
+
+import type { LogLevel } from "../log.ts";
+import type { CompactionSettings } from "../replicate/compactor.ts";
+import type { ReplicaConfig } from "./replica_url.ts";
+
+export interface DbConfig {
+  path: string;
+  metaPath?: string;
+  monitorIntervalMs: number;
+  checkpointIntervalMs: number;
+  minCheckpointPageCount: number;
+  /** Local files not in every replica yet past which the oldest are merged (0: default). */
+  maxPendingFiles?: number;
+  truncatePageN: number;
+  busyTimeoutMs: number;
+  replicas: ReplicaConfig[];
+}
+
+/** A `dbs` entry with `dir`: every SQLite database beneath `dir` whose file name matches `pattern`. */
+export interface DirConfig extends Omit<DbConfig, "path"> {
+  dir: string;
+  /** A glob on the file name (`*`, `?`, `[a-z]`), e.g. `*.db`. */
+  pattern: string;
+  /** Look in subdirectories too. */
+  recursive: boolean;
+  /** Keep watching the directory for new (and removed) databases. */
+  watch: boolean;
+}
+
+/** The control socket (`socket:`), as Litestream v0.5's. */
+export interface SocketConfig {
+  enabled: boolean;
+  path: string;
+  /** File mode of the socket (default 0600). */
+  permissions: number;
+}
+
+export const DEFAULT_SOCKET_PATH = "/var/run/strata.sock";
+
+export interface Config {
+  dbs: DbConfig[];
+  /** `dbs` entries given as a directory (`dir` + `pattern`). */
+  dirs: DirConfig[];
+  /** `addr`: where Prometheus metrics are served (`host:port`; `:port` for every interface). */
+  addr?: string;
+  /** `exec`: the app to run as a child process (a command line, split as a shell would). */
+  exec?: string;
+  socket: SocketConfig;
+  logging: { level?: LogLevel; type?: "text" | "json" };
+  /** Levels, snapshots and retention (global, as Litestream v0.5). */
+  compaction: CompactionSettings;
+}
