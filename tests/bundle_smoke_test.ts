@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { bundle } from "../compile/build.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
-import { sshdAvailable, startSshd } from "./helpers/sshd.ts";
+import { startSshd } from "./helpers/sshd.ts";
+import { S3ReplicaClient } from "../src/storage/s3_client.ts";
 
 const dec = new TextDecoder();
 
@@ -33,6 +34,23 @@ async function ltxFiles(root: string): Promise<number> {
     }
   }
   return n;
+}
+
+/** LTX files of levels 0 and 9 in the S3 replica `bucket/app`. */
+async function s3Files(endpoint: string, bucket: string): Promise<number> {
+  const client = new S3ReplicaClient({
+    bucket,
+    path: "app",
+    endpoint,
+    forcePathStyle: true,
+    accessKeyId: TEST_CREDENTIALS.LITESTREAM_ACCESS_KEY_ID,
+    secretAccessKey: TEST_CREDENTIALS.LITESTREAM_SECRET_ACCESS_KEY,
+  });
+  try {
+    return (await client.listFiles(0)).length + (await client.listFiles(9)).length;
+  } finally {
+    await client.close();
+  }
 }
 
 Deno.test("bundled strata from an empty directory: replicate, restore, status, verify, clone, demo, S3 and SFTP", async () => {
@@ -135,14 +153,12 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
 
     // the network clients load from the single file too: S3 (fauxqs) and SFTP (sshd)
     const s3 = await startS3Server();
-    const sshd = sshdAvailable() ? await startSshd() : null;
+    const sshd = await startSshd();
     try {
       const bucket = await s3.createBucket();
-      const sftp = sshd
-        ? `      - url: sftp://${sshd.user}@${sshd.host}:${sshd.port}${sshd.dataDir}/app
+      const sftp = `      - url: sftp://${sshd.user}@${sshd.host}:${sshd.port}${sshd.dataDir}/app
         key-path: ${sshd.userKeyPath}
-        host-key: ${sshd.hostKey}\n`
-        : "";
+        host-key: ${sshd.hostKey}\n`;
       await Deno.writeTextFile(
         join(run, "remote.yml"),
         `dbs:\n  - path: ${join(run, "app.db")}\n    replicas:\n` +
@@ -150,9 +166,10 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
       );
       const remote = replicate(["-config", "remote.yml"]);
       try {
-        await waitFor(async () => !sshd || (await ltxFiles(join(sshd.dataDir, "app"))) > 0);
+        // both replicas hold the database before the app writes again (however slow the start)
+        await waitFor(async () => (await ltxFiles(join(sshd.dataDir, "app"))) > 0, 60_000);
+        await waitFor(async () => (await s3Files(s3.endpoint, bucket)) > 0, 60_000);
         await sql("app.db", "INSERT INTO t (v) VALUES ('remote')");
-        await new Promise((r) => setTimeout(r, 300));
       } finally {
         remote.kill("SIGINT");
       }
@@ -162,9 +179,9 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
       const vr = await strata("verify", "-config", "remote.yml", join(run, "app.db"));
       assertEquals(vr.code, 0, vr.stdout + vr.stderr);
       assertMatch(vr.stdout, /s3/);
-      if (sshd) assertMatch(vr.stdout, /sftp/);
+      assertMatch(vr.stdout, /sftp/);
     } finally {
-      await sshd?.stop();
+      await sshd.stop();
       await s3.stop();
     }
   } finally {

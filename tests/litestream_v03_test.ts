@@ -9,16 +9,12 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { digestOf, type Mark, readMarks, runWriter, strata } from "./helpers/strata.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
-import { ensureNpmPackage } from "./helpers/test_tools.ts";
+import { ensureLitestream } from "./helpers/litestream.ts";
 import { exists } from "../src/fsutil.ts";
-
-function litestreamBinary(): Promise<string> {
-  return ensureNpmPackage("@flydotio/litestream-linux-x64", "1.0.1", "litestream");
-}
 
 /** `litestream replicate -config FILE` in the background; `stop()` sends SIGINT and waits. */
 async function startLitestream(config: string, env: Record<string, string> = {}) {
-  const bin = await litestreamBinary();
+  const bin = await ensureLitestream();
   const child = new Deno.Command(bin, {
     args: ["replicate", "-config", config],
     env,
@@ -45,6 +41,23 @@ async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000):
   }
 }
 
+/** Waits until the replica restores to the app's last recorded state (Litestream still running). */
+async function waitForFinalState(
+  url: string,
+  probe: string,
+  marksPath: string,
+  env: Record<string, string> = {},
+): Promise<void> {
+  const marks = await readMarks(marksPath);
+  const want = marks[marks.length - 1].digest;
+  await waitFor("the app's final state in the replica", async () => {
+    await Deno.remove(probe).catch(() => {});
+    const r = await strata(["restore", "-integrity-check", "none", "-o", probe, url], { env });
+    return r.code === 0 && (await digestOf(probe)).digest === want;
+  }, 120_000);
+  await Deno.remove(probe).catch(() => {});
+}
+
 async function listTree(dir: string): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(dir)) {
@@ -69,23 +82,65 @@ async function copyTree(src: string, dst: string): Promise<void> {
   }
 }
 
-/** Restores at every mark's time (and latest) and checks the rows against what the app recorded. */
-async function restoreMarks(url: string, dir: string, marks: Mark[], env = {}): Promise<void> {
+/**
+ * Restores at every mark's time (and latest) and checks the rows against what the app recorded.
+ * A failure also says what Litestream v0.3.13's own restore makes of the same time and what its
+ * log said (a new generation while the app wrote is where a replica's timeline gets subtle).
+ */
+async function restoreMarks(
+  url: string,
+  dir: string,
+  marks: Mark[],
+  opts: { env?: Record<string, string>; litestreamLog?: string } = {},
+): Promise<void> {
   for (const m of marks) {
     const p = join(dir, `at-${m.label}.db`);
-    const r = await strata(
-      // the writer is idle from 400 ms before a mark's time to 400 ms after it: restoring at
-      // +350 ms leaves Litestream time to ship the mark's last commits on a busy machine, and no
-      // later commit can be in a segment created by then
-      ["restore", "-o", p, "-timestamp", new Date(m.time + 350).toISOString(), url],
-      { env },
-    );
-    assertEquals(r.code, 0, r.stderr);
+    // the writer is idle from 600 ms before a mark's time to 600 ms after it: restoring at
+    // +350 ms leaves Litestream time to ship the mark's last commits on a busy machine, and no
+    // later commit can be in a segment created by then
+    const at = new Date(m.time + 350).toISOString();
+    const r = await strata(["restore", "-o", p, "-timestamp", at, url], { env: opts.env });
+    const d = r.code === 0 ? await digestOf(p) : null;
+    if (r.code !== 0 || d?.digest !== m.digest || d?.integrity !== "ok") {
+      const theirs = await litestreamRestoreDigest(
+        url,
+        join(dir, `theirs-${m.label}.db`),
+        at,
+        opts,
+      );
+      const generations = (opts.litestreamLog ?? "").split("\n").filter((l) =>
+        /new generation|snapshot/.test(l)
+      );
+      throw new Error(
+        `restore at ${m.label} (${at}): strata exit ${r.code}, ${
+          d ? `digest ${d.digest === m.digest ? "equal" : "different"}, ${d.integrity}` : r.stderr
+        }; Litestream's own restore at that time: ${theirs}\nLitestream log:\n${
+          generations.join("\n")
+        }`,
+      );
+    }
     assertMatch(r.stdout, /from Litestream v0\.3 generation [0-9a-f]{16}/);
-    const d = await digestOf(p);
-    assertEquals(d.digest, m.digest, `state at ${m.label}`);
-    assertEquals(d.integrity, "ok");
   }
+}
+
+/** What `litestream restore -timestamp` makes of a time, in words (for failure messages). */
+async function litestreamRestoreDigest(
+  url: string,
+  out: string,
+  at: string,
+  opts: { env?: Record<string, string> },
+): Promise<string> {
+  if (!url.startsWith("file://")) return "not tried (file replicas only)";
+  const replica = url.slice("file://".length);
+  const lr = await new Deno.Command(await ensureLitestream(), {
+    args: ["restore", "-o", out, "-timestamp", at, replica],
+    env: opts.env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (lr.code !== 0) return `exit ${lr.code}: ${new TextDecoder().decode(lr.stderr).trim()}`;
+  const d = await digestOf(out);
+  return `digest ${d.digest}, ${d.integrity}`;
 }
 
 Deno.test("litestream v0.3 file replica: latest (byte-identical to litestream's own restore), timestamps, snapshot-only, damaged segments", async () => {
@@ -115,7 +170,7 @@ Deno.test("litestream v0.3 file replica: latest (byte-identical to litestream's 
         return (await listTree(replica)).some((p) => p.endsWith(".snapshot.lz4"));
       });
       await runWriter(db, "main", 12, marksPath);
-      await new Promise((r) => setTimeout(r, 1000));
+      await waitForFinalState(`file://${replica}`, join(dir, "probe.db"), marksPath);
     } finally {
       lsLog = await ls.stop();
     }
@@ -137,7 +192,7 @@ Deno.test("litestream v0.3 file replica: latest (byte-identical to litestream's 
     assertMatch(r.stderr, /restore latest\.db 100% .* in \d+s/); // plain progress line (not a terminal)
     assertEquals((await digestOf(latest)).digest, marks[marks.length - 1].digest);
     const theirs = join(dir, "litestream.db");
-    const lr = await new Deno.Command(await litestreamBinary(), {
+    const lr = await new Deno.Command(await ensureLitestream(), {
       args: ["restore", "-o", theirs, url],
       stdout: "piped",
       stderr: "piped",
@@ -146,7 +201,7 @@ Deno.test("litestream v0.3 file replica: latest (byte-identical to litestream's 
     assertEquals(await Deno.readFile(latest), await Deno.readFile(theirs));
 
     // every mark written while litestream ran, by timestamp
-    await restoreMarks(url, dir, marks.slice(1));
+    await restoreMarks(url, dir, marks.slice(1), { litestreamLog: lsLog });
 
     // -txid does not apply; -dry-run lists the files
     const tx = await strata(["restore", "-o", join(dir, "tx.db"), "-txid", "5", url]);
@@ -223,16 +278,21 @@ Deno.test("litestream v0.3 S3 replica (fauxqs): latest and timestamps", async ()
     );
     const ls = await startLitestream(config, TEST_CREDENTIALS);
     let lsLog = "";
+    const url = `s3://${bucket}/legacy/app?endpoint=${s3.endpoint}`;
     try {
-      await new Promise((r) => setTimeout(r, 1500));
+      await waitFor("the first snapshot", async () => {
+        const r = await strata(["restore", "-dry-run", "-o", join(dir, "dry.db"), url], {
+          env: TEST_CREDENTIALS,
+        });
+        return r.code === 0;
+      }, 60_000);
       await runWriter(db, "main", 22, marksPath);
-      await new Promise((r) => setTimeout(r, 1000));
+      await waitForFinalState(url, join(dir, "probe.db"), marksPath, TEST_CREDENTIALS);
     } finally {
       lsLog = await ls.stop();
     }
     assertMatch(lsLog, /wal segment written/);
     const marks = await readMarks(marksPath);
-    const url = `s3://${bucket}/legacy/app?endpoint=${s3.endpoint}`;
     const latest = join(dir, "latest.db");
     const r = await strata(["restore", "-o", latest, url], { env: TEST_CREDENTIALS });
     assertEquals(r.code, 0, r.stderr);
@@ -240,7 +300,7 @@ Deno.test("litestream v0.3 S3 replica (fauxqs): latest and timestamps", async ()
     const d = await digestOf(latest);
     assertEquals(d.digest, marks[marks.length - 1].digest);
     assertEquals(d.integrity, "ok");
-    await restoreMarks(url, dir, marks.slice(1), TEST_CREDENTIALS);
+    await restoreMarks(url, dir, marks.slice(1), { env: TEST_CREDENTIALS, litestreamLog: lsLog });
   } finally {
     await s3.stop();
     await Deno.remove(dir, { recursive: true });

@@ -127,6 +127,48 @@ Deno.test("v0.3 plan: segments count in (index, offset) order up to the first on
   });
 });
 
+Deno.test("v0.3 plan: a snapshot counts at a time only once the segment completing it exists by then", async () => {
+  // G2 began while the app wrote: its snapshot (300) holds pages that only its first
+  // segment (320) completes, so at 310 the state is G1's last one, not a malformed mix
+  const r = fakeReplica({
+    [snap(G1, 0)]: 100,
+    [seg(G1, 0, 0)]: 110,
+    [seg(G1, 0, 4152)]: 305,
+    [snap(G2, 0)]: 300,
+    [seg(G2, 0, 0)]: 320,
+    [snap(G2, 1)]: 400,
+    [seg(G2, 1, 0)]: 420,
+  });
+  assertEquals(summary(await planV03Restore(r, at(310))), {
+    generation: G1,
+    snapshot: 0,
+    wal: ["0:0,4152"],
+  });
+  assertEquals(summary(await planV03Restore(r, at(320))), {
+    generation: G2,
+    snapshot: 0,
+    wal: ["0:0"],
+  });
+  // a later snapshot not yet completed: the one before it and the segments up to the time
+  assertEquals(summary(await planV03Restore(r, at(410))), {
+    generation: G2,
+    snapshot: 0,
+    wal: ["0:0"],
+  });
+  assertEquals(summary(await planV03Restore(r, at(420))), {
+    generation: G2,
+    snapshot: 1,
+    wal: ["1:0"],
+  });
+  // nothing consistent at all: a named error saying which snapshot waits for which segment
+  const alone = fakeReplica({ [snap(G1, 0)]: 100, [seg(G1, 0, 0)]: 120 });
+  await assertRejects(
+    () => planV03Restore(alone, at(110)),
+    V03LayoutError,
+    `no consistent state at or before 1970-01-01T00:01:50.000Z: snapshot generations/${G1}/snapshots/00000000.snapshot.lz4`,
+  );
+});
+
 Deno.test("v0.3 plan: a missing WAL index, a missing first segment or no snapshot are named errors", async () => {
   await assertRejects(
     () => planV03Restore(fakeReplica({ [snap(G1, 0)]: 1, [seg(G1, 0, 0)]: 2, [seg(G1, 2, 0)]: 3 })),

@@ -154,6 +154,15 @@ interface GenerationInfo {
  * - WAL segments in (index, offset) order up to the first created after the
  *   timestamp, from the snapshot's index on; every index in between must be
  *   there and start at offset 0.
+ *
+ * And one rule v0.3.13 lacks (without it a restore at such a time yields a
+ * malformed database): a v0.3 snapshot is a copy of the database file taken
+ * while the app writes, so it may hold pages of transactions that only the WAL
+ * segment written after it completes (Litestream checkpoints before copying,
+ * and the app's own checkpoints may run during the copy). A snapshot therefore
+ * counts at a timestamp only when the first segment created after it (of its
+ * WAL index or a later one) was created by then too; otherwise the next older
+ * snapshot, or the generation before, is used: an earlier, consistent state.
  */
 export async function planV03Restore(
   r: RawReplicaReader,
@@ -175,13 +184,12 @@ export async function planV03Restore(
     infos.push({ generation, snapshots, segments, createdAt, updatedAt });
   }
   const t = timestamp?.getTime();
-  const latest = (list: GenerationInfo[]) =>
-    list.reduce<GenerationInfo | null>((m, g) => (!m || g.updatedAt > m.updatedAt ? g : m), null);
-  let chosen = t === undefined
-    ? latest(infos)
-    : latest(infos.filter((g) => g.createdAt <= t && t <= g.updatedAt));
-  if (!chosen && t !== undefined) chosen = latest(infos.filter((g) => g.updatedAt < t));
-  if (!chosen) {
+  const byUpdate = (list: GenerationInfo[]) => list.sort((a, b) => b.updatedAt - a.updatedAt);
+  const candidates = t === undefined ? byUpdate(infos).slice(0, 1) : [
+    ...byUpdate(infos.filter((g) => g.createdAt <= t && t <= g.updatedAt)),
+    ...byUpdate(infos.filter((g) => g.updatedAt < t)),
+  ];
+  if (candidates.length === 0) {
     throw new V03LayoutError(
       r.location,
       t === undefined
@@ -190,26 +198,57 @@ export async function planV03Restore(
     );
   }
   const inTime = (d: Date) => t === undefined || d.getTime() <= t;
-  let snapshot: V03Snapshot | null = null;
-  for (const s of chosen.snapshots) {
-    if (!inTime(s.createdAt)) continue;
-    if (!snapshot || s.createdAt.getTime() >= snapshot.createdAt.getTime()) snapshot = s;
-  }
-  if (!snapshot) {
-    throw new V03LayoutError(
-      r.location,
-      `generation ${chosen.generation} has no snapshot` +
-        (t === undefined ? "" : ` at or before ${timestamp!.toISOString()}`),
+  const passed: string[] = [];
+  for (const g of candidates) {
+    const snapshots = g.snapshots.filter((s) => inTime(s.createdAt)).sort((a, b) =>
+      b.createdAt.getTime() - a.createdAt.getTime() || b.index - a.index
     );
+    for (const snapshot of snapshots) {
+      const completing = completingSegment(g, snapshot);
+      if (completing && !inTime(completing.createdAt)) {
+        passed.push(
+          `snapshot ${snapshot.path} (created ${snapshot.createdAt.toISOString()}) is completed ` +
+            `only by ${completing.path}, created ${completing.createdAt.toISOString()}`,
+        );
+        continue;
+      }
+      return planFromSnapshot(r, g, snapshot, inTime);
+    }
   }
+  const first = candidates[0];
+  throw new V03LayoutError(
+    r.location,
+    passed.length > 0
+      ? `no consistent state at or before ${timestamp!.toISOString()}: ${passed.join("; ")}`
+      : `generation ${first.generation} has no snapshot` +
+        (t === undefined ? "" : ` at or before ${timestamp!.toISOString()}`),
+  );
+}
+
+/** The first WAL segment of the snapshot's index or later created after the snapshot, if any. */
+function completingSegment(g: GenerationInfo, snapshot: V03Snapshot): V03Segment | null {
+  const after = snapshot.createdAt.getTime();
+  for (const s of g.segments) {
+    if (s.index >= snapshot.index && s.createdAt.getTime() > after) return s;
+  }
+  return null;
+}
+
+/** The snapshot, then every WAL index from its own on, segments in order while `inTime`. */
+function planFromSnapshot(
+  r: RawReplicaReader,
+  g: GenerationInfo,
+  snapshot: V03Snapshot,
+  inTime: (d: Date) => boolean,
+): V03Plan {
   const byIndex = new Map<number, V03Segment[]>();
-  for (const s of chosen.segments) {
+  for (const s of g.segments) {
     if (!inTime(s.createdAt)) break; // in order: nothing after the first later segment counts
     const list = byIndex.get(s.index) ?? [];
     if (list.length === 0 && s.offset !== 0) {
       throw new V03LayoutError(
         r.location,
-        `missing the first WAL segment of ${chosen.generation}/${hex8(s.index)} (the first is ${
+        `missing the first WAL segment of ${g.generation}/${hex8(s.index)} (the first is ${
           baseName(s.path)
         })`,
       );
@@ -226,15 +265,13 @@ export async function planV03Restore(
     if (!segments) {
       throw new V03LayoutError(
         r.location,
-        `missing WAL index ${chosen.generation}/${hex8(index)} (segments up to ${
-          hex8(maxIndex)
-        } exist)`,
+        `missing WAL index ${g.generation}/${hex8(index)} (segments up to ${hex8(maxIndex)} exist)`,
       );
     }
     for (const s of segments) bytes += s.size;
     wal.push({ index, segments });
   }
-  return { generation: chosen.generation, snapshot, wal, bytes };
+  return { generation: g.generation, snapshot, wal, bytes };
 }
 
 /** Opens a replica file, naming it when it is missing. */
