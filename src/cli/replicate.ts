@@ -2,12 +2,14 @@
 
 import { resolve } from "node:path";
 import {
+  canonicalPath,
   type Config,
   type DbConfig,
   DEFAULT_SOCKET_PATH,
   DEFAULTS,
   type DirConfig,
   dirEntryConfig,
+  findOverlap,
   globToRegExp,
   parseReplicaUrl,
 } from "../config/mod.ts";
@@ -74,16 +76,17 @@ function settingsFrom(flags: ReturnType<typeof parse>): Promise<Settings> | Sett
   }
   if (flags.args.length < 2) throw new UsageError("need DB_PATH and at least one REPLICA_URL");
   const [dbPath, ...urls] = flags.args;
+  const replicas = urls.map((u) => ({
+    ...parseReplicaUrl(u),
+    syncIntervalMs: DEFAULTS.syncIntervalMs,
+  }));
+  const overlap = findOverlap([{
+    path: canonicalPath(dbPath),
+    replicas: replicas.map((replica) => ({ replica })),
+  }]);
+  if (overlap) throw new UsageError(overlap.message);
   return {
-    dbs: [{
-      path: resolve(dbPath),
-      metaPath: undefined,
-      ...DEFAULTS,
-      replicas: urls.map((u) => ({
-        ...parseReplicaUrl(u),
-        syncIntervalMs: DEFAULTS.syncIntervalMs,
-      })),
-    }],
+    dbs: [{ path: resolve(dbPath), metaPath: undefined, ...DEFAULTS, replicas }],
     dirs: [],
     compaction: DEFAULT_COMPACTION,
     socket: { enabled: false, path: DEFAULT_SOCKET_PATH, permissions: 0o600 },

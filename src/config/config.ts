@@ -15,6 +15,7 @@ import { DURATION_LIMITS as L, INT_LIMITS } from "./limits.ts";
 import { COMPACTION_KEYS, parseCompaction } from "./compaction_config.ts";
 import { parseServing, SERVING_KEYS } from "./serving_config.ts";
 import type { Config, DbConfig, DirConfig } from "./config_types.ts";
+import { canonicalPath, type EntryPlace, findOverlap } from "./overlap.ts";
 import { parseLogLevel } from "../log.ts";
 
 export * from "./config_types.ts";
@@ -108,6 +109,7 @@ export function parseConfig(
   }
   const dbs: DbConfig[] = [];
   const dirs: DirConfig[] = [];
+  const places: EntryPlace[] = [];
   for (const item of dbsNode.items as YamlNode[]) {
     const e = r.entries(item, "a dbs entry", DB_KEYS);
     const dir = r.string(e.get("dir"), "dir");
@@ -216,6 +218,17 @@ export function parseConfig(
       ),
       replicas,
     };
+    places.push({
+      path: canonicalPath(path),
+      written: path,
+      line: r.line(item),
+      dir: dir === undefined ? undefined : {
+        pattern: r.string(e.get("pattern"), "pattern")!,
+        recursive: r.bool(e.get("recursive"), "recursive", false),
+      },
+      metaPath: settings.metaPath === undefined ? undefined : canonicalPath(settings.metaPath),
+      replicas: replicas.map((replica, i) => ({ replica, line: r.line(replicaNodes[i]) })),
+    });
     if (dir === undefined) {
       dbs.push({ path, ...settings });
     } else {
@@ -228,6 +241,8 @@ export function parseConfig(
       });
     }
   }
+  const overlap = findOverlap(places);
+  if (overlap) throw new ConfigError(file, overlap.message, overlap.line);
   return { dbs, dirs, logging, compaction, ...parseServing(r, top) };
 }
 

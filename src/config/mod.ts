@@ -5,3 +5,4 @@ export * from "./limits.ts";
 export * from "./replica_url.ts";
 export * from "./dir_config.ts";
 export * from "./glob.ts";
+export { canonicalPath, findOverlap } from "./overlap.ts";

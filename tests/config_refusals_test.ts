@@ -418,3 +418,77 @@ Deno.test("TXIDs: 16 hex digits, 0x hex, short decimal; ambiguous digit strings 
   assertThrows(() => parseTXIDFlag("0"), UsageError);
   assertThrows(() => parseTXIDFlag("0x0"), UsageError, "TXIDs start at 1");
 });
+
+Deno.test("replicate refuses two databases in one replica, nested replicas and a database listed twice", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-overlap-" });
+  try {
+    const a = join(dir, "a.db");
+    const b = join(dir, "b.db");
+    await runWriter(a, "more", 1, join(dir, "m.jsonl"));
+    await runWriter(b, "more", 2, join(dir, "m.jsonl"));
+    const rep = join(dir, "rep");
+    const db = (path: string, ...urls: string[]) =>
+      `  - path: ${path}\n    replicas:\n${urls.map((u) => `      - url: ${u}\n`).join("")}`;
+    const cases: [what: string, yaml: string, line: number, message: RegExp][] = [
+      [
+        "two databases, one replica",
+        `dbs:\n${db(a, `file://${rep}`)}${db(b, `file://${rep}/`)}`,
+        7,
+        new RegExp(
+          `replica file://${rep} of database ${b} is also the replica of database ${a} \\(line 4\\)`,
+        ),
+      ],
+      [
+        "a replica inside another database's replica",
+        `dbs:\n${db(a, `file://${rep}`)}${db(b, `file://${rep}/b`)}`,
+        7,
+        new RegExp(`replica file://${rep}/b of database ${b} is inside file://${rep},`),
+      ],
+      [
+        "one database listed twice (another spelling)",
+        `dbs:\n${db(a, `file://${rep}/a`)}${db(`${dir}/./x/../a.db`, `file://${rep}/a2`)}`,
+        5,
+        new RegExp(
+          `database ${a} \\(written .*/x/\\.\\./a\\.db\\) is already replicated by database ${a} \\(line 2\\)`,
+        ),
+      ],
+      [
+        "a database a directory entry already replicates",
+        `dbs:\n  - dir: ${dir}\n    pattern: "*.db"\n    replica:\n      url: file://${rep}/all\n${
+          db(a, `file://${rep}/a`)
+        }`,
+        6,
+        /is already replicated by directory .* \(\*\.db\) \(line 2\)/,
+      ],
+      [
+        "one database, the same S3 replica twice",
+        `dbs:\n${
+          db(
+            a,
+            "s3://bucket/app?endpoint=http://127.0.0.1:1",
+            "s3://bucket/app/?endpoint=http://127.0.0.1:1",
+          )
+        }`,
+        5,
+        /is also another replica of the same database/,
+      ],
+    ];
+    for (const [what, yaml, line, message] of cases) {
+      const r = await replicateWith(dir, yaml, rep);
+      assert(!r.accepted, `${what}: replicate accepted\n${yaml}\n${r.stderr}`);
+      assertEquals(r.code, 1, `${what}: ${r.stderr}`);
+      assertMatch(r.stderr, new RegExp(`strata\\.yml:${line}: `), what);
+      assertMatch(r.stderr, message, what);
+      assert(!await exists(rep), `${what}: ${rep} was created`);
+    }
+    // siblings are fine
+    const ok = await replicateWith(
+      dir,
+      `dbs:\n${db(a, `file://${rep}/a`)}${db(b, `file://${rep}/b`)}`,
+      join(rep, "b"),
+    );
+    assert(ok.accepted, ok.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
