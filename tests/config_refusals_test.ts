@@ -69,6 +69,19 @@ async function replicateWith(
   return { code: r.code, stderr: new TextDecoder().decode(r.stderr), accepted };
 }
 
+/** `strata replicate` on `c.yaml` exits 1 with `c.message` at `c.line`, creating no replica. */
+async function assertRefused(
+  dir: string,
+  c: { what: string; yaml: string; line: number; message: RegExp; replica: string },
+): Promise<void> {
+  const r = await replicateWith(dir, c.yaml, c.replica);
+  assert(!r.accepted, `${c.what}: replicate accepted\n${c.yaml}\n${r.stderr}`);
+  assertEquals(r.code, 1, `${c.what}: ${r.stderr}`);
+  assertMatch(r.stderr, new RegExp(`strata\\.yml:${c.line}: `), c.what);
+  assertMatch(r.stderr, c.message, c.what);
+  assert(!await exists(c.replica), `${c.what}: ${c.replica} was created`);
+}
+
 Deno.test("replicate refuses out-of-range durations and numbers, naming the key and line", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-limits-" });
   try {
@@ -135,12 +148,7 @@ Deno.test("replicate refuses out-of-range durations and numbers, naming the key 
     ];
     for (const [what, yaml, bad, message] of cases) {
       const line = yaml.split("\n").findIndex((l) => l.includes(bad)) + 1;
-      const r = await replicateWith(dir, yaml, rep);
-      assert(!r.accepted, `${what}: replicate accepted\n${yaml}\n${r.stderr}`);
-      assertEquals(r.code, 1, `${what}: ${r.stderr}`);
-      assertMatch(r.stderr, new RegExp(`strata\\.yml:${line}: `), what);
-      assertMatch(r.stderr, message, what);
-      assert(!await exists(rep), `${what}: ${rep} was created`);
+      await assertRefused(dir, { what, yaml, line, message, replica: rep });
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -474,12 +482,7 @@ Deno.test("replicate refuses two databases in one replica, nested replicas and a
       ],
     ];
     for (const [what, yaml, line, message] of cases) {
-      const r = await replicateWith(dir, yaml, rep);
-      assert(!r.accepted, `${what}: replicate accepted\n${yaml}\n${r.stderr}`);
-      assertEquals(r.code, 1, `${what}: ${r.stderr}`);
-      assertMatch(r.stderr, new RegExp(`strata\\.yml:${line}: `), what);
-      assertMatch(r.stderr, message, what);
-      assert(!await exists(rep), `${what}: ${rep} was created`);
+      await assertRefused(dir, { what, yaml, line, message, replica: rep });
     }
     // siblings are fine
     const ok = await replicateWith(
