@@ -33,7 +33,10 @@ export const CONFIG_FLAGS: FlagSpecs = {
     value: "PATH",
     help: "config file (default $STRATA_CONFIG or /etc/strata.yml)",
   },
-  "no-expand-env": { type: "bool", help: "do not expand $VAR and ${VAR} in the config file" },
+  "no-expand-env": {
+    type: "bool",
+    help: "do not expand $VAR, ${VAR} and ${VAR:-default} in the config file",
+  },
 };
 
 export function clientFor(r: ReplicaConfig): ReplicaClient {
