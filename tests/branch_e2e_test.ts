@@ -204,6 +204,17 @@ Deno.test("branches over S3 (fauxqs): clone into S3 and into a directory, restor
     const cached = [];
     for await (const e of Deno.readDir(join(dir, "cache"))) cached.push(e.name);
     assert(cached.length >= 1, "nothing cached");
+    // copies of the data are private: cached files 0600 in 0700 folders, restored files 0600
+    const modes = async (p: string): Promise<string[]> => {
+      const st = await Deno.stat(p);
+      const seen = [`${st.isDirectory ? "dir" : "file"} ${(st.mode! & 0o777).toString(8)}`];
+      if (st.isDirectory) {
+        for await (const e of Deno.readDir(p)) seen.push(...await modes(join(p, e.name)));
+      }
+      return seen;
+    };
+    assertEquals(new Set(await modes(join(dir, "cache"))), new Set(["dir 700", "file 600"]));
+    assertEquals((await Deno.stat(join(dir, "r0.db"))).mode! & 0o777, 0o600);
 
     for (const dest of [inS3, inDir]) {
       const d = await strata(["clone", "-delete", dest], { env });

@@ -8,6 +8,7 @@ import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import type { ProgressFn } from "../progress.ts";
 import {
   type IntegrityCheck,
+  type OutputOptions,
   restoreCache,
   type RestoreResult,
   type RestoreTarget,
@@ -20,7 +21,11 @@ export async function restoreReplica(
   client: ReplicaClient,
   target: RestoreTarget,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[]; onProgress?: ProgressFn } = {},
+  opts: {
+    integrityCheck?: IntegrityCheck;
+    files?: ReplicaFile[];
+    onProgress?: ProgressFn;
+  } & OutputOptions = {},
 ): Promise<RestoreResult> {
   const r = await restoreTargetCached(client, target, outPath, { ...opts, cache: restoreCache() });
   if (client instanceof BranchReplicaClient && await client.branch()) {

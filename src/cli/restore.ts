@@ -1,13 +1,15 @@
 /** `strata restore`: a database as of the latest state, a timestamp or a TXID. */
 
 import { basename, resolve } from "node:path";
-import { formatChecksum, formatTimestamp, formatTXID } from "../ltx/mod.ts";
+import { formatTimestamp, formatTXID } from "../ltx/mod.ts";
 import {
+  earlierThanAsked,
   executeV03Restore,
   followRecordPath,
   followReplica,
   type IntegrityCheck,
   listAllFiles,
+  OutputExistsError,
   type PageApplier,
   planRestore,
   restoreCache,
@@ -33,6 +35,7 @@ import { CONFIG_FLAGS, durationFlag, parse, replicasFor, wantsHelp } from "./com
 import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { progressDisplay } from "./progress.ts";
+import { printRestored, printSkipped, restoreReport } from "./restore_report.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
@@ -52,7 +55,11 @@ const FLAGS: FlagSpecs = {
     help: "do nothing (exit 0) when the output database already exists",
   },
   "if-replica-exists": { type: "bool", help: "do nothing (exit 0) when the replica has no backup" },
-  force: { type: "bool", help: "overwrite an existing database (and remove its -wal/-shm)" },
+  force: {
+    type: "bool",
+    help:
+      "replace an existing database (and its -wal/-shm) once the restore is complete and verified",
+  },
   "integrity-check": {
     type: "string",
     value: "none|quick|full",
@@ -69,6 +76,10 @@ const FLAGS: FlagSpecs = {
     help: "how often -f polls the replica (default 1s)",
   },
   "no-progress": { type: "bool", help: "do not show progress on stderr" },
+  json: {
+    type: "bool",
+    help: "print the result as JSON (TXID, time and checksum of the state restored, …)",
+  },
 };
 const USAGE = `Usage:
   strata restore [flags] DB_PATH        (replicas from the config file)
@@ -111,17 +122,20 @@ export async function runRestore(argv: string[]): Promise<number> {
   const out = flags.strings.has("o") ? resolve(flags.strings.get("o")!) : dbPath;
   if (!out) throw new UsageError("restoring from a replica URL needs -o PATH");
 
+  const force = flags.bools.has("force");
+  const ifDbNotExists = flags.bools.has("if-db-not-exists");
+  const json = flags.bools.has("json");
   const existing = [];
   for (const p of [out, `${out}-wal`, `${out}-shm`]) if (await exists(p)) existing.push(p);
-  if (existing.length > 0 && flags.bools.has("if-db-not-exists")) {
-    console.log(`database ${out} already exists, skipping restore`);
+  if (existing.length > 0 && ifDbNotExists) {
+    printSkipped(out, `database ${out} already exists, skipping restore`, json);
     return 0;
   }
   // a copy an earlier `restore -f` left (it recorded its position beside it) is resumed
-  const resumable = follow && !flags.bools.has("force") && existing.length > 0 &&
+  const resumable = follow && !force && existing.length > 0 &&
     await exists(followRecordPath(out));
   if (
-    existing.length > 0 && !flags.bools.has("force") && !flags.bools.has("dry-run") && !resumable
+    existing.length > 0 && !force && !flags.bools.has("dry-run") && !resumable
   ) {
     throw new UsageError(
       `refusing to overwrite ${existing.join(", ")}: pass -force to replace it, or -o another path`,
@@ -154,14 +168,14 @@ export async function runRestore(argv: string[]): Promise<number> {
           );
         }
         return await restoreV03(raw, target, out, {
-          existing,
+          replace: force,
           dryRun: flags.bools.has("dry-run"),
           check,
           showProgress,
         });
       }
       if (files.length === 0 && flags.bools.has("if-replica-exists")) {
-        console.log(`replica ${client.location} has no backup, nothing to restore`);
+        printSkipped(out, `replica ${client.location} has no backup, nothing to restore`, json);
         return 0;
       }
       const plan = planRestore(files, target, client.location);
@@ -181,7 +195,6 @@ export async function runRestore(argv: string[]): Promise<number> {
         console.log(`${plan.files.length} files, ${total} bytes`);
         return 0;
       }
-      if (existing.length > 0) { for (const p of existing) await Deno.remove(p); }
       const display = showProgress ? progressDisplay(`restore ${basename(out)}`) : null;
       let r;
       try {
@@ -189,16 +202,15 @@ export async function runRestore(argv: string[]): Promise<number> {
           integrityCheck: check,
           files,
           onProgress: display?.report,
+          // a followed copy that no longer matches its record is restored afresh over itself
+          replace: force || resumable,
         });
       } finally {
         display?.finish(r !== undefined);
       }
-      console.log(
-        `restored ${r.path} to TXID ${
-          formatTXID(r.txid)
-        } (${r.pages} pages of ${r.pageSize} bytes, ${r.files} files, checksum ${
-          formatChecksum(r.checksum)
-        })`,
+      printRestored(
+        restoreReport(r, client.location, target, earlierThanAsked(files, target, r.txid)),
+        json,
       );
       if (follow) {
         await writeFollowRecord(out, client.location, r.applier);
@@ -206,6 +218,16 @@ export async function runRestore(argv: string[]): Promise<number> {
       }
       return 0;
     } catch (e) {
+      if (e instanceof OutputExistsError) {
+        if (!ifDbNotExists) throw e;
+        // another restore won the race: its file is complete, as this one's would have been
+        printSkipped(
+          out,
+          `database ${out} was restored by another process meanwhile, skipping`,
+          json,
+        );
+        return 0;
+      }
       lastError = e as Error;
       if (clients.length > 1) console.error(`replica ${client.location}: ${lastError.message}`);
     }
@@ -218,7 +240,7 @@ async function restoreV03(
   reader: RawReplicaReader,
   target: RestoreTarget,
   out: string,
-  o: { existing: string[]; dryRun: boolean; check: IntegrityCheck; showProgress: boolean },
+  o: { replace: boolean; dryRun: boolean; check: IntegrityCheck; showProgress: boolean },
 ): Promise<number> {
   const plan = await planV03Restore(reader, target.timestamp);
   const last = plan.wal.length ? plan.wal[plan.wal.length - 1].index : -1;
@@ -243,12 +265,12 @@ async function restoreV03(
     console.log(`${n} files, ${plan.bytes} bytes`);
     return 0;
   }
-  for (const p of o.existing) await Deno.remove(p);
   const display = o.showProgress ? progressDisplay(`restore ${basename(out)}`) : null;
   let ok = false;
   try {
     const r = await executeV03Restore(reader, plan, out, {
       integrityCheck: o.check,
+      replace: o.replace,
       progress: display ? new ProgressCounter(plan.bytes, display.report) : undefined,
     });
     ok = true;

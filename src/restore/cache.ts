@@ -13,6 +13,7 @@
  *   that read cached files fails, those files are evicted and the restore
  *   runs once more from the replica alone.
  * - The cache is bounded (least recently used files are evicted first).
+ * - Cached files are 0600 and the folders strata makes for them 0700.
  *
  * `STRATA_CACHE_DIR` (default `~/.cache/strata/restore`) and
  * `STRATA_CACHE_SIZE` (default 2GiB; `0` disables) configure it. Files of
@@ -30,11 +31,25 @@ import {
   SNAPSHOT_LEVEL,
 } from "../storage/mod.ts";
 import { log } from "../log.ts";
-import { type IntegrityCheck, type RestoreResult, restoreTarget } from "./execute.ts";
+import { type RestoreResult, restoreTarget } from "./execute.ts";
+import { type IntegrityCheck, OutputExistsError, type OutputOptions } from "./output.ts";
 import type { RestoreTarget } from "./plan.ts";
 import type { ProgressFn } from "../progress.ts";
 
 export const DEFAULT_CACHE_BYTES = 2 * 1024 ** 3;
+/** Cached files hold database pages: readable by their owner only, as are the cache's folders. */
+export const CACHE_FILE_MODE = 0o600;
+export const CACHE_DIR_MODE = 0o700;
+
+/**
+ * Creates the folders of the cache file `path` (mode 0700), and makes its
+ * replica's and level's folders 0700 also when an older strata made them.
+ */
+async function makePrivateDirs(path: string): Promise<void> {
+  const level = dirname(path);
+  await Deno.mkdir(level, { recursive: true, mode: CACHE_DIR_MODE });
+  for (const d of [dirname(level), level]) await Deno.chmod(d, CACHE_DIR_MODE);
+}
 
 const UNITS: Record<string, number> = {
   "": 1,
@@ -144,8 +159,8 @@ export class RestoreCache {
           if (written < 0) return;
           try {
             if (!file) {
-              await Deno.mkdir(dirname(path), { recursive: true });
-              file = await Deno.open(tmp, { write: true, createNew: true });
+              await makePrivateDirs(path);
+              file = await Deno.open(tmp, { write: true, createNew: true, mode: CACHE_FILE_MODE });
             }
             let off = 0;
             while (off < chunk.length) off += await file.write(chunk.subarray(off));
@@ -256,7 +271,7 @@ export async function restoreTargetCached(
     files?: ReplicaFile[];
     cache?: RestoreCache | null;
     onProgress?: ProgressFn;
-  },
+  } & OutputOptions,
 ): Promise<RestoreResult> {
   const cache = opts.cache;
   if (!cache) return await restoreTarget(client, target, outPath, opts);
@@ -265,6 +280,8 @@ export async function restoreTargetCached(
     await cache.commit();
     return r;
   } catch (e) {
+    // the files were verified; only the output's place was taken
+    if (e instanceof OutputExistsError) await cache.commit();
     const hits = await cache.abort();
     if (hits.length === 0) throw e;
     log("warn", "restore from cached files failed; evicting them and restoring from the replica", {

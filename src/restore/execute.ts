@@ -1,24 +1,22 @@
 /**
- * The restore executor: applies the planned files in order into `<out>.tmp`,
- * checking each file's checksums and the chain of pre/post-apply checksums,
- * verifies the final database checksum, runs an integrity check, fsyncs and
- * renames. A failed restore leaves nothing at the output path.
+ * The restore executor: applies the planned files in order into a temporary
+ * file, checking each file's checksums and the chain of pre/post-apply
+ * checksums, verifies the final database checksum, then output.ts checks its
+ * integrity and puts it in place. A failed restore leaves the output path as
+ * it was.
  */
 
-import * as fs from "node:fs";
-import { DatabaseSync } from "node:sqlite";
-import { dirname } from "node:path";
-import { PageApplier, RestoreError } from "./apply.ts";
+import { PageApplier } from "./apply.ts";
 import { type ReplicaClient, type ReplicaFile, ReplicaFileNotFoundError } from "../storage/mod.ts";
-import { syncDir } from "../fsutil.ts";
 import { ProgressCounter, type ProgressFn } from "../progress.ts";
 import { listAllFiles, planRestore, type RestorePlan, type RestoreTarget } from "./plan.ts";
-
-export type IntegrityCheck = "none" | "quick" | "full";
+import { type IntegrityCheck, type OutputOptions, writeRestoredDatabase } from "./output.ts";
 
 export interface RestoreResult {
   path: string;
   txid: bigint;
+  /** When the restored state was in the replica: the creation time of the last file applied. */
+  time: Date;
   checksum: bigint;
   pageSize: number;
   pages: number;
@@ -27,12 +25,12 @@ export interface RestoreResult {
   applier: PageApplier;
 }
 
-/** Writes the plan's database to `outPath` (which must not exist unless `force`). */
+/** Writes the plan's database to `outPath` (which must not exist unless `opts.replace`). */
 export async function executeRestore(
   client: ReplicaClient,
   plan: RestorePlan,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; onProgress?: ProgressFn } = {},
+  opts: { integrityCheck?: IntegrityCheck; onProgress?: ProgressFn } & OutputOptions = {},
 ): Promise<RestoreResult> {
   const progress = opts.onProgress
     ? new ProgressCounter(plan.files.reduce((n, f) => n + f.size, 0), opts.onProgress)
@@ -43,71 +41,14 @@ export async function executeRestore(
     return {
       path: outPath,
       txid: plan.txid,
+      time: plan.files[plan.files.length - 1].createdAt,
       checksum: applier.checksums ? applier.sum.value : 0n,
       pageSize: applier.pageSize,
       pages: applier.commit,
       files: plan.files.length,
       applier,
     };
-  });
-}
-
-/**
- * Writes a restored database: `fill` writes it into a fresh `<out>.tmp`
- * (open at `fd`); then fsync, the integrity check, rename over `outPath` and
- * a directory fsync. On any failure nothing is left at either path.
- */
-export async function writeRestoredDatabase<T>(
-  outPath: string,
-  check: IntegrityCheck,
-  fill: (fd: number) => Promise<T>,
-): Promise<T> {
-  const tmp = `${outPath}.tmp`;
-  await Deno.mkdir(dirname(outPath), { recursive: true });
-  for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) {
-    await Deno.remove(p).catch(() => {});
-  }
-  const fd = fs.openSync(tmp, "wx+");
-  let ok = false;
-  try {
-    const result = await fill(fd);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    await integrityCheck(tmp, check);
-    await Deno.rename(tmp, outPath);
-    await syncDir(dirname(outPath));
-    ok = true;
-    return result;
-  } finally {
-    if (!ok) {
-      try {
-        fs.closeSync(fd);
-      } catch { /* closed */ }
-      for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`]) await Deno.remove(p).catch(() => {});
-    }
-  }
-}
-
-/** Runs the integrity check on a closed database file and leaves it without -wal/-shm. */
-export async function integrityCheck(path: string, mode: IntegrityCheck): Promise<void> {
-  if (mode === "none") return;
-  const db = new DatabaseSync(path);
-  try {
-    const pragma = mode === "full" ? "integrity_check" : "quick_check";
-    const rows = db.prepare(`PRAGMA ${pragma}`).all() as Record<string, string>[];
-    const results = rows.map((r) => Object.values(r)[0]);
-    if (results.length !== 1 || results[0] !== "ok") {
-      throw new RestoreError(
-        `restored database fails ${pragma}: ${results.slice(0, 5).join("; ")}`,
-      );
-    }
-    // leave the file as a plain database file: no -wal/-shm behind
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  } finally {
-    db.close();
-  }
-  await Deno.remove(`${path}-wal`).catch(() => {});
-  await Deno.remove(`${path}-shm`).catch(() => {});
+  }, opts);
 }
 
 /**
@@ -118,7 +59,11 @@ export async function restoreTarget(
   client: ReplicaClient,
   target: RestoreTarget,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; files?: ReplicaFile[]; onProgress?: ProgressFn } = {},
+  opts: {
+    integrityCheck?: IntegrityCheck;
+    files?: ReplicaFile[];
+    onProgress?: ProgressFn;
+  } & OutputOptions = {},
 ): Promise<RestoreResult> {
   const plan = planRestore(opts.files ?? await listAllFiles(client), target, client.location);
   try {

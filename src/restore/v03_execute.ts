@@ -1,12 +1,12 @@
 /**
  * Restores a Litestream v0.3 replica (see src/storage/litestream_v03.ts):
- * the snapshot streams into `<out>.tmp`, then each WAL index's segments are
+ * the snapshot streams into a temporary file (see output.ts), then each WAL index's segments are
  * decoded in order and their frames checked (salts, cumulative checksums,
  * contiguous offsets, whole transactions) and written in place, as a
  * checkpoint would; the file is cut to the last commit's size at the end of
  * each index. Then the page count in the database header is checked against
- * the file, an integrity check runs, and the file is fsynced and renamed.
- * A failed restore leaves nothing at the output path.
+ * the file, an integrity check runs, and the file is fsynced and put in
+ * place. A failed restore leaves the output path as it was.
  */
 
 import * as fs from "node:fs";
@@ -28,7 +28,7 @@ import {
 } from "../storage/mod.ts";
 import { type ProgressCounter } from "../progress.ts";
 import { RestoreError } from "./apply.ts";
-import { type IntegrityCheck, writeRestoredDatabase } from "./execute.ts";
+import { type IntegrityCheck, type OutputOptions, writeRestoredDatabase } from "./output.ts";
 
 export interface V03RestoreResult {
   path: string;
@@ -49,7 +49,7 @@ export async function executeV03Restore(
   reader: RawReplicaReader,
   plan: V03Plan,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; progress?: ProgressCounter } = {},
+  opts: { integrityCheck?: IntegrityCheck; progress?: ProgressCounter } & OutputOptions = {},
 ): Promise<V03RestoreResult> {
   return await writeRestoredDatabase(outPath, opts.integrityCheck ?? "quick", async (fd) => {
     const snapName = `${reader.location}/${plan.snapshot.path}`;
@@ -95,7 +95,7 @@ export async function executeV03Restore(
       pages,
       files,
     };
-  });
+  }, opts);
 }
 
 /** How many WAL segments are opened ahead of the one being applied (latency of remote replicas). */

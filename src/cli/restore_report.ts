@@ -1,0 +1,84 @@
+/**
+ * What `strata restore` says about a restore it made or skipped: one line of
+ * text, or one JSON object with `-json`; a warning on stderr when the state
+ * restored may be older than the time asked for (see restore/point.ts).
+ */
+
+import { formatChecksum, formatLtxFileName, formatTXID } from "../ltx/mod.ts";
+import type { EarlierThanAsked, RestoreResult, RestoreTarget } from "../restore/mod.ts";
+import { log } from "../log.ts";
+
+export interface RestoreReport {
+  path: string;
+  replica: string;
+  /** 16 hex digits. */
+  txid: string;
+  /** When that state was in the replica (RFC 3339). */
+  time: string;
+  checksum: string;
+  pageSize: number;
+  pages: number;
+  files: number;
+  requested: { timestamp: string | null; txid: string | null };
+  /** The state may be older than `requested.timestamp`: the finer files after it are gone. */
+  earlierThanAsked: boolean;
+  /** With `earlierThanAsked`: the next restorable point, after the time asked for. */
+  next: { txid: string; time: string; level: number; file: string } | null;
+}
+
+export function restoreReport(
+  r: RestoreResult,
+  replica: string,
+  target: RestoreTarget,
+  earlier: EarlierThanAsked | null,
+): RestoreReport {
+  const n = earlier?.next;
+  return {
+    path: r.path,
+    replica,
+    txid: formatTXID(r.txid),
+    time: r.time.toISOString(),
+    checksum: formatChecksum(r.checksum),
+    pageSize: r.pageSize,
+    pages: r.pages,
+    files: r.files,
+    requested: {
+      timestamp: target.timestamp?.toISOString() ?? null,
+      txid: target.txid !== undefined ? formatTXID(target.txid) : null,
+    },
+    earlierThanAsked: earlier !== null,
+    next: n
+      ? {
+        txid: formatTXID(n.maxTXID),
+        time: n.createdAt.toISOString(),
+        level: n.level,
+        file: formatLtxFileName(n.minTXID, n.maxTXID),
+      }
+      : null,
+  };
+}
+
+/** Prints the report (text or JSON) and, when the state may be older than asked, warns. */
+export function printRestored(report: RestoreReport, json: boolean): void {
+  if (report.earlierThanAsked && report.next) {
+    const n = report.next;
+    log(
+      "warn",
+      `the restored state (TXID ${report.txid} as of ${report.time}) may be older than ${report.requested.timestamp} asked for: the replica's finer files after it were removed by retention; its next restorable point is TXID ${n.txid} as of ${n.time} (level ${n.level} file ${n.file})`,
+      { path: report.path, replica: report.replica },
+    );
+  }
+  if (json) {
+    console.log(JSON.stringify(report));
+    return;
+  }
+  console.log(
+    `restored ${report.path} to TXID ${report.txid} as of ${report.time} (${report.pages} pages of ${report.pageSize} bytes, ${report.files} files, checksum ${report.checksum})`,
+  );
+}
+
+/** A restore that did nothing (`-if-db-not-exists`, `-if-replica-exists`). */
+export function printSkipped(path: string, reason: string, json: boolean): void {
+  if (json) console.log(JSON.stringify({ path, skipped: true, reason }));
+  else console.log(reason);
+}
