@@ -21,14 +21,28 @@ async function listing(replica: string): Promise<Listed[]> {
   return JSON.parse(ls.stdout);
 }
 
-/** An L1 file with an L0 file strictly inside it (neither its first nor its last input). */
+/** `files` without the L0 files that some L1 file covers (what L0 retention leaves). */
+function afterL0Retention(files: Listed[]): Listed[] {
+  const l1s = files.filter((f) => f.level === 1);
+  return files.filter((f) =>
+    f.level !== 0 || !l1s.some((c) => c.minTXID <= f.minTXID && f.maxTXID <= c.maxTXID)
+  );
+}
+
+/**
+ * An L1 file with an L0 file strictly inside it (neither its first nor its
+ * last input), with an older state left to restore once L0 retention ran.
+ */
 function l0InsideL1(files: Listed[]): { l1: Listed; l0: Listed } | null {
+  const left = afterL0Retention(files);
   for (const l1 of files.filter((f) => f.level === 1)) {
     const l0 = files.find((f) =>
       f.level === 0 && f.minTXID > l1.minTXID && f.maxTXID < l1.maxTXID &&
       f.createdAt < l1.createdAt
     );
-    if (l0) return { l1, l0 };
+    if (l0 && left.some((f) => f.maxTXID < l1.minTXID && f.createdAt <= l0.createdAt)) {
+      return { l1, l0 };
+    }
   }
   return null;
 }
@@ -95,11 +109,9 @@ Deno.test("a point-in-time restore reports the TXID and time it restored, and wa
     assert(!/older than/.test(r1.stderr), r1.stderr);
 
     // retention removes the L0 files the L1 files cover
-    const l1s = before.filter((f) => f.level === 1);
-    for (const f of before.filter((f) => f.level === 0)) {
-      if (l1s.some((c) => c.minTXID <= f.minTXID && f.maxTXID <= c.maxTXID)) {
-        await Deno.remove(join(replica, "ltx", "0", `${f.minTXID}-${f.maxTXID}.ltx`));
-      }
+    const left = afterL0Retention(before);
+    for (const f of before.filter((f) => !left.includes(f))) {
+      await Deno.remove(join(replica, "ltx", "0", `${f.minTXID}-${f.maxTXID}.ltx`));
     }
     const after = await listing(replica);
     const want2 = newestBy(after, t);
