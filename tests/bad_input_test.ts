@@ -159,10 +159,17 @@ Deno.test("restore refuses to overwrite, and a corrupt or missing replica file f
     const marks = join(dir, "m.jsonl");
     await runWriter(db, "more", 7, marks);
     const rep = new Replicating([db, `file://${replica}`]);
-    // three batches a sync interval apart: at least three L0 files after the first full copy
+    await rep.waitForLog();
+    // three batches, each uploaded before the next: at least three L0 files after the full copy
+    const l0Count = async () =>
+      (await Array.fromAsync(Deno.readDir(join(replica, "ltx", "0"))).catch(() => [])).length;
     for (const seed of [8, 9, 10]) {
-      await new Promise((r) => setTimeout(r, 1200));
+      const before = await l0Count();
       await runWriter(db, "more", seed, marks);
+      for (const end = Date.now() + 60_000; (await l0Count()) <= before;) {
+        assert(Date.now() < end, `batch ${seed} not uploaded after 60 s:\n${rep.log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     assertEquals((await rep.stop()).code, 0);
 

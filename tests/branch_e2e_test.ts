@@ -50,7 +50,7 @@ Deno.test("clone at a past mark, restore the branch, replicate into it, list and
   try {
     await runWriter(db, "more", 11, marks);
     const rep = new Replicating([db, `file://${replica}`]);
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     await runWriter(db, "more", 12, marks);
     await runWriter(db, "more", 13, marks);
     const stopped = await rep.stop("SIGINT");
@@ -106,7 +106,7 @@ Deno.test("clone at a past mark, restore the branch, replicate into it, list and
     // replicate the staging database into the branch while an app writes to it
     const stagingMarks = join(dir, "staging-marks.jsonl");
     const srep = new Replicating([fromBranch, `file://${branch}`]);
-    await new Promise((r) => setTimeout(r, 1200));
+    await srep.waitForLog();
     await runWriter(fromBranch, "more", 21, stagingMarks);
     const sstop = await srep.stop("SIGINT");
     assertEquals(sstop.code, 0, sstop.stderr);
@@ -177,7 +177,7 @@ Deno.test("branches over S3 (fauxqs): clone into S3 and into a directory, restor
     const marks = join(dir, "marks.jsonl");
     await runWriter(db, "more", 31, marks);
     const rep = new Replicating([db, src], env);
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     await runWriter(db, "more", 32, marks);
     const stopped = await rep.stop("SIGINT");
     assertEquals(stopped.code, 0, stopped.stderr);

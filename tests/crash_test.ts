@@ -112,7 +112,7 @@ Deno.test("kill -9 of strata replicate 50 times during heavy writes: exact resto
     assert(transactions > 200, `the writer wrote only ${transactions} transactions`);
 
     const last = new Replicating(["-config", config]);
-    await new Promise((r) => setTimeout(r, 1500));
+    await last.waitForLog();
     const out = await last.stop();
     assertEquals(out.code, 0, out.stderr);
 
@@ -190,7 +190,7 @@ Deno.test("kill -9 of the app in the middle of a transaction: the replica never 
     }
     assert(seen.includes("in-transaction"), "the app reached its open transaction");
     rep = new Replicating([db, `file://${replica}`]);
-    await new Promise((r) => setTimeout(r, 1500)); // strata captures while the transaction is open
+    await rep.waitForLog(); // strata captures while the transaction is open
     app.kill("SIGKILL");
     await app.status;
     await lines.cancel().catch(() => {});

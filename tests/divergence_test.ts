@@ -87,7 +87,7 @@ async function replicateWhile(
   const p = new Replicating(["-config", s.config, ...extra]);
   let out;
   try {
-    await new Promise((r) => setTimeout(r, 1500));
+    await p.waitForLog();
     await during();
   } finally {
     out = await p.stop();

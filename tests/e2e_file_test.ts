@@ -43,7 +43,7 @@ Deno.test("replicate while an app writes; restore latest, timestamps and a TXID 
       `dbs:\n  - path: ${db}\n    replicas:\n      - url: file://${replica}\n        sync-interval: 300ms\n`,
     );
     const rep = new Replicating(["-config", cfg]);
-    await new Promise((r) => setTimeout(r, 1500));
+    await rep.waitForLog();
     await runWriter(db, "main", 2, marks);
     const stopped = await rep.stop("SIGINT");
     assertEquals(stopped.code, 0, stopped.stderr);
@@ -108,13 +108,13 @@ Deno.test("a TRUNCATE checkpoint by another process while strata is stopped is n
   try {
     await runWriter(db, "more", 3, marks);
     let rep = new Replicating([db, `file://${replica}`]);
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     await runWriter(db, "more", 4, marks);
     assertEquals((await rep.stop()).code, 0);
     // while strata is stopped: writes, then a TRUNCATE checkpoint, by another process
     await runWriter(db, "truncate", 5, marks);
     rep = new Replicating([db, `file://${replica}`]);
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     await runWriter(db, "more", 6, marks);
     const out2 = await rep.stop();
     assertEquals(out2.code, 0, out2.stderr);
@@ -147,7 +147,7 @@ Deno.test("an app committing as fast as it can: checkpoints under pressure, merg
   try {
     await runWriter(db, "more", 7, marks);
     const rep = new Replicating([db, `file://${replica}`], { LOG_LEVEL: "debug" });
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     await runWriter(db, "burst", 8, marks);
     const stopped = await rep.stop();
     assertEquals(stopped.code, 0, stopped.stderr);
@@ -180,13 +180,23 @@ Deno.test("levels, snapshots and retention on a schedule; status, ltx -level all
     );
     await runWriter(db, "more", 11, marks);
     const rep = new Replicating(["-config", cfg], { LOG_LEVEL: "debug" });
-    await new Promise((r) => setTimeout(r, 1000));
+    await rep.waitForLog();
     await runWriter(db, "main", 12, marks);
-    await new Promise((r) => setTimeout(r, 4500)); // let L1, L2, a snapshot and retention run
-    const st = await strata(["status", "-config", cfg, "-json"]);
-    assertEquals(st.code, 0, st.stderr);
-    const status = JSON.parse(st.stdout);
-    assertEquals(status[0].replicas[0].txid, status[0].local.txid);
+    // let L1, L2, a snapshot and retention run after the app's writes
+    const writesEnded = rep.log.length;
+    for (const p of [/compacted .*level=2/, /snapshot interval/, /DEBUG retention .*deleted=\d+/]) {
+      await rep.waitForLog(p, 90_000, writesEnded);
+    }
+    // the replica catches up with every TXID captured
+    let status;
+    for (const end = Date.now() + 60_000;;) {
+      const st = await strata(["status", "-config", cfg, "-json"]);
+      assertEquals(st.code, 0, st.stderr);
+      status = JSON.parse(st.stdout);
+      if (status[0].replicas[0].txid === status[0].local.txid) break;
+      assert(Date.now() < end, `replica behind after 60 s: ${st.stdout}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     assertEquals(status[0].replicas[0].behindTXIDs, 0);
     const stopped = await rep.stop();
     assertEquals(stopped.code, 0, stopped.stderr);
@@ -230,11 +240,18 @@ Deno.test("an idle database: no compaction output, no uploads, no deletions, no 
     );
     await runWriter(db, "more", 13, marks);
     const rep = new Replicating(["-config", cfg]);
-    await new Promise((r) => setTimeout(r, 3500)); // first sync, then L1/L2 catch up once
+    await rep.waitForLog();
     const listing = async () => {
       const r = await strata(["ltx", "-json", `file://${replica}`]);
       return JSON.stringify(JSON.parse(r.stdout));
     };
+    // the first sync, then L1 and L2 catch up once (however long that takes here)
+    const levels = (l: string) => new Set(JSON.parse(l).map((f: { level: number }) => f.level));
+    const end = Date.now() + 60_000;
+    while (!levels(await listing()).has(2)) {
+      assert(Date.now() < end, `no L2 file after 60 s: ${await listing()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const before = await listing();
     await new Promise((r) => setTimeout(r, 4000)); // several level, snapshot and retention ticks
     const after = await listing();

@@ -26,7 +26,7 @@ Deno.test("e2e s3: `replicate DB s3://…?endpoint=…` while an app writes; res
     const marks = join(dir, "marks.jsonl");
     await runWriter(db, "more", 1, marks);
     const rep = new Replicating([db, url], env);
-    await new Promise((r) => setTimeout(r, 1500));
+    await rep.waitForLog();
     await runWriter(db, "main", 2, marks);
     const stopped = await rep.stop("SIGINT");
     assertEquals(stopped.code, 0, stopped.stderr);
@@ -151,11 +151,11 @@ Deno.test("e2e s3 (config keys): restarting continues the replica; every mark re
     );
     await runWriter(db, "more", 7, marks);
     let rep = new Replicating(["-config", config], env);
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     assertEquals((await rep.stop()).code, 0);
     await runWriter(db, "more", 8, marks); // while strata is stopped
     rep = new Replicating(["-config", config], env);
-    await new Promise((r) => setTimeout(r, 1200));
+    await rep.waitForLog();
     await runWriter(db, "main", 9, marks);
     const st = await rep.stop();
     assertEquals(st.code, 0, st.stderr);

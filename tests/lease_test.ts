@@ -200,7 +200,7 @@ Deno.test("two replicators on one replica path: the second waits, refused; after
     await writing;
     // a third one, waiting for the lease, stops at once on SIGINT without opening anything
     const c = new Replicating([db, `file://${replica}`]);
-    await new Promise((r) => setTimeout(r, 1500));
+    await c.waitForLog(/is held by/);
     const outC = await c.stop();
     assertEquals(outC.code, 0, outC.stderr);
     assert(outC.stderr.includes("is held by"), outC.stderr);

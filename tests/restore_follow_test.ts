@@ -93,7 +93,7 @@ async function followScenario(
   try {
     await runWriter(db, "more", 31, marksPath);
     rep = new Replicating([db, url], env);
-    await new Promise((r) => setTimeout(r, 1500));
+    await rep.waitForLog();
     follower = startFollower(url, copy, env);
     const output = follower.output();
     let marks = await readMarks(marksPath);

@@ -30,7 +30,7 @@ async function replicated(extra = ""): Promise<Setup & { log: string }> {
   );
   await runWriter(db, "more", 1, join(dir, "marks.jsonl"));
   const rep = new Replicating(["-config", config]);
-  await new Promise((r) => setTimeout(r, 1500));
+  await rep.waitForLog();
   await runWriter(db, "more", 2, join(dir, "marks.jsonl"));
   await new Promise((r) => setTimeout(r, 1200));
   const out = await rep.stop();

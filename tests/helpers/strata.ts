@@ -32,7 +32,9 @@ export async function strata(
 /** A `strata replicate` running in the background; `stop()` sends SIGINT and waits. */
 export class Replicating {
   readonly #child: Deno.ChildProcess;
-  readonly #out: Promise<Deno.CommandOutput>;
+  #stdout = "";
+  #stderr = "";
+  readonly #drained: Promise<void>;
 
   constructor(args: string[], env: Record<string, string> = {}) {
     this.#child = new Deno.Command(Deno.execPath(), {
@@ -41,20 +43,60 @@ export class Replicating {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    this.#out = this.#child.output();
+    const collect = async (s: ReadableStream<Uint8Array>, to: "out" | "err") => {
+      const dec = new TextDecoder();
+      for await (const c of s) {
+        if (to === "out") this.#stdout += dec.decode(c, { stream: true });
+        else this.#stderr += dec.decode(c, { stream: true });
+      }
+    };
+    this.#drained = Promise.all([
+      collect(this.#child.stdout, "out"),
+      collect(this.#child.stderr, "err"),
+    ]).then(() => {});
   }
 
   get pid(): number {
     return this.#child.pid;
   }
 
+  /** What it logged so far (stderr). */
+  get log(): string {
+    return this.#stderr;
+  }
+
+  /**
+   * Waits until its log matches `pattern` (by default: replication has started, its initial
+   * capture done), however slow the machine; throws with the log when it exits first or after
+   * `ms`. `since`: only the log after that many characters counts.
+   */
+  async waitForLog(
+    pattern: RegExp = /INFO replicating db=/,
+    ms = 90_000,
+    since = 0,
+  ): Promise<void> {
+    let exited = false;
+    this.#child.status.then(() => (exited = true));
+    const end = Date.now() + ms;
+    while (!pattern.test(this.#stderr.slice(since))) {
+      if (exited || Date.now() > end) {
+        throw new Error(
+          `strata replicate ${
+            exited ? "exited" : "timed out"
+          } before logging ${pattern}:\n${this.#stderr}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async stop(signal: Deno.Signal = "SIGINT"): Promise<Output> {
     try {
       this.#child.kill(signal);
     } catch { /* already exited */ }
-    const r = await this.#out;
-    const dec = new TextDecoder();
-    return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+    const status = await this.#child.status;
+    await this.#drained;
+    return { code: status.code, stdout: this.#stdout, stderr: this.#stderr };
   }
 }
 
