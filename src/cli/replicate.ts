@@ -5,10 +5,12 @@ import {
   canonicalPath,
   type Config,
   type DbConfig,
+  DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
   DEFAULT_SOCKET_PATH,
   DEFAULTS,
   type DirConfig,
   dirEntryConfig,
+  DURATION_LIMITS,
   findOverlap,
   globToRegExp,
   parseReplicaUrl,
@@ -29,7 +31,14 @@ import {
   serveMetrics,
 } from "../server/mod.ts";
 import { log, overrideLogLevel, parseLogLevel } from "../log.ts";
-import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import {
+  branchAwareClientFor,
+  CONFIG_FLAGS,
+  durationFlag,
+  parse,
+  readConfig,
+  wantsHelp,
+} from "./common.ts";
 import { listenForShutdown, onSignals, runChild } from "./exec.ts";
 import type { FlagSpecs } from "./flags.ts";
 import { UsageError } from "./flags.ts";
@@ -47,6 +56,12 @@ const FLAGS: FlagSpecs = {
     value: "CMD",
     help: "run CMD as a child; strata exits with its exit code after a final sync",
   },
+  "shutdown-sync-timeout": {
+    type: "string",
+    value: "DURATION",
+    help:
+      "longest wait for the final sync at stop (default 10s; overrides the config); a replica left without every commit makes the exit non-zero",
+  },
   "log-level": {
     type: "string",
     value: "LEVEL",
@@ -55,19 +70,33 @@ const FLAGS: FlagSpecs = {
 };
 const USAGE = `Usage:
   strata replicate [-config PATH] [-new-lineage] [-exec CMD] [-log-level LEVEL]
-  strata replicate [-new-lineage] [-exec CMD] [-log-level LEVEL] DB_PATH REPLICA_URL [REPLICA_URL...]
+                   [-shutdown-sync-timeout DURATION]
+  strata replicate [-new-lineage] [-exec CMD] [-log-level LEVEL] [-shutdown-sync-timeout DURATION]
+                   DB_PATH REPLICA_URL [REPLICA_URL...]
 
 Replicates each database continuously until SIGINT or SIGTERM; on stop it
 captures and uploads everything committed before exiting. With -exec (or
 exec: in the config) it runs the app as a child process, forwards signals to
-it, and when the child exits does a final sync and exits with its code.
+it, and when the child exits does a final sync and exits with its code. The
+final sync may take up to shutdown-sync-timeout (default 10s); when a replica
+did not receive every committed transaction by then (unreachable, read-only,
+too slow), the log names it and the TXIDs it lacks and the exit code is 1.
 
 A replica whose newest TXID and checksum are not a point of the local history
 has diverged: strata stops uploading to it (nothing in it is deleted) until it
 is restarted with -new-lineage, which continues with a full copy numbered past
 the replica's newest TXID and a fresh snapshot.`;
 
-type Settings = Pick<Config, "dbs" | "dirs" | "compaction" | "addr" | "exec" | "socket">;
+type Settings = Pick<
+  Config,
+  "dbs" | "dirs" | "compaction" | "addr" | "exec" | "socket" | "shutdownSyncTimeoutMs"
+>;
+
+/** -shutdown-sync-timeout, else the config's, else the default (validated). */
+function shutdownSyncTimeoutFrom(flags: ReturnType<typeof parse>, cfg: Settings): number {
+  return durationFlag(flags, "shutdown-sync-timeout", DURATION_LIMITS["shutdown-sync-timeout"]) ??
+    cfg.shutdownSyncTimeoutMs ?? DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS;
+}
 
 function settingsFrom(flags: ReturnType<typeof parse>): Promise<Settings> | Settings {
   if (flags.args.length === 0) return readConfig(flags, true).then((c) => c!);
@@ -105,6 +134,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
   }
   const cfg = await settingsFrom(flags);
   const exec = flags.strings.get("exec") ?? cfg.exec;
+  const shutdownSyncTimeoutMs = shutdownSyncTimeoutFrom(flags, cfg);
 
   const set = new DbSet();
   const metrics = cfg.addr ? new Metrics(() => set.running(), () => set.list()) : null;
@@ -125,6 +155,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
       })),
       compaction: cfg.compaction,
       newLineage: flags.bools.has("new-lineage"),
+      shutdownSyncTimeoutMs,
     });
 
   const watchers: DirectoryWatcher[] = [];

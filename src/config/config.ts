@@ -14,7 +14,12 @@ import { ConfigError, Reader } from "./reader.ts";
 import { DURATION_LIMITS as L, INT_LIMITS } from "./limits.ts";
 import { COMPACTION_KEYS, parseCompaction } from "./compaction_config.ts";
 import { parseServing, SERVING_KEYS } from "./serving_config.ts";
-import type { Config, DbConfig, DirConfig } from "./config_types.ts";
+import {
+  type Config,
+  type DbConfig,
+  DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
+  type DirConfig,
+} from "./config_types.ts";
 import { canonicalPath, type EntryPlace, findOverlap } from "./overlap.ts";
 import { parseLogLevel } from "../log.ts";
 
@@ -84,6 +89,7 @@ export function parseConfig(
     "dbs",
     "logging",
     ...SERVING_KEYS,
+    "shutdown-sync-timeout",
     ...COMPACTION_KEYS,
   ]);
   const compaction = parseCompaction(r, top);
@@ -243,7 +249,13 @@ export function parseConfig(
   }
   const overlap = findOverlap(places);
   if (overlap) throw new ConfigError(file, overlap.message, overlap.line);
-  return { dbs, dirs, logging, compaction, ...parseServing(r, top) };
+  const shutdownSyncTimeoutMs = r.duration(
+    top.get("shutdown-sync-timeout"),
+    "shutdown-sync-timeout",
+    DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
+    L["shutdown-sync-timeout"],
+  );
+  return { dbs, dirs, logging, compaction, shutdownSyncTimeoutMs, ...parseServing(r, top) };
 }
 
 /** The config path: flag, then $STRATA_CONFIG, then /etc/strata.yml. */

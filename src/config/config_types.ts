@@ -50,4 +50,9 @@ export interface Config {
   logging: { level?: LogLevel; type?: "text" | "json" };
   /** Levels, snapshots and retention (global, as Litestream v0.5). */
   compaction: CompactionSettings;
+  /** `shutdown-sync-timeout`: how long the final sync at stop may take. */
+  shutdownSyncTimeoutMs?: number;
 }
+
+/** Default `shutdown-sync-timeout`. */
+export const DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS = 10_000;

@@ -8,13 +8,15 @@
  */
 
 import { join } from "node:path";
-import { Monitor, type MonitorOptions } from "../capture/mod.ts";
-import { formatLtxFileName } from "../ltx/mod.ts";
+import { type LocalFile, Monitor, type MonitorOptions } from "../capture/mod.ts";
+import { formatLtxFileName, formatTXID } from "../ltx/mod.ts";
 import { mergeLocalFiles } from "./local_merge.ts";
 import { writeFileAtomic } from "../fsutil.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
+import { LeaseHeldError } from "./lease.ts";
+import { redundantFiles } from "./local_chain.ts";
 import { verifyReplica, type VerifyReport } from "./verify.ts";
 import { readLocalEnds } from "./positions.ts";
 import {
@@ -23,6 +25,22 @@ import {
   DEFAULT_COMPACTION,
   nextAligned,
 } from "./compactor.ts";
+
+/** How long start-up waits for a replica's lease before capturing without it. */
+const LEASE_START_WAIT_MS = 5_000;
+
+/** `p`'s value, or null when it has not settled within `ms` (it goes on). */
+export async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<null>((res) => (timer = setTimeout(() => res(null), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** How often a busy WAL is checked against the checkpoint threshold (a stat when idle). */
 const PRESSURE_CHECK_MS = 5;
@@ -38,7 +56,12 @@ export interface DbReplicationOptions extends MonitorOptions {
    * (a replica unreachable for long): local use stays about one database size.
    */
   maxPendingFiles?: number;
+  /** How long the final sync at stop may take (DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS). */
+  shutdownSyncTimeoutMs?: number;
 }
+
+/** Default shutdown-sync-timeout (the config's default; replicate passes it). */
+const DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS = 10_000;
 
 export const DEFAULT_MAX_PENDING_FILES = 128;
 
@@ -52,10 +75,13 @@ export class DbReplication {
   #timeouts = new Set<ReturnType<typeof setTimeout>>();
   #maintenance: Promise<unknown>[] = [];
   #ticking: Promise<unknown> | null = null;
+  /** Pruning and merging of local files, one at a time (see #tidyLocal). */
+  #localOps: Promise<void> = Promise.resolve();
   #stopped = false;
   #opened = false;
   readonly #validationIntervalsMs: number[];
   readonly #maxPendingFiles: number;
+  readonly #shutdownSyncTimeoutMs: number;
 
   constructor(opts: DbReplicationOptions) {
     this.monitor = new Monitor(opts);
@@ -76,6 +102,7 @@ export class DbReplication {
     this.#maintenance = this.replicators.map(() => Promise.resolve());
     this.#validationIntervalsMs = opts.replicas.map((r) => r.validationIntervalMs ?? 0);
     this.#maxPendingFiles = Math.max(2, opts.maxPendingFiles ?? DEFAULT_MAX_PENDING_FILES);
+    this.#shutdownSyncTimeoutMs = opts.shutdownSyncTimeoutMs ?? DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS;
   }
 
   async start(): Promise<void> {
@@ -83,6 +110,7 @@ export class DbReplication {
     if (this.#stopped) return; // stopped while waiting for a lease: nothing was opened
     this.#opened = true;
     await this.monitor.open();
+    await this.#restrictReplicaModes();
     log("info", "replicating", {
       db: this.monitor.dbPath,
       position: this.monitor.position.txid,
@@ -116,21 +144,45 @@ export class DbReplication {
   }
 
   /**
-   * Waits until this process holds every replica's lease, retrying each
+   * Waits while another process holds a replica's lease, retrying each
    * second: the database is not touched before, so a second `strata
-   * replicate` never interleaves with the first and takes over where it stopped.
+   * replicate` never interleaves with the first and takes over where it
+   * stopped. A replica that cannot be reached or refuses the write (no
+   * bucket, no permission, connection refused) or answers too slowly does
+   * not hold up capturing nor the other replicas: its syncs retry (with
+   * backoff) and say why.
    */
   async #acquireLeases(): Promise<void> {
-    for (const r of this.replicators) {
-      if (!r.lease) {
+    await Promise.all(this.replicators.map(async (r) => {
+      const lease = r.lease;
+      if (!lease) {
         log("warn", "this replica type has no lease: make sure one strata replicate writes to it", {
           replica: `${r.client.type}:${r.client.location}`,
         });
+        return;
       }
-      while (r.lease && !this.#stopped && !(await r.lease.ensure())) {
-        await new Promise((res) => setTimeout(res, 1000));
+      while (!this.#stopped) {
+        const held = await withinMs(lease.ensure(), LEASE_START_WAIT_MS);
+        if (held === true) return;
+        if (held === false && lease.lastError instanceof LeaseHeldError) {
+          await new Promise((res) => setTimeout(res, 1000));
+          continue;
+        }
+        log("warn", "replica unavailable at start: capturing goes on, it is retried", {
+          db: this.monitor.dbPath,
+          replica: `${r.client.type}:${r.client.location}`,
+          error: held === null ? `no answer in ${LEASE_START_WAIT_MS} ms` : lease.problem,
+        });
+        return;
       }
-    }
+    }));
+  }
+
+  /** Replica files and directories are written no more readable than the database. */
+  async #restrictReplicaModes(): Promise<void> {
+    const mode = (await Deno.stat(this.monitor.dbPath).catch(() => null))?.mode;
+    if (mode === null || mode === undefined) return; // no modes on this platform
+    for (const r of this.replicators) r.client.restrictModes?.(mode);
   }
 
   /** Runs `fn` for every replica at each wall-clock multiple of `intervalMs`. */
@@ -171,7 +223,7 @@ export class DbReplication {
     }
     return this.#serial(k, async () => {
       if (await this.#leased(k)) await this.compactors[k].compact(level);
-    }).then(() => this.#prune());
+    }).then(() => this.#tidyLocal());
   }
 
   /** Holds replica `k`'s lease (taken again if it lapsed while idle); false when refused. */
@@ -241,18 +293,33 @@ export class DbReplication {
   }
 
   #sync(r: Replicator): void {
-    if (!this.#stopped) {
-      r.sync().then(() => this.#prune()).then(() => this.#boundPending()).catch((e) =>
-        log("error", "local files could not be merged", { db: this.monitor.dbPath, error: e })
-      );
-    }
+    if (!this.#stopped) r.sync().then(() => this.#tidyLocal());
+  }
+
+  /**
+   * Prunes and bounds the local files, one run at a time per database (two
+   * merges at once made overlapping files that stopped uploads for good).
+   */
+  #tidyLocal(): Promise<void> {
+    const run = this.#localOps.then(async () => {
+      if (this.#stopped) return;
+      await this.#prune();
+      await this.#boundPending();
+    }).catch((e) =>
+      log("error", "local files could not be merged", { db: this.monitor.dbPath, error: e })
+    );
+    this.#localOps = run;
+    return run;
   }
 
   #tick(): void {
     if (this.#ticking || this.#stopped) return;
     this.#ticking = this.monitor.capture()
       .then((wrote) => {
-        if (wrote) { for (const r of this.replicators) r.requestSync(() => this.#sync(r)); }
+        if (!wrote) return;
+        for (const r of this.replicators) r.requestSync(() => this.#sync(r));
+        // bounded even while a failing replica's syncs are far apart (backoff)
+        if (this.replicators.some((r) => r.lastError !== null)) this.#tidyLocal();
       })
       .catch((e) => log("error", "capture failed", { db: this.monitor.dbPath, error: e }))
       .finally(() => (this.#ticking = null));
@@ -262,10 +329,9 @@ export class DbReplication {
   async syncAll(): Promise<void> {
     await this.monitor.capture();
     await Promise.all(this.replicators.map((r) => r.sync()));
-    await this.#prune();
+    await this.#tidyLocal();
   }
 
-  /** Deletes local L0 files every replica has, keeping the newest local file. */
   /**
    * Deletes local L0 files every replica has uploaded and (when levels are
    * configured) compacted into L1, so L1 compaction reads them locally;
@@ -284,8 +350,12 @@ export class DbReplication {
     if (positions.some((p) => p === null)) return;
     const min = positions.reduce((a, b) => (a! < b! ? a : b))!;
     const files = await this.monitor.localFiles();
-    for (const f of files.slice(0, -1)) {
-      if (f.maxTXID <= min) await Deno.remove(f.path).catch(() => {});
+    const newest = files.reduce<LocalFile | null>(
+      (a, f) => (!a || f.maxTXID > a.maxTXID ? f : a),
+      null,
+    );
+    for (const f of files) {
+      if (f !== newest && f.maxTXID <= min) await Deno.remove(f.path).catch(() => {});
     }
   }
 
@@ -296,6 +366,15 @@ export class DbReplication {
    * one file, which holds each page once.
    */
   async #boundPending(): Promise<void> {
+    // merged files beside their inputs (a crash, or an older strata's concurrent merges)
+    const local = await this.monitor.localFiles();
+    for (const f of redundantFiles(local)) {
+      log("warn", "removing a local file another one holds entirely", {
+        db: this.monitor.dbPath,
+        file: f.path,
+      });
+      await Deno.remove(f.path).catch(() => {});
+    }
     let min = -1n;
     for (const r of this.replicators) {
       const p = r.lastKnownTXID;
@@ -331,7 +410,6 @@ export class DbReplication {
     });
   }
 
-  /** Stops timers, captures the last committed frames and syncs them before closing. */
   /** True once start() opened the database (it may return without, when cancelled). */
   get opened(): boolean {
     return this.#opened;
@@ -342,23 +420,76 @@ export class DbReplication {
     if (!this.#opened) this.#stopped = true;
   }
 
+  /**
+   * Stops timers, captures the last committed frames and uploads them, within
+   * the shutdown-sync-timeout. Throws a FinalSyncError (after logging, per
+   * replica, which TXIDs it lacks and why) when any replica did not get
+   * everything committed: the caller exits non-zero.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     for (const t of this.#timeouts) clearTimeout(t);
-    await Promise.all(this.#maintenance);
     for (const r of this.replicators) r.cancelRequested();
-    await this.#ticking;
-    try {
+    if (!this.#opened) return; // nothing was captured: nothing to sync
+    const timeoutMs = this.#shutdownSyncTimeoutMs;
+    const work = (async () => {
+      await Promise.all(this.#maintenance);
+      await this.#ticking;
       await this.monitor.close();
       await Promise.all(this.replicators.map((r) => r.sync()));
+    })();
+    let done: true | null;
+    try {
+      done = await withinMs(work.then(() => true as const), timeoutMs);
     } catch (e) {
       log("error", "final sync failed", { db: this.monitor.dbPath, error: e });
+      this.#releaseLeases(); // not awaited: a replica that hangs must not hold up the exit
       throw e;
-    } finally {
-      await Promise.all(this.replicators.map((r) => r.lease?.release().catch(() => {})));
     }
+    const want = this.monitor.position.txid;
+    const lacking = this.replicators.flatMap((r) => {
+      if (r.divergence) {
+        // reported when detected; uploads to it stopped on purpose (restart with -new-lineage)
+        log("error", "final sync: the replica diverged and was not updated", {
+          db: this.monitor.dbPath,
+          replica: `${r.client.type}:${r.client.location}`,
+          reason: r.divergence.reason,
+        });
+        return [];
+      }
+      const have = r.lastKnownTXID;
+      if (have >= want) return [];
+      const reason = done === null
+        ? `the final sync did not finish within shutdown-sync-timeout (${timeoutMs} ms)`
+        : r.lastError?.message ?? "not uploaded";
+      const lacks = `${formatTXID(have + 1n)}-${formatTXID(want)}`;
+      log("error", "final sync: committed transactions did not reach a replica", {
+        db: this.monitor.dbPath,
+        replica: `${r.client.type}:${r.client.location}`,
+        lacks,
+        reason,
+      });
+      return [`${r.client.type}:${r.client.location} lacks TXIDs ${lacks} (${reason})`];
+    });
+    if (lacking.length > 0) {
+      this.#releaseLeases();
+      throw new FinalSyncError(this.monitor.dbPath, lacking);
+    }
+    await withinMs(this.#releaseLeases(), 2_000);
     log("info", "stopped", { db: this.monitor.dbPath, position: this.monitor.position.txid });
+  }
+
+  #releaseLeases(): Promise<unknown> {
+    return Promise.all(this.replicators.map((r) => r.lease?.release().catch(() => {})));
+  }
+}
+
+/** Committed transactions did not reach every replica when replication stopped. */
+export class FinalSyncError extends Error {
+  constructor(db: string, lacking: string[]) {
+    super(`database ${db}: final sync incomplete: ${lacking.join("; ")}`);
+    this.name = "FinalSyncError";
   }
 }

@@ -70,6 +70,8 @@ export class Lease {
   #warnedBestEffort = false;
   /** Why the lease is not held (the last refusal or failure), or null. */
   problem: string | null = null;
+  /** The last refusal or failure itself (a LeaseHeldError when another process holds it). */
+  lastError: Error | null = null;
 
   constructor(store: LeaseStore, opts: LeaseOptions = {}) {
     this.store = store;
@@ -171,11 +173,13 @@ export class Lease {
       } else if (this.#renewDue()) {
         await this.renew();
       }
+      this.lastError = null;
       return this.held;
     } catch (e) {
       const msg = (e as Error).message;
       if (msg !== this.problem) log("error", "replica lease not held", { error: msg });
       this.problem = msg;
+      this.lastError = e as Error;
       return false;
     }
   }

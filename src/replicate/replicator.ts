@@ -5,13 +5,14 @@
  */
 
 import { basename, join } from "node:path";
-import { formatLtxFileName, formatPosition, type Position } from "../ltx/mod.ts";
+import { formatLtxFileName, formatPosition, formatTXID, type Position } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import { leaseStoreFor, type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
 import { mergeLocalFiles } from "./local_merge.ts";
+import { chainAfter } from "./local_chain.ts";
 import { Lease, type LeaseOptions } from "./lease.ts";
 import {
   continuityProblem,
@@ -20,6 +21,11 @@ import {
   readReplicaPosition,
   readReplicaPost,
 } from "./positions.ts";
+
+/** The longest wait between two attempts at a failing replica. */
+export const RETRY_MAX_MS = 30_000;
+/** A failure that lasts is logged at error level again this often. */
+export const ERROR_REPEAT_MS = 60_000;
 
 export interface ReplicatorOptions {
   syncIntervalMs: number;
@@ -64,6 +70,11 @@ export class Replicator {
   lastSyncAt: Date | null = null;
   /** The replica's TXID as last known, kept across failed syncs (for the lag). */
   #knownTXID = 0n;
+  /** Syncs failed in a row; the next scheduled one waits (see RETRY_MAX_MS). */
+  #failures = 0;
+  #retryAt = 0;
+  /** When a failure was last logged at error level (repeats are, every ERROR_REPEAT_MS). */
+  #loggedErrorAt = -Infinity;
 
   /** The replica's files, listed once and kept current by this (its only) writer. */
   readonly index: ReplicaIndex;
@@ -133,7 +144,8 @@ export class Replicator {
    */
   requestSync(run: () => void): void {
     if (this.#requested !== null) return;
-    const wait = Math.max(0, this.#lastSyncStart + this.#opts.syncIntervalMs - Date.now());
+    const due = Math.max(this.#lastSyncStart + this.#opts.syncIntervalMs, this.#retryAt);
+    const wait = Math.max(0, due - Date.now());
     this.#requested = setTimeout(() => {
       this.#requested = null;
       run();
@@ -191,19 +203,29 @@ export class Replicator {
       );
       if (problem !== null && !(await this.#diverged(problem))) return;
       let pos = this.#replicaPos.txid;
-      let files = (await this.monitor.localFiles()).filter((f) => f.maxTXID > pos);
-      if (files.length > 0 && files[0].minTXID !== pos + 1n && files[0].minTXID !== 1n) {
-        pos = await this.#uploadSnapshot(
-          pos === 0n ? "empty replica" : "replica does not continue the local files",
-        );
-        files = (await this.monitor.localFiles()).filter((f) => f.maxTXID > pos);
-      }
-      for (const f of files) {
-        if (f.minTXID !== pos + 1n && f.minTXID !== 1n) {
-          throw new Error(`local file ${f.path} does not continue replica TXID ${pos}`);
+      let chain = chainAfter(await this.monitor.localFiles(), pos);
+      if (chain.reaches < chain.newest) {
+        // the local files do not lead from the replica's TXID to the local
+        // position (fresh replica, pruned history, a gap or damage in the
+        // local files): a snapshot re-seeds the replica, whatever the local state
+        const reason = pos === 0n
+          ? "empty replica"
+          : chain.files.length === 0
+          ? "replica does not continue the local files"
+          : `the local files do not chain from TXID ${formatTXID(chain.reaches)} to ${
+            formatTXID(chain.newest)
+          }`;
+        pos = await this.#uploadSnapshot(reason);
+        chain = chainAfter(await this.monitor.localFiles(), pos);
+        if (chain.reaches < chain.newest) {
+          throw new Error(
+            `the local files in ${this.monitor.ltxDir} do not chain from TXID ${
+              formatTXID(chain.reaches)
+            } to ${formatTXID(chain.newest)} even after a snapshot`,
+          );
         }
-        pos = f.maxTXID;
       }
+      const files = chain.files;
       // a snapshot file (min TXID 1: a new lineage) starts an upload of its own
       for (const run of splitAtSnapshots(files)) {
         await (run.length === 1 ? this.#upload(run[0]) : this.#uploadMerged(run));
@@ -223,20 +245,44 @@ export class Replicator {
         log("info", "sync recovered", { db: this.monitor.dbPath, replica: this.client.location });
       }
       this.lastError = null;
+      this.#failures = 0;
+      this.#retryAt = 0;
+      this.#loggedErrorAt = -Infinity;
       this.#knownTXID = this.replicaTXID ?? this.#knownTXID;
       this.lastSyncAt = new Date();
     } catch (e) {
-      const repeated = this.lastError?.message === (e as Error).message;
-      this.lastError = e as Error;
-      this.#replicaPos = null; // re-list next time
-      this.index.invalidate();
-      // once per distinct failure at error level: an unreachable replica must not flood the log
-      log(repeated ? "debug" : "error", "sync failed", {
-        db: this.monitor.dbPath,
-        replica: this.client.location,
-        error: e,
-      });
+      this.#failed(e as Error);
     }
+  }
+
+  /**
+   * A sync failed: the next scheduled one waits longer each time (up to
+   * RETRY_MAX_MS); the failure is logged at error level when it is new and
+   * again every ERROR_REPEAT_MS while it lasts (debug in between), so an
+   * unreachable replica is never silent and never floods the log.
+   */
+  #failed(e: Error): void {
+    const repeated = this.lastError?.message === e.message;
+    this.lastError = e;
+    this.#replicaPos = null; // re-list next time
+    this.index.invalidate();
+    this.#failures++;
+    const backoff = Math.min(
+      RETRY_MAX_MS,
+      this.#opts.syncIntervalMs * 2 ** Math.min(this.#failures - 1, 16),
+    );
+    this.#retryAt = Date.now() + backoff;
+    const now = Date.now();
+    const loud = !repeated || now - this.#loggedErrorAt >= ERROR_REPEAT_MS;
+    if (loud) this.#loggedErrorAt = now;
+    log(loud ? "error" : "debug", "sync failed", {
+      db: this.monitor.dbPath,
+      replica: this.client.location,
+      failures: this.#failures,
+      retryInMs: backoff,
+      behind: `${this.lastKnownTXID}..${this.monitor.position.txid}`,
+      error: e,
+    });
   }
 
   /**

@@ -42,6 +42,11 @@ export interface ReplicaClient {
     createdAt: Date,
   ): Promise<ReplicaFile>;
   deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void>;
+  /**
+   * Clients that create files with modes (file, sftp): write them no more
+   * readable than a database file of mode `dbMode` (0600/0700 for 0600).
+   */
+  restrictModes?(dbMode: number): void;
 }
 
 /** A file the replica does not have. */

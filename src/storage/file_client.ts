@@ -3,6 +3,8 @@
 import { join } from "node:path";
 import { formatLtxFileName, parseLtxFileName } from "../ltx/mod.ts";
 import { syncDir } from "../fsutil.ts";
+import { io } from "./os_error.ts";
+import { DEFAULT_MODES, type FileModes, modesFor } from "./file_modes.ts";
 import type { RawEntry } from "./litestream_v03.ts";
 import {
   type ByteRange,
@@ -15,6 +17,8 @@ import {
 export class FileReplicaClient implements ReplicaClient {
   readonly type = "file";
   readonly root: string;
+  /** Modes of the files and directories written (see restrictModes). */
+  modes: FileModes = DEFAULT_MODES;
 
   constructor(root: string) {
     this.root = root;
@@ -22,6 +26,11 @@ export class FileReplicaClient implements ReplicaClient {
 
   get location(): string {
     return this.root;
+  }
+
+  /** Writes files and directories no more readable than a database of mode `dbMode`. */
+  restrictModes(dbMode: number): void {
+    this.modes = modesFor(dbMode);
   }
 
   levelDir(level: number): string {
@@ -100,26 +109,38 @@ export class FileReplicaClient implements ReplicaClient {
     createdAt: Date,
   ): Promise<ReplicaFile> {
     const dir = this.levelDir(level);
-    await Deno.mkdir(dir, { recursive: true });
     const path = this.filePath(level, minTXID, maxTXID);
+    // errors name `path` and the reason (ENOSPC, EACCES, …), never the temporary name
+    await io(
+      "create the directory of",
+      path,
+      () => Deno.mkdir(dir, { recursive: true, mode: this.modes.dir }),
+    );
     const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-    const file = await Deno.open(tmp, { write: true, createNew: true });
+    const file = await io(
+      "create",
+      path,
+      () => Deno.open(tmp, { write: true, createNew: true, mode: this.modes.file }),
+    );
     let size = 0;
     try {
       for await (const chunk of data) {
-        let off = 0;
-        while (off < chunk.length) off += await file.write(chunk.subarray(off));
+        await io("write", path, async () => {
+          let off = 0;
+          while (off < chunk.length) off += await file.write(chunk.subarray(off));
+        });
         size += chunk.length;
       }
-      await file.sync();
+      await io("write", path, () => file.sync());
       file.close();
-      await Deno.utime(tmp, createdAt, createdAt);
-      await Deno.rename(tmp, path);
+      await io("set the time of", path, () => Deno.utime(tmp, createdAt, createdAt));
+      await io("rename into place", path, () => Deno.rename(tmp, path));
     } catch (e) {
       try {
         file.close();
       } catch { /* closed */ }
       await Deno.remove(tmp).catch(() => {});
+      await data.cancel(e).catch(() => {});
       throw e;
     }
     await syncDir(dir);

@@ -48,6 +48,10 @@ export class ForwardingReplicaClient implements ReplicaClient {
     return this.inner.deleteFiles(files);
   }
 
+  restrictModes(dbMode: number): void {
+    this.inner.restrictModes?.(dbMode);
+  }
+
   async close(): Promise<void> {
     await (this.inner as { close?: () => Promise<void> }).close?.();
   }

@@ -20,6 +20,8 @@ import { FileReplicaClient } from "./file_client.ts";
 import { S3ReplicaClient } from "./s3_client.ts";
 import { ForwardingReplicaClient } from "./forwarding_client.ts";
 import { syncDir } from "../fsutil.ts";
+import { io, ReplicaIoError } from "./os_error.ts";
+import { DEFAULT_MODES, type FileModes } from "./file_modes.ts";
 
 export const LEASE_OBJECT = "lock.json";
 
@@ -47,7 +49,10 @@ export interface LeaseStore {
 export function leaseStoreFor(client: ReplicaClient): LeaseStore | null {
   // a wrapper (a branch's whole view, the restore cache) leases the replica it wraps
   client = ForwardingReplicaClient.innermost(client);
-  if (client instanceof FileReplicaClient) return new FileLeaseStore(client.root);
+  if (client instanceof FileReplicaClient) {
+    const c = client;
+    return new FileLeaseStore(c.root, () => c.modes);
+  }
   if (client instanceof S3ReplicaClient) return new S3LeaseStore(client);
   return null;
 }
@@ -56,9 +61,12 @@ export function leaseStoreFor(client: ReplicaClient): LeaseStore | null {
 export class FileLeaseStore implements LeaseStore {
   readonly path: string;
   readonly conditional = true;
+  /** The replica's file and directory modes (its client's, when it has one). */
+  readonly #modes: () => FileModes;
 
-  constructor(root: string) {
+  constructor(root: string, modes: () => FileModes = () => DEFAULT_MODES) {
     this.path = join(root, LEASE_OBJECT);
+    this.#modes = modes;
   }
 
   get location(): string {
@@ -71,21 +79,29 @@ export class FileLeaseStore implements LeaseStore {
       return { body, version: body };
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
+      throw new ReplicaIoError("read", this.path, e);
     }
   }
 
-  async #writeTmp(body: string): Promise<string> {
-    await Deno.mkdir(join(this.path, ".."), { recursive: true });
-    const tmp = `${this.path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-    const f = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      await f.write(new TextEncoder().encode(body));
-      await f.sync();
-    } finally {
-      f.close();
-    }
-    return tmp;
+  /** Writes `body` to a new temporary file beside the lease (errors name the lease). */
+  #writeTmp(body: string): Promise<string> {
+    return io("write", this.path, async () => {
+      await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: this.#modes().dir });
+      const tmp = `${this.path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+      const f = await Deno.open(tmp, { write: true, createNew: true, mode: this.#modes().file });
+      try {
+        const bytes = new TextEncoder().encode(body);
+        let off = 0;
+        while (off < bytes.length) off += await f.write(bytes.subarray(off));
+        await f.sync();
+      } catch (e) {
+        await Deno.remove(tmp).catch(() => {});
+        throw e;
+      } finally {
+        f.close();
+      }
+      return tmp;
+    });
   }
 
   async create(body: string): Promise<string | null> {
@@ -94,7 +110,7 @@ export class FileLeaseStore implements LeaseStore {
       await Deno.link(tmp, this.path); // fails when it exists: an atomic exclusive create
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) return null;
-      throw e;
+      throw new ReplicaIoError("create", this.path, e);
     } finally {
       await Deno.remove(tmp).catch(() => {});
     }
@@ -103,10 +119,22 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   async #guarded<T>(fn: () => Promise<T>): Promise<T> {
-    await Deno.mkdir(join(this.path, ".."), { recursive: true });
-    const guard = await Deno.open(`${this.path}.guard`, { write: true, create: true });
+    const guard = await io("lock", `${this.path}.guard`, async () => {
+      await Deno.mkdir(join(this.path, ".."), { recursive: true, mode: this.#modes().dir });
+      const g = await Deno.open(`${this.path}.guard`, {
+        write: true,
+        create: true,
+        mode: this.#modes().file,
+      });
+      try {
+        await g.lock(true);
+      } catch (e) {
+        g.close();
+        throw e;
+      }
+      return g;
+    });
     try {
-      await guard.lock(true);
       return await fn();
     } finally {
       guard.close(); // releases the lock
@@ -122,7 +150,7 @@ export class FileLeaseStore implements LeaseStore {
         await Deno.rename(tmp, this.path);
       } catch (e) {
         await Deno.remove(tmp).catch(() => {});
-        throw e;
+        throw new ReplicaIoError("replace", this.path, e);
       }
       await syncDir(join(this.path, ".."));
       return body;
@@ -145,6 +173,14 @@ interface SdkError {
 
 function status(e: unknown): number | undefined {
   return (e as SdkError | null)?.$metadata?.httpStatusCode;
+}
+
+/** " (HTTP 403 AccessDenied)", or "" when the error carries no status. */
+function httpStatus(e: unknown): string {
+  const s = status(e);
+  const code = (e as SdkError | null)?.Code ?? (e as SdkError | null)?.name;
+  if (s === undefined) return code && code !== "Error" ? ` (${code})` : "";
+  return ` (HTTP ${s}${code && code !== "Error" ? ` ${code}` : ""})`;
 }
 
 function conflict(e: unknown): boolean {
@@ -185,7 +221,9 @@ export class S3LeaseStore implements LeaseStore {
       return { body, version: out.ETag ?? body };
     } catch (e) {
       if (status(e) === 404 && (e as SdkError).Code !== "NoSuchBucket") return null;
-      throw new Error(`lease ${this.location}: GetObject failed: ${(e as Error).message}`);
+      throw new Error(
+        `lease ${this.location}: GetObject failed${httpStatus(e)}: ${(e as Error).message}`,
+      );
     }
   }
 
@@ -208,7 +246,9 @@ export class S3LeaseStore implements LeaseStore {
       return out.ETag ?? body;
     } catch (e) {
       if (conflict(e) || (cond.IfMatch && status(e) === 404)) return null;
-      throw new Error(`lease ${this.location}: PutObject failed: ${(e as Error).message}`);
+      throw new Error(
+        `lease ${this.location}: PutObject failed${httpStatus(e)}: ${(e as Error).message}`,
+      );
     }
   }
 

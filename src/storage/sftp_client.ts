@@ -7,6 +7,7 @@
  * again after a connection error; reads and writes are pipelined.
  */
 
+import { DEFAULT_MODES, type FileModes, modesFor } from "./file_modes.ts";
 import { Buffer } from "node:buffer";
 import { parseLtxFileName } from "../ltx/names.ts";
 import type { SftpReplicaConfig } from "../config/sftp_config.ts";
@@ -52,12 +53,13 @@ interface Attrs {
 interface Sftp {
   _extensions: Record<string, string>;
   open(path: string, flags: string, cb: Cb<Buffer>): void;
+  open(path: string, flags: string, attrs: { mode: number }, cb: Cb<Buffer>): void;
   close(handle: Buffer, cb: Cb): void;
   read(handle: Buffer, buf: Buffer, off: number, len: number, pos: number, cb: Cb<number>): void;
   write(handle: Buffer, buf: Buffer, off: number, len: number, pos: number, cb: Cb): void;
   readdir(path: string, cb: Cb<{ filename: string; attrs: Attrs }[]>): void;
   stat(path: string, cb: Cb<Attrs>): void;
-  mkdir(path: string, cb: Cb): void;
+  mkdir(path: string, attrs: { mode: number }, cb: Cb): void;
   unlink(path: string, cb: Cb): void;
   rename(from: string, to: string, cb: Cb): void;
   utimes(path: string, atime: number, mtime: number, cb: Cb): void;
@@ -136,6 +138,8 @@ export class SftpReplicaClient implements ReplicaClient {
   readonly #knownHostsFiles: string[];
   readonly #connectTimeoutMs: number;
   #session: Promise<Session> | null = null;
+  /** Modes of the files and directories written (see restrictModes). */
+  modes: FileModes = DEFAULT_MODES;
 
   constructor(cfg: SftpReplicaConfig, opts: SftpClientOptions = {}) {
     this.cfg = cfg;
@@ -150,6 +154,11 @@ export class SftpReplicaClient implements ReplicaClient {
     return `sftp://${this.cfg.user}@${hp}${
       this.cfg.path.startsWith("/") ? "" : "/~/"
     }${this.cfg.path}`;
+  }
+
+  /** Writes files and directories no more readable than a database of mode `dbMode`. */
+  restrictModes(dbMode: number): void {
+    this.modes = modesFor(dbMode);
   }
 
   /** Closes the SSH connection (a later call connects again). */
@@ -475,7 +484,7 @@ export class SftpReplicaClient implements ReplicaClient {
       const d = parts.slice(0, i).join("/");
       if (!d || s.madeDirs.has(d)) continue;
       try {
-        await p((cb) => s.sftp.mkdir(d, cb));
+        await p((cb) => s.sftp.mkdir(d, { mode: this.modes.dir }, cb));
       } catch (e) {
         const st = await p<Attrs>((cb) => s.sftp.stat(d, cb)).catch(() => null);
         if (!st) throw e;
@@ -518,10 +527,15 @@ export class SftpReplicaClient implements ReplicaClient {
       const size = src.size;
       try {
         const secs = Math.floor(createdAt.getTime() / 1000);
-        await this.#op("set times of", tmp, (s2) => p((cb) => s2.sftp.utimes(tmp, secs, secs, cb)));
-        await this.#op("rename", `${tmp} to ${path}`, (s2) => this.#rename(s2, tmp, path));
+        // errors name `path`, never the temporary name (repeated failures read the same)
+        await this.#op(
+          "set times of",
+          path,
+          (s2) => p((cb) => s2.sftp.utimes(tmp, secs, secs, cb)),
+        );
+        await this.#op("rename into place", path, (s2) => this.#rename(s2, tmp, path));
       } catch (e) {
-        await this.#op("remove", tmp, (s2) => p((cb) => s2.sftp.unlink(tmp, cb))).catch(() => {});
+        await this.#op("remove", path, (s2) => p((cb) => s2.sftp.unlink(tmp, cb))).catch(() => {});
         throw e;
       }
       return { level, minTXID, maxTXID, size, createdAt };
@@ -530,7 +544,7 @@ export class SftpReplicaClient implements ReplicaClient {
 
   /** Writes `data` to a new file `tmp` (fsynced where the server can); removes it on failure. */
   async #transfer(s: Session, tmp: string, data: ReadableStream<Uint8Array>): Promise<void> {
-    const h = await p<Buffer>((cb) => s.sftp.open(tmp, "wx", cb));
+    const h = await p<Buffer>((cb) => s.sftp.open(tmp, "wx", { mode: this.modes.file }, cb));
     let handleOpen = true;
     try {
       let size = 0;
