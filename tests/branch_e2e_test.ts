@@ -194,9 +194,14 @@ Deno.test("branches over S3 (fauxqs): clone into S3 and into a directory, restor
     assertEquals(listed.code, 0, listed.stderr);
     assertEquals(JSON.parse(listed.stdout).branches.length, 2);
 
+    // the directory branch's source is on another store: followed once the user allows it
+    const refused = await strata(["restore", "-o", join(dir, "refused.db"), inDir], { env });
+    assertEquals(refused.code, 1, refused.stdout);
+    assertMatch(refused.stderr, /not on the branch's own store .*pass -allow-source/);
     for (const [i, dest] of [inS3, inDir, inDir].entries()) {
       const out = join(dir, `r${i}.db`);
-      const r = await strata(["restore", "-o", out, dest], { env });
+      const allow = dest === inDir ? ["-allow-source", src] : [];
+      const r = await strata(["restore", ...allow, "-o", out, dest], { env });
       assertEquals(r.code, 0, r.stderr);
       assertEquals((await digestOf(out)).digest, all[1].digest);
     }
@@ -217,7 +222,8 @@ Deno.test("branches over S3 (fauxqs): clone into S3 and into a directory, restor
     assertEquals((await Deno.stat(join(dir, "r0.db"))).mode! & 0o777, 0o600);
 
     for (const dest of [inS3, inDir]) {
-      const d = await strata(["clone", "-delete", dest], { env });
+      const named = dest === inDir ? ["-source", src] : [];
+      const d = await strata(["clone", "-delete", ...named, dest], { env });
       assertEquals(d.code, 0, d.stderr);
     }
     const none = await strata(["branches", src], { env });

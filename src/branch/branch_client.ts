@@ -26,10 +26,10 @@ import {
 import { log } from "../log.ts";
 import { type BranchManifest, readBranchManifest } from "./manifest.ts";
 import { fileKey } from "./registry.ts";
+import { verifyBranchBase } from "./base_check.ts";
 
 export interface ResolvedBranch {
   manifest: BranchManifest;
-  source: ReplicaClient;
   /** The manifest's files by their key as listed here (level 9), with their real level. */
   refs: Map<string, ReplicaFile>;
 }
@@ -37,8 +37,14 @@ export interface ResolvedBranch {
 export class BranchReplicaClient extends ForwardingReplicaClient {
   readonly #sourceFor: (url: string) => ReplicaClient;
   #branch: Promise<ResolvedBranch | null> | null = null;
+  #source: ReplicaClient | null = null;
+  #verified: Promise<ReplicaClient> | null = null;
 
-  /** `sourceFor` builds the source's client from the manifest's URL. */
+  /**
+   * `sourceFor` builds the source's client from the manifest's URL (or
+   * refuses a source the user did not allow); it runs only when a base file
+   * is first read, never for listings.
+   */
   constructor(inner: ReplicaClient, sourceFor: (url: string) => ReplicaClient) {
     super(inner);
     this.#sourceFor = sourceFor;
@@ -50,7 +56,6 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
       if (!manifest) return null;
       return {
         manifest,
-        source: this.#sourceFor(manifest.source),
         refs: new Map(
           manifest.files.map((f) => [fileKey({ ...f, level: SNAPSHOT_LEVEL }), f]),
         ),
@@ -83,8 +88,24 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
   ): Promise<ReadableStream<Uint8Array>> {
     const b = level === SNAPSHOT_LEVEL ? await this.branch() : null;
     const ref = b?.refs.get(fileKey({ level, minTXID, maxTXID }));
-    if (b && ref) return await b.source.openFile(ref.level, minTXID, maxTXID, range);
+    if (b && ref) {
+      const source = await this.#verifiedSource(b);
+      return await source.openFile(ref.level, minTXID, maxTXID, range);
+    }
     return await this.inner.openFile(level, minTXID, maxTXID, range);
+  }
+
+  /** The source's client, once the base it holds is the one the manifest pins (checked once). */
+  #verifiedSource(b: ResolvedBranch): Promise<ReplicaClient> {
+    this.#verified ??= (async () => {
+      this.#source ??= this.#sourceFor(b.manifest.source);
+      await verifyBranchBase(this.location, b.manifest, this.#source);
+      return this.#source;
+    })().catch((e) => {
+      this.#verified = null; // a failure to reach the source is tried again next time
+      throw e;
+    });
+    return this.#verified;
   }
 
   override async deleteFiles(
@@ -102,8 +123,7 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
   }
 
   override async close(): Promise<void> {
-    const b = await this.#branch?.catch(() => null);
     await super.close();
-    await (b?.source as { close?: () => Promise<void> } | undefined)?.close?.();
+    await (this.#source as { close?: () => Promise<void> } | null)?.close?.();
   }
 }

@@ -25,6 +25,7 @@ import {
   writeManifest,
 } from "./manifest.ts";
 import { fileKey, registerBranch, unregisterBranch } from "./registry.ts";
+import { readRange } from "./base_check.ts";
 
 export interface CloneOptions {
   source: ReplicaClient;
@@ -42,28 +43,6 @@ export interface CloneResult {
   uploaded: number;
   /** Bytes read from the source's files (headers and trailers only). */
   downloaded: number;
-}
-
-async function readRange(
-  client: ReplicaClient,
-  f: ReplicaFile,
-  offset: number,
-  length: number,
-): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let n = 0;
-  for await (const c of await client.openFile(f.level, f.minTXID, f.maxTXID, { offset, length })) {
-    out.set(c.subarray(0, length - n), n);
-    n += Math.min(c.length, length - n);
-  }
-  if (n !== length) {
-    throw new BranchError(
-      `${client.location} L${f.level} ${formatTXID(f.minTXID)}-${
-        formatTXID(f.maxTXID)
-      }: short read at ${offset}`,
-    );
-  }
-  return out;
 }
 
 /** Levels 0..10 of `client` hold nothing. */

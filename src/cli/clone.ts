@@ -5,6 +5,7 @@ import { parseReplicaUrl } from "../config/mod.ts";
 import type { RestoreTarget } from "../restore/mod.ts";
 import { cloneReplica, deleteBranch, publicReplicaUrl } from "../branch/mod.ts";
 import { clientFor, parse, wantsHelp } from "./common.ts";
+import { allowedBranchSource } from "./branch_source.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 
@@ -23,7 +24,8 @@ const FLAGS: FlagSpecs = {
   source: {
     type: "string",
     value: "URL",
-    help: "with -delete: the source replica's URL, when it needs credentials the manifest omits",
+    help:
+      "with -delete: the source replica's URL (needed when it is not on the branch's own store, or needs credentials the manifest omits)",
   },
   json: { type: "bool", help: "print the result as JSON" },
 };
@@ -48,10 +50,14 @@ export async function runClone(argv: string[]): Promise<number> {
       throw new UsageError("-delete takes no -timestamp or -txid");
     }
     const override = flags.strings.get("source");
-    const dest = clientFor(parseReplicaUrl(flags.args[0]));
+    const destConfig = parseReplicaUrl(flags.args[0]);
+    const dest = clientFor(destConfig);
+    const branch = { config: destConfig, location: dest.location };
+    // -source names the source explicitly; else the manifest's, when on the branch's own store
     const { manifest, deleted } = await deleteBranch(
       dest,
-      (url) => clientFor(parseReplicaUrl(override ?? url)),
+      (url) =>
+        clientFor(override ? parseReplicaUrl(override) : allowedBranchSource(branch, url, [])),
     );
     if (json) {
       console.log(

@@ -17,6 +17,7 @@ import { GcsReplicaClient } from "../storage/gcs_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging } from "../log.ts";
+import { allowedBranchSource } from "./branch_source.ts";
 import { BranchReplicaClient } from "../branch/mod.ts";
 import { CachingReplicaClient, restoreCache } from "../restore/mod.ts";
 import {
@@ -54,18 +55,45 @@ export function clientFor(r: ReplicaConfig): ReplicaClient {
   }
 }
 
+/** `-allow-source`, for the commands that read branches. */
+export const BRANCH_SOURCE_FLAGS: FlagSpecs = {
+  "allow-source": {
+    type: "string",
+    value: "URL",
+    help:
+      "follow a branch's source under URL (repeatable; by default only sources on the branch's own store or in the config)",
+  },
+};
+
 /**
  * `clientFor`, seeing a branch whole: a branch's base files are read from its
- * source replica (whose client `wrap` may also wrap, e.g. with the cache).
+ * source replica (whose client `wrap` may also wrap, e.g. with the cache),
+ * when that source is allowed (see branch_source.ts; `allowed`: the replicas
+ * the user named).
  */
 export function branchAwareClientFor(
   r: ReplicaConfig,
   wrap: (c: ReplicaClient) => ReplicaClient = (c) => c,
+  allowed: ReplicaConfig[] = [],
 ): BranchReplicaClient {
+  const inner = wrap(clientFor(r));
+  const branch = { config: r, location: inner.location };
   return new BranchReplicaClient(
-    wrap(clientFor(r)),
-    (url) => wrap(clientFor(parseReplicaUrl(url))),
+    inner,
+    (url) => wrap(clientFor(allowedBranchSource(branch, url, allowed))),
   );
+}
+
+/** The replicas `-allow-source` names, and those of the config file. */
+export function allowedSources(flags: ParsedFlags, cfg: Config | null): ReplicaConfig[] {
+  const named = (flags.lists.get("allow-source") ?? []).map((u) => {
+    try {
+      return parseReplicaUrl(u);
+    } catch (e) {
+      throw new UsageError(`-allow-source: ${(e as Error).message}`);
+    }
+  });
+  return [...named, ...(cfg?.dbs.flatMap((d) => d.replicas) ?? [])];
 }
 
 /** Reads of a network replica go through the local restore cache (when enabled). */
@@ -108,7 +136,11 @@ export async function replicasFor(
   flags: ParsedFlags,
 ): Promise<{ clients: ReplicaClient[]; dbPath: string | null }> {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
-    return { clients: [branchAwareClientFor(parseReplicaUrl(target), cached)], dbPath: null };
+    const allowed = allowedSources(flags, null);
+    return {
+      clients: [branchAwareClientFor(parseReplicaUrl(target), cached, allowed)],
+      dbPath: null,
+    };
   }
   const cfg = await readConfig(flags, false);
   const abs = resolve(target);
@@ -120,7 +152,11 @@ export async function replicasFor(
         : `no config file found for database ${target}; pass -config PATH or a replica URL`,
     );
   }
-  return { clients: db.replicas.map((r) => branchAwareClientFor(r, cached)), dbPath: abs };
+  const allowed = allowedSources(flags, cfg);
+  return {
+    clients: db.replicas.map((r) => branchAwareClientFor(r, cached, allowed)),
+    dbPath: abs,
+  };
 }
 
 /** A duration flag within `range` (ms), or undefined when not given; out of range: a UsageError naming it. */

@@ -24,7 +24,10 @@ export interface FlagSpec {
 export type FlagSpecs = Record<string, FlagSpec>;
 
 export interface ParsedFlags {
+  /** Each string flag's last value. */
   strings: Map<string, string>;
+  /** Each string flag's values in order (for flags that may be given more than once). */
+  lists: Map<string, string[]>;
   bools: Set<string>;
   args: string[];
 }
@@ -35,7 +38,7 @@ export function parseFlags(argv: string[], specs: FlagSpecs): ParsedFlags {
     byName.set(name, [name, spec]);
     for (const a of spec.aliases ?? []) byName.set(a, [name, spec]);
   }
-  const out: ParsedFlags = { strings: new Map(), bools: new Set(), args: [] };
+  const out: ParsedFlags = { strings: new Map(), lists: new Map(), bools: new Set(), args: [] };
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i];
@@ -63,6 +66,7 @@ export function parseFlags(argv: string[], specs: FlagSpecs): ParsedFlags {
         v = argv[++i];
       }
       out.strings.set(canonical, v);
+      out.lists.set(canonical, [...out.lists.get(canonical) ?? [], v]);
     }
   }
   out.args = argv.slice(i);

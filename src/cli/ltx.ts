@@ -2,11 +2,12 @@
 
 import { formatTXID } from "../ltx/mod.ts";
 import { ALL_LEVELS } from "../restore/mod.ts";
-import { CONFIG_FLAGS, parse, replicasFor, wantsHelp } from "./common.ts";
+import { BRANCH_SOURCE_FLAGS, CONFIG_FLAGS, parse, replicasFor, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
+  ...BRANCH_SOURCE_FLAGS,
   level: { type: "string", value: "N|all", help: "level to list (default all)" },
   json: { type: "bool", help: "print JSON" },
 };

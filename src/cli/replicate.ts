@@ -149,7 +149,11 @@ export async function runReplicate(argv: string[]): Promise<number> {
       truncatePageN: db.truncatePageN,
       busyTimeoutMs: db.busyTimeoutMs,
       replicas: db.replicas.map((r) => ({
-        client: branchAwareClientFor(r, metrics ? (c) => metrics.instrument(c) : undefined),
+        client: branchAwareClientFor(
+          r,
+          metrics ? (c) => metrics.instrument(c) : undefined,
+          cfg.dbs.flatMap((d) => d.replicas),
+        ),
         syncIntervalMs: r.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
         validationIntervalMs: r.validationIntervalMs,
       })),

@@ -31,7 +31,14 @@ import {
 import { DURATION_LIMITS } from "../config/limits.ts";
 import { exists } from "../fsutil.ts";
 import { ProgressCounter } from "../progress.ts";
-import { CONFIG_FLAGS, durationFlag, parse, replicasFor, wantsHelp } from "./common.ts";
+import {
+  BRANCH_SOURCE_FLAGS,
+  CONFIG_FLAGS,
+  durationFlag,
+  parse,
+  replicasFor,
+  wantsHelp,
+} from "./common.ts";
 import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { progressDisplay } from "./progress.ts";
@@ -39,6 +46,7 @@ import { printRestored, printSkipped, restoreReport } from "./restore_report.ts"
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
+  ...BRANCH_SOURCE_FLAGS,
   o: { type: "string", value: "PATH", help: "output path (default: the database path itself)" },
   timestamp: {
     type: "string",

@@ -11,12 +11,20 @@ import {
 } from "../replicate/mod.ts";
 import type { IntegrityCheck } from "../restore/mod.ts";
 import { exists } from "../fsutil.ts";
-import { CONFIG_FLAGS, parse, readConfig, replicasFor, wantsHelp } from "./common.ts";
+import {
+  BRANCH_SOURCE_FLAGS,
+  CONFIG_FLAGS,
+  parse,
+  readConfig,
+  replicasFor,
+  wantsHelp,
+} from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { progressDisplay } from "./progress.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
+  ...BRANCH_SOURCE_FLAGS,
   json: { type: "bool", help: "print JSON" },
   "no-progress": { type: "bool", help: "do not show progress on stderr" },
   "integrity-check": {
