@@ -8,36 +8,13 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
-import { digestOf, Replicating, runWriter, strata } from "./helpers/strata.ts";
+import { digestOf, strata, writeAndReplicate } from "./helpers/strata.ts";
 import { exists } from "../src/fsutil.ts";
 import { parseReplicaUrl } from "../src/config/mod.ts";
 import type { S3ReplicaConfig } from "../src/config/s3_config.ts";
 import { s3ClientOptions } from "../src/config/s3_config.ts";
 import { S3ReplicaClient } from "../src/storage/s3_client.ts";
 import { BRANCH_MANIFEST_LEVEL, readBranchManifest, writeManifest } from "../src/branch/mod.ts";
-
-async function waitFor(what: string, cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Writes a database with `seed` (a Python app) and replicates it into `url` until `ready`. */
-async function replicate(
-  db: string,
-  seed: number,
-  url: string,
-  ready: () => Promise<boolean>,
-  env: Record<string, string> = {},
-): Promise<void> {
-  await runWriter(db, "more", seed, `${db}.marks`);
-  const rep = new Replicating([db, url], env);
-  await waitFor(`a first file in ${url}`, ready);
-  const stopped = await rep.stop("SIGINT");
-  assertEquals(stopped.code, 0, stopped.stderr);
-}
 
 const FIRST = join("ltx", "0", "0000000000000001-0000000000000001.ltx");
 
@@ -55,7 +32,7 @@ Deno.test("a branch whose source was recreated, or whose manifest names another 
     const source = join(dir, "source");
     const branch = join(dir, "branch");
     const a = join(dir, "a.db");
-    await replicate(a, 41, `file://${source}`, () => exists(join(source, FIRST)));
+    await writeAndReplicate(a, 41, `file://${source}`, () => exists(join(source, FIRST)));
     const c = await strata(["clone", `file://${source}`, `file://${branch}`]);
     assertEquals(c.code, 0, c.stderr);
     const good = join(dir, "good.db");
@@ -66,7 +43,7 @@ Deno.test("a branch whose source was recreated, or whose manifest names another 
     // the source recreated at the same URL, holding another database (same file names)
     await Deno.rename(source, join(dir, "source-old"));
     const d = join(dir, "d.db");
-    await replicate(d, 42, `file://${source}`, () => exists(join(source, FIRST)));
+    await writeAndReplicate(d, 42, `file://${source}`, () => exists(join(source, FIRST)));
     const recreated = await strata([
       "restore",
       "-no-progress",
@@ -129,7 +106,7 @@ Deno.test("a branch manifest naming another endpoint is not followed (no request
       secretAccessKey: TEST_CREDENTIALS.LITESTREAM_SECRET_ACCESS_KEY,
     });
     const a = join(dir, "a.db");
-    await replicate(a, 51, src, async () => (await srcClient.listFiles(0)).length > 0, env);
+    await writeAndReplicate(a, 51, src, async () => (await srcClient.listFiles(0)).length > 0, env);
     const c = await strata(["clone", src, branchUrl], { env });
     assertEquals(c.code, 0, c.stderr);
     const ok = await strata(["restore", "-no-progress", "-o", join(dir, "ok.db"), branchUrl], {

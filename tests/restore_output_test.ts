@@ -7,28 +7,15 @@
 
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
-import { digestOf, fileChecksum, Replicating, runWriter, strata } from "./helpers/strata.ts";
+import { digestOf, fileChecksum, strata, writeAndReplicate } from "./helpers/strata.ts";
 import { exists } from "../src/fsutil.ts";
-
-/** Waits until `cond` holds (polling), failing after `ms`. */
-async function waitFor(what: string, cond: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A database written by a Python app and replicated by `strata replicate` into `replica`. */
 async function replicated(dir: string): Promise<{ db: string; replica: string }> {
   const db = join(dir, "app.db");
   const replica = join(dir, "replica");
-  await runWriter(db, "more", 7, join(dir, "marks.jsonl"));
-  const rep = new Replicating([db, `file://${replica}`]);
   const first = join(replica, "ltx", "0", "0000000000000001-0000000000000001.ltx");
-  await waitFor("the first full copy in the replica", () => exists(first));
-  const stopped = await rep.stop("SIGINT");
-  assertEquals(stopped.code, 0, stopped.stderr);
+  await writeAndReplicate(db, 7, `file://${replica}`, () => exists(first));
   return { db, replica };
 }
 

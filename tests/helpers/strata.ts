@@ -154,3 +154,31 @@ export async function fileChecksum(path: string): Promise<bigint> {
   for (let i = 0; i < bytes.length; i += ps) pages.push(bytes.subarray(i, i + ps));
   return databaseChecksumOfPages(pages, ps);
 }
+
+/**
+ * The app writes a database (`runWriter` phase "more", `seed`), then `strata
+ * replicate` runs into `url` until `ready` holds (polled, 60 s at most) and
+ * stops cleanly.
+ */
+export async function writeAndReplicate(
+  db: string,
+  seed: number,
+  url: string,
+  ready: () => Promise<boolean>,
+  env: Record<string, string> = {},
+): Promise<void> {
+  await runWriter(db, "more", seed, `${db}.marks`);
+  const rep = new Replicating([db, url], env);
+  const end = Date.now() + 60_000;
+  let waited: Error | null = null;
+  while (!(await ready())) {
+    if (Date.now() > end) {
+      waited = new Error(`timed out waiting for a first file in ${url}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const stopped = await rep.stop("SIGINT");
+  if (waited) throw waited;
+  if (stopped.code !== 0) throw new Error(`strata replicate failed: ${stopped.stderr}`);
+}
