@@ -140,6 +140,22 @@ Deno.test("a point-in-time restore reports the TXID and time it restored, and wa
     assertEquals(BigInt("0x" + j2.checksum), await fileChecksum(older));
     assertMatch(r2.stderr, new RegExp(`TXID ${want2.maxTXID} as of .* may be older than ${t}`));
 
+    // -dry-run -json plans that same state
+    const dry = await strata([
+      "restore",
+      "-dry-run",
+      "-json",
+      "-timestamp",
+      t,
+      "-o",
+      join(dir, "d.db"),
+      `file://${replica}`,
+    ]);
+    assertEquals(dry.code, 0, dry.stderr);
+    const plan = JSON.parse(dry.stdout);
+    assertEquals([plan.dryRun, plan.txid, plan.time], [true, want2.maxTXID, want2.createdAt]);
+    assertEquals(plan.files.at(-1).maxTXID, want2.maxTXID);
+
     // the same in text: the TXID and the time of the state, and the warning
     const text = await strata([
       "restore",

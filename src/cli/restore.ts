@@ -1,7 +1,7 @@
 /** `strata restore`: a database as of the latest state, a timestamp or a TXID. */
 
 import { basename, resolve } from "node:path";
-import { formatTimestamp, formatTXID } from "../ltx/mod.ts";
+import { formatTXID } from "../ltx/mod.ts";
 import {
   earlierThanAsked,
   executeV03Restore,
@@ -42,7 +42,7 @@ import {
 import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { progressDisplay } from "./progress.ts";
-import { printRestored, printSkipped, restoreReport } from "./restore_report.ts";
+import { printPlan, printRestored, printSkipped, restoreReport } from "./restore_report.ts";
 
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
@@ -177,6 +177,7 @@ export async function runRestore(argv: string[]): Promise<number> {
         }
         return await restoreV03(raw, target, out, {
           replace: force,
+          json,
           dryRun: flags.bools.has("dry-run"),
           check,
           showProgress,
@@ -188,19 +189,7 @@ export async function runRestore(argv: string[]): Promise<number> {
       }
       const plan = planRestore(files, target, client.location);
       if (flags.bools.has("dry-run")) {
-        console.log(
-          `restore of ${basename(out)} to TXID ${formatTXID(plan.txid)} from ${client.location}:`,
-        );
-        let total = 0;
-        for (const f of plan.files) {
-          total += f.size;
-          console.log(
-            `  level ${f.level}  ${formatTXID(f.minTXID)}-${
-              formatTXID(f.maxTXID)
-            }  ${f.size} bytes  ${formatTimestamp(f.createdAt.getTime())}`,
-          );
-        }
-        console.log(`${plan.files.length} files, ${total} bytes`);
+        printPlan(out, client.location, plan, json);
         return 0;
       }
       const display = showProgress ? progressDisplay(`restore ${basename(out)}`) : null;
@@ -248,10 +237,30 @@ async function restoreV03(
   reader: RawReplicaReader,
   target: RestoreTarget,
   out: string,
-  o: { replace: boolean; dryRun: boolean; check: IntegrityCheck; showProgress: boolean },
+  o: {
+    replace: boolean;
+    dryRun: boolean;
+    check: IntegrityCheck;
+    showProgress: boolean;
+    json: boolean;
+  },
 ): Promise<number> {
   const plan = await planV03Restore(reader, target.timestamp);
   const last = plan.wal.length ? plan.wal[plan.wal.length - 1].index : -1;
+  const segments = plan.wal.flatMap((w) => w.segments);
+  const time = (segments.at(-1) ?? plan.snapshot).createdAt.toISOString();
+  if (o.dryRun && o.json) {
+    console.log(JSON.stringify({
+      path: out,
+      replica: reader.location,
+      dryRun: true,
+      generation: plan.generation,
+      time,
+      bytes: plan.bytes,
+      files: [plan.snapshot, ...segments].map((f) => ({ path: f.path, size: f.size })),
+    }));
+    return 0;
+  }
   if (o.dryRun) {
     console.log(
       `restore of ${
@@ -283,6 +292,20 @@ async function restoreV03(
     });
     ok = true;
     display?.finish(true);
+    if (o.json) {
+      console.log(JSON.stringify({
+        path: r.path,
+        replica: reader.location,
+        generation: r.generation,
+        snapshotIndex: hex8(r.snapshotIndex),
+        walIndex: last >= 0 ? hex8(last) : null,
+        time,
+        pageSize: r.pageSize,
+        pages: r.pages,
+        files: r.files,
+      }));
+      return 0;
+    }
     console.log(
       `restored ${r.path} from Litestream v0.3 generation ${r.generation} (snapshot ${
         hex8(r.snapshotIndex)

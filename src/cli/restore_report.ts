@@ -5,7 +5,13 @@
  */
 
 import { formatChecksum, formatLtxFileName, formatTXID } from "../ltx/mod.ts";
-import type { EarlierThanAsked, RestoreResult, RestoreTarget } from "../restore/mod.ts";
+import { basename } from "node:path";
+import type {
+  EarlierThanAsked,
+  RestorePlan,
+  RestoreResult,
+  RestoreTarget,
+} from "../restore/mod.ts";
 import { log } from "../log.ts";
 
 export interface RestoreReport {
@@ -81,4 +87,36 @@ export function printRestored(report: RestoreReport, json: boolean): void {
 export function printSkipped(path: string, reason: string, json: boolean): void {
   if (json) console.log(JSON.stringify({ path, skipped: true, reason }));
   else console.log(reason);
+}
+
+/** `-dry-run`: the files a restore would read. */
+export function printPlan(out: string, replica: string, plan: RestorePlan, json: boolean): void {
+  const total = plan.files.reduce((n, f) => n + f.size, 0);
+  if (json) {
+    console.log(JSON.stringify({
+      path: out,
+      replica,
+      dryRun: true,
+      txid: formatTXID(plan.txid),
+      time: plan.files[plan.files.length - 1].createdAt.toISOString(),
+      bytes: total,
+      files: plan.files.map((f) => ({
+        level: f.level,
+        minTXID: formatTXID(f.minTXID),
+        maxTXID: formatTXID(f.maxTXID),
+        size: f.size,
+        createdAt: f.createdAt.toISOString(),
+      })),
+    }));
+    return;
+  }
+  console.log(`restore of ${basename(out)} to TXID ${formatTXID(plan.txid)} from ${replica}:`);
+  for (const f of plan.files) {
+    console.log(
+      `  level ${f.level}  ${formatTXID(f.minTXID)}-${
+        formatTXID(f.maxTXID)
+      }  ${f.size} bytes  ${f.createdAt.toISOString()}`,
+    );
+  }
+  console.log(`${plan.files.length} files, ${total} bytes`);
 }
