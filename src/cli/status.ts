@@ -6,7 +6,14 @@ import { defaultMetaPath } from "../capture/mod.ts";
 import { listAllFiles } from "../restore/mod.ts";
 import { continuityProblem, findDatabases, readReplicaPosition } from "../replicate/mod.ts";
 import { dirEntryConfig, globToRegExp } from "../config/mod.ts";
-import { branchAwareClientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import {
+  allowedSources,
+  branchAwareClientFor,
+  CONFIG_FLAGS,
+  parse,
+  readConfig,
+  wantsHelp,
+} from "./common.ts";
 import { type FlagSpecs, type ParsedFlags, UsageError } from "./flags.ts";
 import { controlRequest, type DbStatus } from "../server/mod.ts";
 
@@ -97,7 +104,7 @@ export async function runStatus(argv: string[]): Promise<number> {
     const local = await localPosition(db.metaPath ?? defaultMetaPath(path));
     const replicas = [];
     for (const r of db.replicas) {
-      const client = branchAwareClientFor(r);
+      const client = branchAwareClientFor(r, undefined, allowedSources(flags, cfg));
       try {
         const files = await listAllFiles(client);
         let newest = files[0] ?? null;
