@@ -120,5 +120,13 @@ async function ensureNpmTools(): Promise<void> {
 
 const started = Date.now();
 await ensurePrograms();
+// silent when everything is cached; a first run says what it is waiting for
+const slow = setTimeout(() => {
+  console.log(
+    "prepare: fetching npm dependencies, Azurite, the GCS emulator and Litestream v0.3.13 " +
+      "(first run only: a minute or two)",
+  );
+}, 2000);
 await Promise.all([cacheDenoDependencies(), ensureNpmTools()]);
+clearTimeout(slow);
 console.log(`prepare: everything the tests need is here (${Date.now() - started} ms)`);
