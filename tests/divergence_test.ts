@@ -164,8 +164,11 @@ Deno.test("a replica that does not continue the local history: uploads stop, sta
     const after = await listAllFiles(s.client);
     for (const n of names(first)) assert(names(after).includes(n), `${n} was deleted`);
     const plan = planRestore(after, {}, s.replica);
-    assertEquals(plan.files[0].minTXID, 1n, "a snapshot");
-    assert(plan.files[0].maxTXID > t1);
+    const shown = `plan ${
+      plan.files.map((f) => `L${f.level}:${f.minTXID}-${f.maxTXID}`).join(" ")
+    } (old lineage to ${t1}); replica ${names(after).join(" ")}\n${log2}`;
+    assertEquals(plan.files[0].minTXID, 1n, `a snapshot: ${shown}`);
+    assert(plan.files[0].maxTXID > t1, `the new lineage's snapshot first: ${shown}`);
     assertEquals(await restoredDigest(s), (await digestOf(s.db)).digest);
     assertEquals(await restoredDigest(s, t1), digestA);
   } finally {
