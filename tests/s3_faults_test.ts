@@ -193,7 +193,7 @@ Deno.test("s3 faults: replication through a faulty network catches up; every obj
     try {
       // strata starts and takes its first snapshot; then the network turns bad
       // while the app writes
-      await new Promise((r) => setTimeout(r, 1500));
+      await rep.waitForLog(/upload snapshot .*100%/);
       // every other request fails, each kind in turn
       proxy.choose = (
         req,
