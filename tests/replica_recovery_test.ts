@@ -10,7 +10,8 @@ import { formatLtxFileName, parseLtxFileName } from "../src/ltx/mod.ts";
 import { mergeLocalFiles } from "../src/replicate/local_merge.ts";
 import { writeFileAtomic } from "../src/fsutil.ts";
 import { FileReplicaClient } from "../src/storage/mod.ts";
-import { assert } from "./helpers/assert.ts";
+import { assert, assertMatch } from "./helpers/assert.ts";
+import { strata } from "./helpers/strata.ts";
 import { App, createAppDb, LiveStrata, waitFor, waitForReplicaEqual } from "./helpers/live.ts";
 
 function config(db: string, replicas: string[], maxPending: number): string {
@@ -73,7 +74,12 @@ Deno.test("two replicas down at once while many local files are merged: both cat
     assert(code === 0, `strata exited ${code}:\n${log.slice(-3000)}`);
     assert(!/does not continue/.test(log), "no replica was stuck");
   } catch (e) {
-    if (!stopped) console.error(strata.log.slice(-5000));
+    if (!stopped) {
+      console.error(strata.log.slice(-5000));
+      if (Deno.env.get("STRATA_TEST_DEBUG")) {
+        await Deno.writeTextFile("/tmp/h4-last-strata.log", strata.log);
+      }
+    }
     throw e;
   } finally {
     await app.stop();
@@ -144,11 +150,62 @@ Deno.test("overlapping local files (a merged file beside some of its inputs) are
     assert(code === 0, `strata exited ${code}:\n${log.slice(-3000)}`);
     assert(!/does not continue/.test(log), "no replica was stuck");
   } catch (e) {
-    if (!stopped) console.error(strata.log.slice(-5000));
+    if (!stopped) {
+      console.error(strata.log.slice(-5000));
+      if (Deno.env.get("STRATA_TEST_DEBUG")) {
+        await Deno.writeTextFile("/tmp/h4-last-strata.log", strata.log);
+      }
+    }
     throw e;
   } finally {
     await app.stop();
     if (!stopped) await strata.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("verify -config fails a replica that stopped receiving commits (behind more than -max-lag), naming it", async () => {
+  if (Deno.uid() !== 0) {
+    console.log("skipped: needs root (chattr) to make a directory read-only for root");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "strata-behind-" });
+  const db = join(dir, "app.db");
+  const reps = [join(dir, "a"), join(dir, "b")];
+  await createAppDb(db);
+  const cfg = join(dir, "strata.yml");
+  await Deno.writeTextFile(cfg, config(db, reps, 128));
+  const app = new App(db, 0.02);
+  const proc = new LiveStrata(["-config", cfg]);
+  const stuck = join(reps[1], "ltx", "0");
+  const chattr = (flag: string) =>
+    new Deno.Command("chattr", { args: [flag, stuck], stdout: "null", stderr: "null" }).output();
+  try {
+    for (const r of reps) {
+      await waitFor(
+        `replica ${r}`,
+        () => Deno.stat(join(r, "ltx", "0")).then(() => true, () => false),
+      );
+    }
+    assert((await chattr("+i")).code === 0, "chattr +i");
+    await waitFor("the failure in the log", () => /sync failed/.test(proc.log));
+    // the oldest change the replica lacks gets older than -max-lag: verify says so
+    let out = { code: 0, stdout: "", stderr: "" };
+    await waitFor("verify to fail the stuck replica", async () => {
+      out = await strata(["verify", "-config", cfg, "-max-lag", "1s", "-no-progress", db]);
+      return out.code !== 0;
+    }, 60_000).catch((e) => {
+      throw new Error(`${(e as Error).message}: ${out.stdout}${out.stderr}`);
+    });
+    assertMatch(
+      out.stdout,
+      new RegExp(`${reps[1]}\\s+FAILED\\s+the replica is behind: it lacks TXIDs`),
+    );
+    assertMatch(out.stdout, new RegExp(`${reps[0]}\\s+OK`));
+  } finally {
+    await chattr("-i");
+    await app.stop();
+    await proc.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

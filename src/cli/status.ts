@@ -3,7 +3,8 @@
 import { join, resolve } from "node:path";
 import { formatChecksum, formatTXID, LtxDecoder, parseLtxFileName } from "../ltx/mod.ts";
 import { defaultMetaPath } from "../capture/mod.ts";
-import { listAllFiles } from "../restore/mod.ts";
+import { listAllFiles, planRestore } from "../restore/mod.ts";
+import type { ReplicaFile } from "../storage/mod.ts";
 import { continuityProblem, findDatabases, readReplicaPosition } from "../replicate/mod.ts";
 import { dirEntryConfig, globToRegExp } from "../config/mod.ts";
 import {
@@ -120,7 +121,12 @@ export async function runStatus(argv: string[]): Promise<number> {
             now.files,
           ).catch(() => null)
           : null;
-        const behind = local && newest ? local.txid - newest.maxTXID : null;
+        // files that cannot be restored (their base vanished) count for nothing
+        const notRestorable = newest
+          ? restoreProblem(files, newest.maxTXID, client.location)
+          : null;
+        const have = notRestorable !== null ? 0n : newest?.maxTXID ?? 0n;
+        const behind = local ? local.txid - have : null;
         replicas.push({
           replica: `${client.type}:${client.location}`,
           txid: newest ? formatTXID(newest.maxTXID) : null,
@@ -130,6 +136,7 @@ export async function runStatus(argv: string[]): Promise<number> {
           lagSeconds: local && newest && behind! > 0n
             ? Math.max(0, (local.at.getTime() - newest.createdAt.getTime()) / 1000)
             : 0,
+          notRestorable,
           checksum: newest ? formatChecksum(pos.postApplyChecksum) : null,
           diverged,
           error: null as string | null,
@@ -157,6 +164,16 @@ export async function runStatus(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** Why the replica's files cannot restore TXID `txid`, or null. */
+function restoreProblem(files: ReplicaFile[], txid: bigint, location: string): string | null {
+  try {
+    planRestore(files, { txid }, location);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 async function liveStatusCommand(socket: string, flags: ParsedFlags): Promise<number> {
   if (flags.args.length > 1) throw new UsageError("give at most one DB_PATH");
   const q = flags.args.length === 1 ? `?path=${encodeURIComponent(resolve(flags.args[0]))}` : "";
@@ -179,6 +196,7 @@ interface PrintedStatus {
     lagSeconds?: number;
     error?: string | null;
     diverged?: string | null;
+    notRestorable?: string | null;
   }[];
 }
 
@@ -210,6 +228,7 @@ function printStatus(out: PrintedStatus[], json: boolean): void {
           } files  behind ${r.behindTXIDs} TXIDs (${(r.lagSeconds ?? 0).toFixed(1)} s)`,
         );
         if (r.diverged) console.log(`    DIVERGED: ${r.diverged}`);
+        if (r.notRestorable) console.log(`    NOT RESTORABLE: ${r.notRestorable}`);
       }
     }
   }

@@ -28,6 +28,8 @@ export const DURATION_LIMITS = {
   "l0-retention-check-interval": { min: SECOND, max: MAX_INTERVAL_MS },
   "follow-interval": { min: 10 * MS, max: MAX_INTERVAL_MS },
   "control timeout": { min: MS, max: MAX_INTERVAL_MS },
+  /** `verify -max-lag`: how far behind the local files a replica may be. */
+  "max-lag": { min: SECOND, max: MAX_INTERVAL_MS },
   /** The final sync at stop (key and flag). */
   "shutdown-sync-timeout": { min: 100 * MS, max: HOUR },
 } satisfies Record<string, DurationRange>;

@@ -26,6 +26,13 @@ import {
   nextAligned,
 } from "./compactor.ts";
 
+/**
+ * How often a replica is checked for the chain it extends when no level
+ * interval is configured (otherwise at each L1 compaction tick); one small
+ * ranged read, and none while the database is idle.
+ */
+const CHAIN_CHECK_MS = 30_000;
+
 /** How long start-up waits for a replica's lease before capturing without it. */
 const LEASE_START_WAIT_MS = 5_000;
 
@@ -138,6 +145,8 @@ export class DbReplication {
       this.#aligned(interval, (k) => this.compact(k, i + 1));
     });
     this.#aligned(c.snapshotIntervalMs, (k) => this.#scheduledSnapshot(k));
+    // a replica that lost its files (emptied, bucket recreated) is re-seeded
+    this.#aligned(c.levelIntervalsMs[0] ?? CHAIN_CHECK_MS, (k) => this.#checkChain(k));
     if (c.retentionEnabled) {
       this.#aligned(c.l0RetentionCheckIntervalMs, (k) => this.enforceRetention(k));
     }
@@ -230,6 +239,13 @@ export class DbReplication {
   async #leased(k: number): Promise<boolean> {
     const lease = this.replicators[k].lease;
     return !lease || await lease.ensure();
+  }
+
+  /** Replica `k` still holds the chain it extends, else it is re-seeded at once. */
+  async #checkChain(k: number): Promise<void> {
+    const r = this.replicators[k];
+    const lost = await this.#serial(k, () => r.checkChain());
+    if (lost !== null) r.requestSync(() => this.#sync(r));
   }
 
   async #scheduledSnapshot(k: number): Promise<void> {

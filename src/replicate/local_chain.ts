@@ -48,3 +48,13 @@ export function redundantFiles(local: LocalFile[]): LocalFile[] {
     local.some((g) => g !== f && g.minTXID === f.minTXID && g.maxTXID > f.maxTXID)
   );
 }
+
+/** Consecutive runs of files, a new run at each snapshot (min TXID 1). */
+export function splitAtSnapshots(files: LocalFile[]): LocalFile[][] {
+  const runs: LocalFile[][] = [];
+  for (const f of files) {
+    if (runs.length === 0 || f.minTXID === 1n) runs.push([f]);
+    else runs[runs.length - 1].push(f);
+  }
+  return runs;
+}

@@ -5,7 +5,7 @@
  */
 
 import { compareFiles, type ReplicaClient, type ReplicaFile } from "../storage/mod.ts";
-import { ALL_LEVELS } from "../restore/plan.ts";
+import { ALL_LEVELS, planRestore } from "../restore/plan.ts";
 
 export class ReplicaIndex {
   readonly client: ReplicaClient;
@@ -55,6 +55,21 @@ export class ReplicaIndex {
     let max = 0n;
     for (const f of this.all()) if (f.maxTXID > max) max = f.maxTXID;
     return max;
+  }
+
+  /**
+   * Why the files listed cannot restore the newest TXID (the base of the
+   * chain is gone, a gap), or null; an empty replica is fine.
+   */
+  restoreProblem(): string | null {
+    const all = this.all();
+    if (all.length === 0) return null;
+    try {
+      planRestore(all, { txid: this.maxTXID() }, this.client.location);
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    }
   }
 
   add(f: ReplicaFile): void {

@@ -7,12 +7,21 @@
 import { basename, join } from "node:path";
 import { formatLtxFileName, formatPosition, formatTXID, type Position } from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
-import { leaseStoreFor, type ReplicaClient, SNAPSHOT_LEVEL } from "../storage/mod.ts";
+import {
+  leaseStoreFor,
+  type ReplicaClient,
+  type ReplicaFile,
+  replicaFileLabel,
+  ReplicaFileNotFoundError,
+  SNAPSHOT_LEVEL,
+} from "../storage/mod.ts";
+import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
 import { mergeLocalFiles } from "./local_merge.ts";
-import { chainAfter } from "./local_chain.ts";
+import { chainAfter, splitAtSnapshots } from "./local_chain.ts";
+import { RetryBackoff } from "./retry_backoff.ts";
 import { Lease, type LeaseOptions } from "./lease.ts";
 import {
   continuityProblem,
@@ -21,11 +30,6 @@ import {
   readReplicaPosition,
   readReplicaPost,
 } from "./positions.ts";
-
-/** The longest wait between two attempts at a failing replica. */
-export const RETRY_MAX_MS = 30_000;
-/** A failure that lasts is logged at error level again this often. */
-export const ERROR_REPEAT_MS = 60_000;
 
 export interface ReplicatorOptions {
   syncIntervalMs: number;
@@ -65,16 +69,19 @@ export class Replicator {
   #lastSyncStart = -Infinity;
   #requested: ReturnType<typeof setTimeout> | null = null;
   #snapshotReason: string | null = null;
+  /** Set when the replica does not hold a restorable chain: the next sync re-seeds it. */
+  #reseed: string | null = null;
+  /** Files were uploaded since the last chain check (an idle replica is not checked). */
+  #uploadedSinceCheck = false;
+  /** The listing is stale (files vanished): the next sync lists again. */
+  #relist = false;
   lastError: Error | null = null;
   /** When the last sync that left nothing pending for this replica finished (metrics, status). */
   lastSyncAt: Date | null = null;
   /** The replica's TXID as last known, kept across failed syncs (for the lag). */
   #knownTXID = 0n;
-  /** Syncs failed in a row; the next scheduled one waits (see RETRY_MAX_MS). */
-  #failures = 0;
-  #retryAt = 0;
-  /** When a failure was last logged at error level (repeats are, every ERROR_REPEAT_MS). */
-  #loggedErrorAt = -Infinity;
+  /** Failed syncs in a row: the next scheduled one waits, repeats are logged once a minute. */
+  readonly #backoff: RetryBackoff;
 
   /** The replica's files, listed once and kept current by this (its only) writer. */
   readonly index: ReplicaIndex;
@@ -85,6 +92,7 @@ export class Replicator {
     this.monitor = monitor;
     this.client = client;
     this.#opts = opts;
+    this.#backoff = new RetryBackoff(opts.syncIntervalMs);
     this.index = new ReplicaIndex(client);
     const store = opts.lease === false ? null : leaseStoreFor(client);
     this.lease = store ? new Lease(store, opts.lease || {}) : null;
@@ -121,6 +129,8 @@ export class Replicator {
   async #loadReplicaPosition(): Promise<Position> {
     await this.index.load();
     const all = this.index.all();
+    const broken = this.index.restoreProblem();
+    if (broken !== null) this.#reseed ??= broken;
     const pos = await readReplicaPosition(this.client, all);
     // A snapshot may be ahead of the levels' chain (strata stopped after an
     // extra snapshot, before L0 caught up with it): go on from the chain's
@@ -144,7 +154,7 @@ export class Replicator {
    */
   requestSync(run: () => void): void {
     if (this.#requested !== null) return;
-    const due = Math.max(this.#lastSyncStart + this.#opts.syncIntervalMs, this.#retryAt);
+    const due = Math.max(this.#lastSyncStart + this.#opts.syncIntervalMs, this.#backoff.retryAt);
     const wait = Math.max(0, due - Date.now());
     this.#requested = setTimeout(() => {
       this.#requested = null;
@@ -188,6 +198,11 @@ export class Replicator {
     if (this.#divergence) return;
     try {
       if (this.lease && !(await this.lease.ensure())) throw new Error(this.lease.problem!);
+      if (this.#relist) {
+        this.#relist = false;
+        this.#replicaPos = null;
+        this.index.invalidate();
+      }
       if (this.#replicaPos === null) this.#replicaPos = await this.#loadReplicaPosition();
       if (!this.#startupChecked) {
         this.#startupChecked = true;
@@ -195,6 +210,18 @@ export class Replicator {
         if (why !== null && this.#replicaPos.txid > 0n) {
           this.#snapshotReason ??= `new lineage: ${why}`;
         }
+      }
+      if (this.#reseed !== null) {
+        // the replica holds no restorable chain (its files vanished, a bucket
+        // recreated): a snapshot of the local position makes it restorable again
+        const reason = this.#reseed;
+        log("error", "replica is not restorable: re-seeding it with a snapshot", {
+          db: this.monitor.dbPath,
+          replica: this.client.location,
+          reason,
+        });
+        await this.#uploadSnapshot(`re-seed: ${reason}`);
+        this.#reseed = null;
       }
       const problem = await continuityProblem(
         this.#replicaPos,
@@ -229,6 +256,7 @@ export class Replicator {
       // a snapshot file (min TXID 1: a new lineage) starts an upload of its own
       for (const run of splitAtSnapshots(files)) {
         await (run.length === 1 ? this.#upload(run[0]) : this.#uploadMerged(run));
+        this.#uploadedSinceCheck = true;
         const last = run[run.length - 1];
         this.#replicaPos = {
           txid: last.maxTXID,
@@ -245,9 +273,7 @@ export class Replicator {
         log("info", "sync recovered", { db: this.monitor.dbPath, replica: this.client.location });
       }
       this.lastError = null;
-      this.#failures = 0;
-      this.#retryAt = 0;
-      this.#loggedErrorAt = -Infinity;
+      this.#backoff.succeeded();
       this.#knownTXID = this.replicaTXID ?? this.#knownTXID;
       this.lastSyncAt = new Date();
     } catch (e) {
@@ -255,31 +281,17 @@ export class Replicator {
     }
   }
 
-  /**
-   * A sync failed: the next scheduled one waits longer each time (up to
-   * RETRY_MAX_MS); the failure is logged at error level when it is new and
-   * again every ERROR_REPEAT_MS while it lasts (debug in between), so an
-   * unreachable replica is never silent and never floods the log.
-   */
+  /** A sync failed: logged (see RetryBackoff), listed again at the next attempt. */
   #failed(e: Error): void {
-    const repeated = this.lastError?.message === e.message;
     this.lastError = e;
     this.#replicaPos = null; // re-list next time
     this.index.invalidate();
-    this.#failures++;
-    const backoff = Math.min(
-      RETRY_MAX_MS,
-      this.#opts.syncIntervalMs * 2 ** Math.min(this.#failures - 1, 16),
-    );
-    this.#retryAt = Date.now() + backoff;
-    const now = Date.now();
-    const loud = !repeated || now - this.#loggedErrorAt >= ERROR_REPEAT_MS;
-    if (loud) this.#loggedErrorAt = now;
+    const { waitMs, loud } = this.#backoff.failed(e.message);
     log(loud ? "error" : "debug", "sync failed", {
       db: this.monitor.dbPath,
       replica: this.client.location,
-      failures: this.#failures,
-      retryInMs: backoff,
+      failures: this.#backoff.failures,
+      retryInMs: waitMs,
       behind: `${this.lastKnownTXID}..${this.monitor.position.txid}`,
       error: e,
     });
@@ -320,6 +332,44 @@ export class Replicator {
         "nothing in the replica was changed; restart with -new-lineage to continue with a fresh snapshot, or use another replica path",
     });
     return false;
+  }
+
+  /**
+   * Checks that the replica still holds the file its chain starts from (the
+   * base a restore of the latest state reads first: one small ranged read,
+   * only when files were uploaded since the last check). When it is gone
+   * (the directory emptied, the bucket recreated), the replica is re-seeded
+   * with a snapshot at the next sync; returns why, or null when all is well.
+   */
+  async checkChain(): Promise<string | null> {
+    if (!this.#uploadedSinceCheck || !this.index.loaded || !this.writable) return null;
+    this.#uploadedSinceCheck = false;
+    const all = this.index.all();
+    let base: ReplicaFile;
+    try {
+      base = planRestore(all, { txid: this.index.maxTXID() }, this.client.location).files[0];
+    } catch (e) {
+      return this.#lost((e as Error).message);
+    }
+    try {
+      await readReplicaPost(this.client, base);
+      return null;
+    } catch (e) {
+      if (!(e instanceof ReplicaFileNotFoundError)) return null; // unreachable: the sync says so
+      return this.#lost(`${replicaFileLabel(this.client.location, base)} is gone`);
+    }
+  }
+
+  #lost(reason: string): string {
+    const why = `the replica no longer holds the chain it extends (${reason})`;
+    log("error", "replica lost its files: re-seeding it with a snapshot at the next sync", {
+      db: this.monitor.dbPath,
+      replica: this.client.location,
+      reason: why,
+    });
+    this.#reseed = why;
+    this.#relist = true; // by the next sync (not here: one may be under way)
+    return why;
   }
 
   /**
@@ -429,16 +479,6 @@ export class Replicator {
       throw e;
     }
   }
-}
-
-/** Consecutive runs of files, a new run at each snapshot (min TXID 1). */
-function splitAtSnapshots(files: LocalFile[]): LocalFile[][] {
-  const runs: LocalFile[][] = [];
-  for (const f of files) {
-    if (runs.length === 0 || f.minTXID === 1n) runs.push([f]);
-    else runs[runs.length - 1].push(f);
-  }
-  return runs;
 }
 
 /** The creation time a local LTX file's header records. */
