@@ -144,6 +144,9 @@ async function scenario(c: Case): Promise<void> {
     const { code, log } = await strata.stop();
     stopped = true;
     assert(code === 0, `strata exited ${code}: ${log.slice(-3000)}`);
+    // errors name stable files (log de-duplication works), never a random temporary name
+    const tmpNamed = log.split("\n").filter((l) => /ERROR.*\.tmp\b/.test(l));
+    assert(tmpNamed.length === 0, `temporary names in errors:\n${tmpNamed.join("\n")}`);
   } catch (e) {
     if (!stopped) console.error(strata.log.slice(-6000));
     throw e;
@@ -214,7 +217,8 @@ Deno.test("start-up with a missing S3 bucket: the healthy replica goes on; the r
     const bucket = `strata-missing-${crypto.randomUUID().slice(0, 8)}`;
     await scenario({
       name: "missing bucket",
-      why: /sync failed.*NoSuchBucket|sync failed.*bucket/is,
+      // the lease's error keeps the HTTP status
+      why: /sync failed.*lease s3:.*failed \(HTTP 404 NoSuchBucket\)/,
       setup() {
         return Promise.resolve({
           yaml:

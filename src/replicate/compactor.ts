@@ -24,7 +24,7 @@ import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
 import { fileKey, pinnedFiles } from "../branch/mod.ts";
-import { MAX_MERGE_INPUTS, mergeLocalFiles } from "./local_merge.ts";
+import { MAX_MERGE_INPUTS, mergeLocalFiles, uploadOfMerge } from "./local_merge.ts";
 
 export interface CompactionSettings {
   /** Intervals of levels 1..n (at most 8), in ms. */
@@ -166,10 +166,10 @@ export class Compactor {
         } catch { /* closed by its stream */ }
       }
     } else {
-      [file] = await Promise.all([
+      file = await uploadOfMerge(
         this.index.client.writeFile(level, first.minTXID, last.maxTXID, stream, last.createdAt),
         merged,
-      ]);
+      );
     }
     if (level === 2 && this.#keptL1Dir) await pruneLocal(this.#keptL1Dir, file.maxTXID);
     this.index.add(file);

@@ -113,11 +113,11 @@ export class DbReplication {
   }
 
   async start(): Promise<void> {
+    await this.#restrictReplicaModes(); // before the lease: its file is the first one written
     await this.#acquireLeases();
     if (this.#stopped) return; // stopped while waiting for a lease: nothing was opened
     this.#opened = true;
     await this.monitor.open();
-    await this.#restrictReplicaModes();
     log("info", "replicating", {
       db: this.monitor.dbPath,
       position: this.monitor.position.txid,

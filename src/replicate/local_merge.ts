@@ -68,6 +68,18 @@ export async function mergeLocalFiles(paths: string[], file: string): Promise<Lo
   }
 }
 
+/**
+ * Waits for an upload of a merge's stream and for the merge itself. When the
+ * write fails, its error wins (it names the replica file and the reason,
+ * ENOSPC say): the merge then only sees its stream closed under it.
+ */
+export async function uploadOfMerge<T>(write: Promise<T>, merged: Promise<unknown>): Promise<T> {
+  const [w, m] = await Promise.allSettled([write, merged]);
+  if (w.status === "rejected") throw w.reason;
+  if (m.status === "rejected") throw m.reason;
+  return w.value;
+}
+
 async function mergeToFile(paths: string[], out: string, file: string): Promise<void> {
   const opened: Deno.FsFile[] = [];
   const target = await Deno.open(out, { write: true, create: true, truncate: true });

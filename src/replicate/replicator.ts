@@ -19,7 +19,7 @@ import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
-import { mergeLocalFiles } from "./local_merge.ts";
+import { mergeLocalFiles, uploadOfMerge } from "./local_merge.ts";
 import { chainAfter, splitAtSnapshots } from "./local_chain.ts";
 import { RetryBackoff } from "./retry_backoff.ts";
 import { Lease, type LeaseOptions } from "./lease.ts";
@@ -412,10 +412,10 @@ export class Replicator {
     const merge = await mergeLocalFiles(batch.map((f) => f.path), name);
     try {
       const createdAt = await createdAtOf(last.path);
-      const [uploaded] = await Promise.all([
+      const uploaded = await uploadOfMerge(
         this.client.writeFile(0, first.minTXID, last.maxTXID, merge.stream, createdAt),
         merge.result,
-      ]);
+      );
       this.index.add(uploaded);
       log("debug", "uploaded", { db: this.monitor.dbPath, file: name, merged: batch.length });
     } finally {
