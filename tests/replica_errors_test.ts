@@ -30,7 +30,9 @@ Deno.test("a full replica disk: the error names the replica file and ENOSPC; it 
   const cfg = join(dir, "strata.yml");
   await Deno.writeTextFile(
     cfg,
-    `dbs:
+    `levels:
+  - interval: 2s
+dbs:
   - path: ${db}
     monitor-interval: 50ms
     replicas:
@@ -54,7 +56,8 @@ Deno.test("a full replica disk: the error names the replica file and ENOSPC; it 
     // room again: the replica catches up (a new, bigger filesystem over the full one)
     await run("umount", "-l", rep);
     mounted = false;
-    await waitForReplicaEqual(new FileReplicaClient(join(rep, "app")), db, dir);
+    // (a retry waits up to 30 s after many failures; the emptied replica is re-seeded)
+    await waitForReplicaEqual(new FileReplicaClient(join(rep, "app")), db, dir, 120_000);
     const { code, log } = await proc.stop();
     stopped = true;
     assert(code === 0, `strata exited ${code}: ${log.slice(-2000)}`);

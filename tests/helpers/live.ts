@@ -135,6 +135,8 @@ export class LiveStrata {
     const { code } = await this.#child.status;
     await this.#drained;
     await this.#stdout;
+    const keep = Deno.env.get("STRATA_TEST_DEBUG");
+    if (keep) await Deno.writeTextFile(`/tmp/strata-test-${this.pid}.log`, this.#log);
     return { code, log: this.#log };
   }
 
