@@ -69,15 +69,16 @@ export async function mergeLocalFiles(paths: string[], file: string): Promise<Lo
 }
 
 /**
- * Waits for an upload of a merge's stream and for the merge itself. When the
- * write fails, its error wins (it names the replica file and the reason,
- * ENOSPC say): the merge then only sees its stream closed under it.
+ * Waits for an upload of a merge's stream, then for the merge itself. The
+ * write's error wins (it names the replica file and the reason, ENOSPC say;
+ * a failed merge reaches the write through the stream): a write that failed
+ * before reading the stream leaves the merge waiting, so it is not awaited.
  */
 export async function uploadOfMerge<T>(write: Promise<T>, merged: Promise<unknown>): Promise<T> {
-  const [w, m] = await Promise.allSettled([write, merged]);
-  if (w.status === "rejected") throw w.reason;
-  if (m.status === "rejected") throw m.reason;
-  return w.value;
+  merged.catch(() => {}); // reported through the write, or awaited below
+  const value = await write;
+  await merged;
+  return value;
 }
 
 async function mergeToFile(paths: string[], out: string, file: string): Promise<void> {

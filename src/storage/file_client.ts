@@ -111,35 +111,39 @@ export class FileReplicaClient implements ReplicaClient {
     const dir = this.levelDir(level);
     const path = this.filePath(level, minTXID, maxTXID);
     // errors name `path` and the reason (ENOSPC, EACCES, …), never the temporary name
-    await io(
-      "create the directory of",
-      path,
-      () => Deno.mkdir(dir, { recursive: true, mode: this.modes.dir }),
-    );
     const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-    const file = await io(
-      "create",
-      path,
-      () => Deno.open(tmp, { write: true, createNew: true, mode: this.modes.file }),
-    );
+    let file: Deno.FsFile | null = null;
     let size = 0;
     try {
+      await io(
+        "create the directory of",
+        path,
+        () => Deno.mkdir(dir, { recursive: true, mode: this.modes.dir }),
+      );
+      file = await io(
+        "create",
+        path,
+        () => Deno.open(tmp, { write: true, createNew: true, mode: this.modes.file }),
+      );
+      const f = file;
       for await (const chunk of data) {
         await io("write", path, async () => {
           let off = 0;
-          while (off < chunk.length) off += await file.write(chunk.subarray(off));
+          while (off < chunk.length) off += await f.write(chunk.subarray(off));
         });
         size += chunk.length;
       }
-      await io("write", path, () => file.sync());
-      file.close();
+      await io("write", path, () => f.sync());
+      f.close();
+      file = null;
       await io("set the time of", path, () => Deno.utime(tmp, createdAt, createdAt));
       await io("rename into place", path, () => Deno.rename(tmp, path));
     } catch (e) {
       try {
-        file.close();
+        file?.close();
       } catch { /* closed */ }
       await Deno.remove(tmp).catch(() => {});
+      // a producer (a merge) must not wait forever on a stream nobody reads
       await data.cancel(e).catch(() => {});
       throw e;
     }
