@@ -9,12 +9,7 @@
 import { join } from "node:path";
 import { FileReplicaClient } from "../src/storage/mod.ts";
 import { assert, assertMatch } from "./helpers/assert.ts";
-import { App, createAppDb, LiveStrata, waitFor, waitForReplicaEqual } from "./helpers/live.ts";
-
-async function run(cmd: string, ...args: string[]): Promise<boolean> {
-  const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
-  return out.code === 0;
-}
+import { App, createAppDb, LiveStrata, run, waitFor, waitForReplicaEqual } from "./helpers/live.ts";
 
 Deno.test("a full replica disk: the error names the replica file and ENOSPC; it catches up with room again", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-enospc-" });

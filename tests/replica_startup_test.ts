@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { FileReplicaClient } from "../src/storage/mod.ts";
-import { S3ReplicaClient } from "../src/storage/s3_client.ts";
+import type { S3ReplicaClient } from "../src/storage/s3_client.ts";
 import { assert, assertMatch } from "./helpers/assert.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import {
@@ -15,14 +15,11 @@ import {
   createAppDb,
   LiveStrata,
   replicaDigest,
+  run,
+  s3TestClient,
   waitFor,
   waitForReplicaEqual,
 } from "./helpers/live.ts";
-
-async function run(cmd: string, ...args: string[]): Promise<boolean> {
-  const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
-  return out.code === 0;
-}
 
 /** Makes `dir` refuse new entries (immutable for root, 0555 otherwise); false when impossible. */
 async function makeReadOnly(dir: string): Promise<boolean> {
@@ -45,17 +42,6 @@ function config(db: string, good: string, bad: string): string {
         path: ${good}
         sync-interval: 100ms
 ${bad}`;
-}
-
-function s3Client(endpoint: string, bucket: string): S3ReplicaClient {
-  return new S3ReplicaClient({
-    bucket,
-    path: "app",
-    endpoint,
-    forcePathStyle: true,
-    accessKeyId: "k",
-    secretAccessKey: "s",
-  });
 }
 
 /** A TCP forwarder from `port` to `target` (the "fixed" endpoint). */
@@ -195,7 +181,7 @@ Deno.test("start-up with an S3 replica on a port that refuses connections: the h
         return Promise.resolve({
           yaml:
             `      - type: s3\n        bucket: ${bucket}\n        path: app\n        endpoint: http://127.0.0.1:${port}\n        force-path-style: true\n        sync-interval: 100ms\n`,
-          client: () => s3Client(s3.endpoint, bucket),
+          client: () => s3TestClient(s3.endpoint, bucket),
           fix: () => {
             fwd = forward(port, s3.port);
             return Promise.resolve();
@@ -223,7 +209,7 @@ Deno.test("start-up with a missing S3 bucket: the healthy replica goes on; the r
         return Promise.resolve({
           yaml:
             `      - type: s3\n        bucket: ${bucket}\n        path: app\n        endpoint: ${s3.endpoint}\n        force-path-style: true\n        sync-interval: 100ms\n`,
-          client: () => s3Client(s3.endpoint, bucket),
+          client: () => s3TestClient(s3.endpoint, bucket),
           fix: async () => {
             const r = await fetch(`${s3.endpoint}/${bucket}`, { method: "PUT" });
             await r.body?.cancel();

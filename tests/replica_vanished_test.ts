@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { FileReplicaClient } from "../src/storage/mod.ts";
-import { S3ReplicaClient } from "../src/storage/s3_client.ts";
+import type { S3ReplicaClient } from "../src/storage/s3_client.ts";
 import { assert, assertMatch } from "./helpers/assert.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { strata } from "./helpers/strata.ts";
@@ -16,6 +16,7 @@ import {
   createAppDb,
   LiveStrata,
   replicaDigest,
+  s3TestClient,
   waitFor,
   waitForReplicaEqual,
 } from "./helpers/live.ts";
@@ -106,14 +107,7 @@ Deno.test("an S3 bucket deleted and recreated while strata runs is re-seeded: th
   const s3 = await startS3Server();
   try {
     const bucket = await s3.createBucket();
-    const client = new S3ReplicaClient({
-      bucket,
-      path: "app",
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      accessKeyId: "k",
-      secretAccessKey: "s",
-    });
+    const client = s3TestClient(s3.endpoint, bucket);
     await scenario({
       replicaYaml:
         `      - type: s3\n        bucket: ${bucket}\n        path: app\n        endpoint: ${s3.endpoint}\n        force-path-style: true\n        sync-interval: 100ms\n`,

@@ -8,16 +8,18 @@
 
 import { join } from "node:path";
 import { FileReplicaClient } from "../src/storage/mod.ts";
-import { S3ReplicaClient } from "../src/storage/s3_client.ts";
 import { assert, assertMatch } from "./helpers/assert.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { startFaultProxy } from "./helpers/fault_proxy.ts";
-import { App, createAppDb, LiveStrata, replicaDigest, waitFor } from "./helpers/live.ts";
-
-async function run(cmd: string, ...args: string[]): Promise<boolean> {
-  const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
-  return out.code === 0;
-}
+import {
+  App,
+  createAppDb,
+  LiveStrata,
+  replicaDigest,
+  run,
+  s3TestClient,
+  waitFor,
+} from "./helpers/live.ts";
 
 Deno.test("SIGTERM with a replica that cannot be written: exit code 1, the log names the replica and the TXIDs it lacks", async () => {
   if (Deno.uid() !== 0) {
@@ -102,14 +104,7 @@ dbs:
   const strata = new LiveStrata(["-config", cfg], TEST_CREDENTIALS);
   let stopped = false;
   try {
-    const direct = new S3ReplicaClient({
-      bucket,
-      path: "app",
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      accessKeyId: "k",
-      secretAccessKey: "s",
-    });
+    const direct = s3TestClient(s3.endpoint, bucket);
     await waitFor(
       "the replica to receive commits",
       async () => (await replicaDigest(direct, dir)) !== null,

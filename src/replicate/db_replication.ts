@@ -10,8 +10,7 @@
 import { join } from "node:path";
 import { type LocalFile, Monitor, type MonitorOptions } from "../capture/mod.ts";
 import { formatLtxFileName, formatTXID } from "../ltx/mod.ts";
-import { mergeLocalFiles } from "./local_merge.ts";
-import { writeFileAtomic } from "../fsutil.ts";
+import { mergeIntoFile } from "./local_merge.ts";
 import type { ReplicaClient } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
@@ -406,18 +405,7 @@ export class DbReplication {
     if (run.length < 2) return;
     const name = formatLtxFileName(run[0].minTXID, run[run.length - 1].maxTXID);
     const path = join(this.monitor.ltxDir, name);
-    const merge = await mergeLocalFiles(run.map((f) => f.path), path);
-    try {
-      await writeFileAtomic(path, async (file) => {
-        for await (const chunk of merge.stream) {
-          let off = 0;
-          while (off < chunk.length) off += await file.write(chunk.subarray(off));
-        }
-      });
-      await merge.result;
-    } finally {
-      await merge.close();
-    }
+    await mergeIntoFile(run.map((f) => f.path), path);
     for (const f of run) await Deno.remove(f.path).catch(() => {});
     log("warn", "merged local files no replica has yet", {
       db: this.monitor.dbPath,

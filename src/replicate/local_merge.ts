@@ -6,6 +6,7 @@
  */
 
 import { dirname, join } from "node:path";
+import { writeFileAtomic } from "../fsutil.ts";
 import {
   type MergeInput,
   mergeLtx,
@@ -65,6 +66,20 @@ export async function mergeLocalFiles(paths: string[], file: string): Promise<Lo
   } catch (e) {
     await close();
     throw e;
+  }
+}
+
+/** Merges `paths` (TXID order, contiguous) into the local file `out`, written atomically. */
+export async function mergeIntoFile(paths: string[], out: string): Promise<void> {
+  const merge = await mergeLocalFiles(paths, out);
+  try {
+    await writeFileAtomic(out, async (file) => {
+      const sink = writerSink(file);
+      for await (const chunk of merge.stream) await sink.write(chunk);
+    });
+    await merge.result;
+  } finally {
+    await merge.close();
   }
 }
 

@@ -121,6 +121,11 @@ export class Replicator {
     return this.#replicaPos;
   }
 
+  /** Why the replica cannot be restored now (it is re-seeded at the next sync), or null. */
+  get notRestorable(): string | null {
+    return this.#reseed;
+  }
+
   /** Null, or why uploads to this replica stopped (see Divergence). */
   get divergence(): Divergence | null {
     return this.#divergence;

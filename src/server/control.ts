@@ -32,6 +32,8 @@ export interface ReplicaStatus {
   error: string | null;
   /** Why the replica does not continue the local history (uploads to it stopped), or null. */
   diverged: string | null;
+  /** Why the replica cannot be restored now (it is being re-seeded with a snapshot), or null. */
+  notRestorable: string | null;
 }
 
 export interface DbStatus {
@@ -59,7 +61,9 @@ export async function liveStatus(set: DbSet, path?: string): Promise<DbStatus[]>
             null,
           )
           : null;
-        const txid = r.replicaTXID;
+        const notRestorable = r.notRestorable;
+        // a replica that cannot be restored holds nothing usable: behind by everything
+        const txid = notRestorable !== null ? 0n : r.replicaTXID;
         replicas.push({
           replica: `${r.client.type}:${r.client.location}`,
           txid: txid === null ? null : formatTXID(txid),
@@ -70,6 +74,7 @@ export async function liveStatus(set: DbSet, path?: string): Promise<DbStatus[]>
           lastSyncAt: r.lastSyncAt?.toISOString() ?? null,
           error: r.lastError?.message ?? null,
           diverged: describeDivergence(r.divergence),
+          notRestorable,
         });
       }
     }

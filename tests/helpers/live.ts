@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { PROJECT_ROOT } from "./vectors.ts";
 import type { ReplicaClient } from "../../src/storage/mod.ts";
 import { restoreTarget } from "../../src/restore/mod.ts";
+import { S3ReplicaClient } from "../../src/storage/s3_client.ts";
 import { digestOf } from "./strata.ts";
 
 const MAIN = join(PROJECT_ROOT, "main.ts");
@@ -179,5 +180,23 @@ export async function waitForReplicaEqual(
     return got === want;
   }, ms).catch((e) => {
     throw new Error(`${(e as Error).message} (last restore: ${got ?? "failed"})`);
+  });
+}
+
+/** Runs `cmd ARGS…` quietly; true when it exited 0. */
+export async function run(cmd: string, ...args: string[]): Promise<boolean> {
+  const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
+  return out.code === 0;
+}
+
+/** A client of `bucket` (path "app") on a test S3 server, to check what strata wrote there. */
+export function s3TestClient(endpoint: string, bucket: string): S3ReplicaClient {
+  return new S3ReplicaClient({
+    bucket,
+    path: "app",
+    endpoint,
+    forcePathStyle: true,
+    accessKeyId: "k",
+    secretAccessKey: "s",
   });
 }
