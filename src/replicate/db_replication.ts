@@ -436,7 +436,11 @@ export class DbReplication {
     for (const t of this.#timers) clearInterval(t);
     for (const t of this.#timeouts) clearTimeout(t);
     for (const r of this.replicators) r.cancelRequested();
-    if (!this.#opened) return; // nothing was captured: nothing to sync
+    if (!this.#opened) {
+      // nothing was captured: nothing to sync; leases taken before a failed open go back
+      await withinMs(this.#releaseLeases(), 2_000);
+      return;
+    }
     const timeoutMs = this.#shutdownSyncTimeoutMs;
     const work = (async () => {
       await Promise.all(this.#maintenance);
