@@ -216,9 +216,16 @@ export class Replicator {
           this.#snapshotReason ??= `new lineage: ${why}`;
         }
       }
+      const problem = await continuityProblem(
+        this.#replicaPos,
+        this.monitor.position,
+        await this.monitor.localFiles(),
+      );
+      if (problem !== null && !(await this.#diverged(problem))) return;
       if (this.#reseed !== null) {
-        // the replica holds no restorable chain (its files vanished, a bucket
-        // recreated): a snapshot of the local position makes it restorable again
+        // the replica continues this history but holds no restorable chain (its files
+        // vanished, a bucket recreated): a snapshot of the local position makes it
+        // restorable again (a replica of another history was refused just above)
         const reason = this.#reseed;
         log("error", "replica is not restorable: re-seeding it with a snapshot", {
           db: this.monitor.dbPath,
@@ -228,12 +235,6 @@ export class Replicator {
         await this.#uploadSnapshot(`re-seed: ${reason}`);
         this.#reseed = null;
       }
-      const problem = await continuityProblem(
-        this.#replicaPos,
-        this.monitor.position,
-        await this.monitor.localFiles(),
-      );
-      if (problem !== null && !(await this.#diverged(problem))) return;
       let pos = this.#replicaPos.txid;
       let chain = chainAfter(await this.monitor.localFiles(), pos);
       if (chain.reaches < chain.newest) {
@@ -441,6 +442,7 @@ export class Replicator {
   async #uploadSnapshot(reason: string): Promise<bigint> {
     const pos = await this.#writeSnapshot(reason);
     this.#replicaPos = pos;
+    this.#reseed = null; // any snapshot makes the replica restorable
     return pos.txid;
   }
 
