@@ -9,6 +9,8 @@ import { ERROR_REPEAT_MS, RETRY_MAX_MS, RetryBackoff } from "../src/replicate/re
 import { chainAfter, redundantFiles } from "../src/replicate/local_chain.ts";
 import type { LocalFile } from "../src/capture/mod.ts";
 import { assertEquals } from "./helpers/assert.ts";
+import { ReplicaIoError } from "../src/storage/os_error.ts";
+import { uploadOfMerge } from "../src/replicate/local_merge.ts";
 
 Deno.test("retry backoff: doubles from the sync interval up to RETRY_MAX_MS; a lasting failure is logged loudly again every ERROR_REPEAT_MS", () => {
   const b = new RetryBackoff(100);
@@ -58,4 +60,34 @@ Deno.test("local chain: overlapping merge leftovers are chained through the fart
   // a full copy from TXID 1 continues any position
   const full = chainAfter(files([5, 6], [1, 9], [10, 10]), 4n);
   assertEquals(full.files.map((f) => f.maxTXID), [9n, 10n]);
+});
+
+Deno.test("a replica write error names the file and the system's reason (ENOSPC), never the temporary name", () => {
+  const cause = Object.assign(
+    new Error("No space left on device (os error 28): open '/r/ltx/0/a-b.ltx.1f2e3d4c.tmp'"),
+    { code: "ENOSPC" },
+  );
+  const e = new ReplicaIoError("write", "/r/ltx/0/a-b.ltx", cause);
+  assertEquals(
+    e.message,
+    "/r/ltx/0/a-b.ltx: cannot write: No space left on device (os error 28) [ENOSPC]",
+  );
+  assertEquals(e.code, "ENOSPC");
+});
+
+Deno.test("an upload of a merge that fails before reading the stream rejects at once with the write's error", async () => {
+  let pull = 0;
+  // a merge that produces only when read: it would wait forever for a reader
+  const stream = new ReadableStream<Uint8Array>({
+    pull(ctrl) {
+      pull++;
+      ctrl.enqueue(new Uint8Array(10));
+    },
+  }, { highWaterMark: 0 });
+  const merged = new Promise<void>(() => {}); // never settles without a reader
+  const write = Promise.reject(new ReplicaIoError("create", "/r/ltx/0/a-b.ltx", new Error("x")));
+  const err = await uploadOfMerge(write, merged).then(() => null, (e) => e as Error);
+  assertEquals(err?.message, "/r/ltx/0/a-b.ltx: cannot create: x");
+  assertEquals(pull, 0);
+  await stream.cancel();
 });
