@@ -16,6 +16,7 @@ import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
 import { LeaseHeldError } from "./lease.ts";
 import { redundantFiles } from "./local_chain.ts";
+import { withinMs } from "./time_limit.ts";
 import { verifyReplica, type VerifyReport } from "./verify.ts";
 import { readLocalEnds } from "./positions.ts";
 import {
@@ -34,19 +35,6 @@ const CHAIN_CHECK_MS = 30_000;
 
 /** How long start-up waits for a replica's lease before capturing without it. */
 const LEASE_START_WAIT_MS = 5_000;
-
-/** `p`'s value, or null when it has not settled within `ms` (it goes on). */
-export async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<null>((res) => (timer = setTimeout(() => res(null), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** How often a busy WAL is checked against the checkpoint threshold (a stat when idle). */
 const PRESSURE_CHECK_MS = 5;
