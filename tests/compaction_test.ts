@@ -13,7 +13,8 @@ import type { ByteRange } from "../src/storage/client.ts";
 import { ForwardingReplicaClient } from "../src/storage/forwarding_client.ts";
 import { type CompactionSettings, Compactor, ReplicaIndex } from "../src/replicate/mod.ts";
 import { listAllFiles, planRestore } from "../src/restore/plan.ts";
-import { executeRestore, restoreTarget } from "../src/restore/execute.ts";
+import { executeRestore } from "../src/restore/execute.ts";
+import { restoreTarget } from "../src/restore/verified_restore.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { modelChecksum, rng, textPage } from "./helpers/pages.ts";
 

@@ -15,7 +15,14 @@ import {
   formatChecksum,
   pageChecksumFromCrc,
 } from "./checksum.ts";
-import { LtxChecksumError, LtxFormatError, LtxUnsupportedLayoutError, LZ4Error } from "./errors.ts";
+import {
+  LtxChecksumError,
+  LtxFormatError,
+  LtxNameMismatchError,
+  LtxUnsupportedLayoutError,
+  LZ4Error,
+} from "./errors.ts";
+import { formatTXID, type TXIDRange } from "./names.ts";
 import {
   decodeHeader,
   hasChecksums,
@@ -42,10 +49,16 @@ export interface LtxPage {
 export interface DecoderOptions {
   /** Name used in error messages (path or replica key). */
   file?: string;
+  /**
+   * The TXID range the file's name (and the caller's plan) says it covers:
+   * a header covering anything else is refused (a renamed or foreign file).
+   */
+  expect?: TXIDRange;
 }
 
 export class LtxDecoder {
   readonly file: string;
+  readonly #expect: TXIDRange | null;
   #r: BufferedReader;
   #header: LtxHeader | null = null;
   #trailer: LtxTrailer | null = null;
@@ -58,6 +71,7 @@ export class LtxDecoder {
 
   constructor(source: ByteSource, opts: DecoderOptions = {}) {
     this.file = opts.file ?? "(stream)";
+    this.#expect = opts.expect ?? null;
     this.#r = new BufferedReader(source);
   }
 
@@ -75,6 +89,15 @@ export class LtxDecoder {
     const r = this.#r;
     if (!(await r.ensure(HEADER_SIZE))) this.#fail("short file: no complete header");
     const h = decodeHeader(r.buf.subarray(r.pos, r.pos + HEADER_SIZE), this.file);
+    const want = this.#expect;
+    if (want && (h.minTXID !== want.minTXID || h.maxTXID !== want.maxTXID)) {
+      throw new LtxNameMismatchError(
+        this.file,
+        `its header covers TXIDs ${formatTXID(h.minTXID)}-${formatTXID(h.maxTXID)}, its name says ${
+          formatTXID(want.minTXID)
+        }-${formatTXID(want.maxTXID)} (renamed, or copied in from elsewhere)`,
+      );
+    }
     crc64UpdateTable(this.#fileCrc, r.buf, r.pos, r.pos + HEADER_SIZE, this.#fileCrc);
     r.pos += HEADER_SIZE;
     this.#header = h;

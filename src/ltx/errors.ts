@@ -28,6 +28,14 @@ export class LtxChecksumError extends LtxFormatError {
   }
 }
 
+/** A file whose header covers other TXIDs than its name (or the restore plan) says. */
+export class LtxNameMismatchError extends LtxFormatError {
+  constructor(file: string, reason: string) {
+    super(file, reason);
+    this.name = "LtxNameMismatchError";
+  }
+}
+
 /** An older LTX generation strata recognises but does not read. */
 export class LtxUnsupportedLayoutError extends LtxFormatError {
   constructor(file: string, reason: string) {

@@ -17,11 +17,14 @@ import {
 } from "./header.ts";
 import type { ByteSink, ByteSource } from "./io.ts";
 import { formatChecksum } from "./checksum.ts";
+import type { TXIDRange } from "./names.ts";
 
 export interface MergeInput {
   /** Name used in errors. */
   name: string;
   source: ByteSource;
+  /** The TXIDs the input's name says it covers (its header must agree). */
+  expect?: TXIDRange;
 }
 
 export interface MergeResult extends EncodedFile {
@@ -47,7 +50,7 @@ export async function mergeLtx(
   opts: { file?: string; timestamp?: bigint } = {},
 ): Promise<MergeResult> {
   if (inputs.length === 0) throw new LtxMergeError("no input files");
-  const decoders = inputs.map((i) => new LtxDecoder(i.source, { file: i.name }));
+  const decoders = inputs.map((i) => new LtxDecoder(i.source, { file: i.name, expect: i.expect }));
   try {
     const headers: LtxHeader[] = [];
     for (const d of decoders) headers.push(await d.readHeader());

@@ -124,6 +124,7 @@ export class Compactor {
         sources.push({
           name: replicaFileLabel(this.index.client.location, f),
           source: await this.index.client.openFile(f.level, f.minTXID, f.maxTXID),
+          expect: f,
         });
       }
     } catch (e) {

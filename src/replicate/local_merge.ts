@@ -5,13 +5,15 @@
  * takes. Used for merged L0 uploads and for compaction from local files.
  */
 
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "../fsutil.ts";
 import {
   type MergeInput,
   mergeLtx,
   mergeLtxStream,
   type MergeResult,
+  parseLtxFileName,
+  type TXIDRange,
   writerSink,
 } from "../ltx/mod.ts";
 
@@ -59,7 +61,7 @@ export async function mergeLocalFiles(paths: string[], file: string): Promise<Lo
     for (const p of inputs) {
       const f = await Deno.open(p);
       opened.push(f);
-      sources.push({ name: p, source: f.readable });
+      sources.push({ name: p, source: f.readable, expect: nameRange(p) });
     }
     const { stream, result } = mergeLtxStream(sources, { file });
     return { stream, result, close };
@@ -102,7 +104,7 @@ async function mergeToFile(paths: string[], out: string, file: string): Promise<
   try {
     for (const p of paths) opened.push(await Deno.open(p));
     await mergeLtx(
-      paths.map((p, i) => ({ name: p, source: opened[i].readable })),
+      paths.map((p, i) => ({ name: p, source: opened[i].readable, expect: nameRange(p) })),
       writerSink(target),
       { file },
     );
@@ -114,4 +116,9 @@ async function mergeToFile(paths: string[], out: string, file: string): Promise<
       } catch { /* closed by its stream */ }
     }
   }
+}
+
+/** The TXIDs a local file's name says it covers (none for the merge's own temporary files). */
+function nameRange(path: string): TXIDRange | undefined {
+  return parseLtxFileName(basename(path)) ?? undefined;
 }

@@ -66,6 +66,13 @@ export async function verifyReplica(
     });
     report.txid = formatTXID(r.txid);
     report.checksum = formatChecksum(r.checksum);
+    if (r.skipped.length > 0) {
+      // restorable along another path, but the replica holds files that fail their checks
+      report.error = `restored TXID ${formatTXID(r.txid)} only by leaving out ${
+        r.skipped.map((s) => `${s.label} (${s.reason})`).join("; ")
+      }`;
+      return report;
+    }
     const want = await opts.expectedAt?.(r.txid) ?? null;
     if (want) {
       report.comparedWith = `${want.source} at TXID ${formatTXID(r.txid)}`;

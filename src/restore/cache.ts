@@ -31,7 +31,8 @@ import {
   SNAPSHOT_LEVEL,
 } from "../storage/mod.ts";
 import { log } from "../log.ts";
-import { type RestoreResult, restoreTarget } from "./execute.ts";
+import type { RestoreResult } from "./execute.ts";
+import { restoreTarget } from "./verified_restore.ts";
 import { type IntegrityCheck, OutputExistsError, type OutputOptions } from "./output.ts";
 import type { RestoreTarget } from "./plan.ts";
 import type { ProgressFn } from "../progress.ts";
@@ -183,6 +184,13 @@ export class RestoreCache {
     );
   }
 
+  /** Removes a cached copy the running restore read; false when it read none at `path`. */
+  async evict(path: string): Promise<boolean> {
+    if (!this.#hits.delete(path)) return false;
+    await Deno.remove(path).catch(() => {});
+    return true;
+  }
+
   /** The restore succeeded: admit its downloads, then trim the cache to its bound. */
   async commit(): Promise<void> {
     for (const [path, tmp] of this.#pending) await Deno.rename(tmp, path).catch(() => {});
@@ -254,6 +262,13 @@ export class CachingReplicaClient extends ForwardingReplicaClient {
     const hit = await this.cache.lookup(path, size);
     if (hit) return hit.readable;
     return this.cache.tee(path, await this.inner.openFile(level, minTXID, maxTXID), size);
+  }
+
+  /** Drops the cached copy of `f` the running restore read (it failed a check); false if none. */
+  async evictCached(f: ReplicaFile): Promise<boolean> {
+    return await this.cache.evict(
+      await this.cache.pathFor(this.location, f.level, f.minTXID, f.maxTXID),
+    );
   }
 }
 

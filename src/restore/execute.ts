@@ -7,9 +7,11 @@
  */
 
 import { PageApplier } from "./apply.ts";
-import { type ReplicaClient, type ReplicaFile, ReplicaFileNotFoundError } from "../storage/mod.ts";
+import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { ProgressCounter, type ProgressFn } from "../progress.ts";
-import { listAllFiles, planRestore, type RestorePlan, type RestoreTarget } from "./plan.ts";
+import type { RestorePlan } from "./plan.ts";
+import { checkAgainstWitness, type Witness } from "./witness.ts";
+import { checkRestoredSize } from "./db_size_check.ts";
 import { type IntegrityCheck, type OutputOptions, writeRestoredDatabase } from "./output.ts";
 
 export interface RestoreResult {
@@ -23,6 +25,16 @@ export interface RestoreResult {
   files: number;
   /** The applier's final state (follow mode continues from it). */
   applier: PageApplier;
+  /** Replica files that failed their checks and were left out (a restore on another path). */
+  skipped: SkippedFile[];
+}
+
+/** A replica file a restore left out, and why. */
+export interface SkippedFile {
+  file: ReplicaFile;
+  /** How messages name it: "LOCATION L<level>/<min>-<max>.ltx". */
+  label: string;
+  reason: string;
 }
 
 /** Writes the plan's database to `outPath` (which must not exist unless `opts.replace`). */
@@ -30,7 +42,12 @@ export async function executeRestore(
   client: ReplicaClient,
   plan: RestorePlan,
   outPath: string,
-  opts: { integrityCheck?: IntegrityCheck; onProgress?: ProgressFn } & OutputOptions = {},
+  opts: {
+    integrityCheck?: IntegrityCheck;
+    onProgress?: ProgressFn;
+    /** Another file ending where a snapshot-only plan ends (see witness.ts). */
+    witness?: Witness | null;
+  } & OutputOptions = {},
 ): Promise<RestoreResult> {
   const progress = opts.onProgress
     ? new ProgressCounter(plan.files.reduce((n, f) => n + f.size, 0), opts.onProgress)
@@ -38,6 +55,8 @@ export async function executeRestore(
   return await writeRestoredDatabase(outPath, opts.integrityCheck ?? "quick", async (fd) => {
     const applier = new PageApplier(fd);
     for (const f of plan.files) await applier.apply(client, f, progress);
+    if (opts.witness) await checkAgainstWitness(client, plan, applier, opts.witness);
+    checkRestoredSize(fd, applier.pageSize, `${outPath} (restored from ${client.location})`);
     return {
       path: outPath,
       txid: plan.txid,
@@ -47,30 +66,7 @@ export async function executeRestore(
       pages: applier.commit,
       files: plan.files.length,
       applier,
+      skipped: [],
     };
   }, opts);
-}
-
-/**
- * Plans and restores `target`; when a planned file disappears meanwhile
- * (retention ran between listing and reading), lists and plans once more.
- */
-export async function restoreTarget(
-  client: ReplicaClient,
-  target: RestoreTarget,
-  outPath: string,
-  opts: {
-    integrityCheck?: IntegrityCheck;
-    files?: ReplicaFile[];
-    onProgress?: ProgressFn;
-  } & OutputOptions = {},
-): Promise<RestoreResult> {
-  const plan = planRestore(opts.files ?? await listAllFiles(client), target, client.location);
-  try {
-    return await executeRestore(client, plan, outPath, opts);
-  } catch (e) {
-    if (!(e instanceof ReplicaFileNotFoundError)) throw e;
-    const again = planRestore(await listAllFiles(client), target, client.location);
-    return await executeRestore(client, again, outPath, opts);
-  }
 }

@@ -19,7 +19,9 @@ import { formatChecksum, formatTXID } from "../ltx/mod.ts";
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { exists, syncDir, writeFileAtomic } from "../fsutil.ts";
 import { log } from "../log.ts";
-import { PageApplier, RestoreError } from "./apply.ts";
+import { PageApplier, ReplicaFileCheckError, RestoreError } from "./apply.ts";
+import { checkRestoredSize } from "./db_size_check.ts";
+import { checkAgainstWitness, findWitness } from "./witness.ts";
 import type { RestoreCache } from "./cache.ts";
 import { listAllFiles } from "./plan.ts";
 
@@ -51,14 +53,23 @@ export function planFollow(files: ReplicaFile[], txid: bigint): ReplicaFile[] {
     let next: ReplicaFile | null = null;
     for (const f of files) {
       if (f.minTXID > pos + 1n || f.maxTXID <= pos) continue;
-      if (!next || f.maxTXID > next.maxTXID || (f.maxTXID === next.maxTXID && f.size < next.size)) {
-        next = f;
-      }
+      if (!next || better(f, next)) next = f;
     }
     if (!next) return chain;
     chain.push(next);
     pos = next.maxTXID;
   }
+}
+
+/**
+ * Reaching further wins; then an increment over a snapshot (its pre-apply
+ * checksum chains it to the copy, a snapshot's nothing does); then the smaller.
+ */
+function better(f: ReplicaFile, than: ReplicaFile): boolean {
+  if (f.maxTXID !== than.maxTXID) return f.maxTXID > than.maxTXID;
+  const fSnap = f.minTXID === 1n;
+  if (fSnap !== (than.minTXID === 1n)) return !fSnap;
+  return f.size < than.size;
 }
 
 /** What a follower records beside the copy (`<out>.follow.json`) so that it can resume. */
@@ -139,6 +150,7 @@ export async function applyAtomically(
   outPath: string,
   state: PageApplier,
   chain: ReplicaFile[],
+  listed: ReplicaFile[] = chain,
 ): Promise<PageApplier> {
   const tmp = `${outPath}.follow-tmp`;
   await Deno.remove(tmp).catch(() => {});
@@ -148,6 +160,10 @@ export async function applyAtomically(
   try {
     const next = state.fork(fd);
     for (const f of chain) await next.apply(client, f);
+    const plan = { files: chain, txid: next.txid };
+    const witness = findWitness(listed, plan);
+    if (witness) await checkAgainstWitness(client, plan, next, witness);
+    checkRestoredSize(fd, next.pageSize, `${outPath} (following ${client.location})`);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     closed = true;
@@ -183,6 +199,8 @@ export async function followReplica(
   const interval = opts.intervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS;
   let state = start;
   let behindWarned = false;
+  /** Files that failed their checks: never planned again. */
+  const skipped: ReplicaFile[] = [];
   log("info", "following replica", {
     replica: client.location,
     path: outPath,
@@ -193,7 +211,11 @@ export async function followReplica(
     await sleep(interval, opts.signal);
     if (opts.signal.aborted) break;
     try {
-      const files = await listAllFiles(client);
+      const files = (await listAllFiles(client)).filter((f) =>
+        !skipped.some((s) =>
+          s.level === f.level && s.minTXID === f.minTXID && s.maxTXID === f.maxTXID
+        )
+      );
       const chain = planFollow(files, state.txid);
       if (chain.length === 0) {
         const max = files.reduce((m, f) => (f.maxTXID > m ? f.maxTXID : m), 0n);
@@ -210,9 +232,18 @@ export async function followReplica(
       behindWarned = false;
       const from = state.txid;
       try {
-        state = await applyAtomically(client, outPath, state, chain);
+        state = await applyAtomically(client, outPath, state, chain, files);
       } catch (e) {
         await opts.cache?.abort();
+        if (e instanceof ReplicaFileCheckError) {
+          skipped.push(e.file);
+          log("warn", "follow: replica file failed its checks; following without it", {
+            file: e.label,
+            reason: e.reason,
+            txid: formatTXID(state.txid),
+          });
+          continue;
+        }
         throw e;
       }
       await opts.cache?.commit();
