@@ -50,9 +50,11 @@ import {
   tryBeginWrite,
   WAL_FRAME_HEADER_SIZE,
   WAL_HEADER_SIZE,
+  WAL_INDEX_CKPT_SIZE,
   WAL_INDEX_HEADER_SIZE,
   type WalChecksum,
   type WalHeader,
+  walIndexBackfilled,
   walIndexFrameCount,
 } from "../sqlite/mod.ts";
 import { writeFileAtomic } from "../fsutil.ts";
@@ -103,6 +105,13 @@ interface WalState {
   checksum: WalChecksum;
   /** Latest frame offset of each page in the current WAL generation, up to `offset`. */
   overlay: Map<number, number>;
+  /**
+   * Frames before this offset are all in the database file (a checkpoint
+   * copied them): their pages are read from there, because SQLite may
+   * restart the WAL over them although our read transaction is open (see
+   * `walIndexBackfilled`).
+   */
+  dbHolds: number;
 }
 
 /** A tiny async mutex so captures, checkpoints and snapshots never interleave. */
@@ -143,6 +152,7 @@ export class Monitor {
     offset: WAL_HEADER_SIZE,
     checksum: { s0: 0, s1: 0 },
     overlay: new Map(),
+    dbHolds: 0,
   };
   #restartExpected = false;
   #forceFull: string | null = null;
@@ -281,19 +291,22 @@ export class Monitor {
 
   /** Reads the whole state under the write lock, then decides how to continue. */
   async #startup(): Promise<void> {
+    const last = await this.#newestLocalFile();
+    const walEnd = last ? Number(last.header.walOffset + last.header.walSize) : 0;
+    let atCommit = false;
     await this.#withWriteLock(() => {
       this.#rescanWal();
-      beginRead(this.#r);
+      this.#beginRead();
+      // read from the WAL while no one can write to it (it may restart once the lock is released)
+      atCommit = last !== null && this.#isCommitBoundary(walEnd);
       return Promise.resolve();
     }, 30_000);
     this.#rebuildPageChecksums();
-    const last = await this.#newestLocalFile();
     if (!last) {
       await this.#writeFull(null, "no previous position: starting with a snapshot");
       return;
     }
     const h = last.header;
-    const walEnd = Number(h.walOffset + h.walSize);
     const cur = this.#wal.header;
     const sameWal = cur !== null && h.walOffset !== 0n && h.walSalt1 === cur.salt1 &&
       h.walSalt2 === cur.salt2 && walEnd <= this.#wal.offset;
@@ -308,7 +321,7 @@ export class Monitor {
       this.#written = { txid: h.maxTXID, postApplyChecksum: last.post };
       return;
     }
-    if (sameWal && walEnd < this.#wal.offset && this.#isCommitBoundary(walEnd)) {
+    if (sameWal && walEnd < this.#wal.offset && atCommit) {
       // frames written while strata was stopped: capture them on top of the old position
       await this.#writeTail(last.post, walEnd);
       return;
@@ -384,7 +397,13 @@ export class Monitor {
     this.#walFile.open();
     const hb = this.#walFile.readAt(0, WAL_HEADER_SIZE);
     const header = parseWalHeader(hb);
-    this.#wal = { header, offset: WAL_HEADER_SIZE, checksum: { s0: 0, s1: 0 }, overlay: new Map() };
+    this.#wal = {
+      header,
+      offset: WAL_HEADER_SIZE,
+      checksum: { s0: 0, s1: 0 },
+      overlay: new Map(),
+      dbHolds: 0,
+    };
     this.#commit = Math.floor(this.#db.size() / this.#pageSize);
     if (!header) return;
     if (header.pageSize !== this.#pageSize) {
@@ -411,7 +430,9 @@ export class Monitor {
   #readPage(pgno: number): Uint8Array {
     const ps = this.#pageSize;
     const off = this.#wal.overlay.get(pgno);
-    if (off !== undefined) return this.#walFile.readAt(off + WAL_FRAME_HEADER_SIZE, ps);
+    if (off !== undefined && off >= this.#wal.dbHolds) {
+      return this.#walFile.readAt(off + WAL_FRAME_HEADER_SIZE, ps);
+    }
     const b = this.#db.readAt((pgno - 1) * ps, ps);
     if (b.length === ps) return b;
     const page = new Uint8Array(ps);
@@ -528,7 +549,7 @@ export class Monitor {
       for (let p = 1; p <= this.#commit; p++) {
         if (p !== lock) await enc.writePage(p, this.#readPage(p));
       }
-    });
+    }, true);
     this.#txid = txid;
   }
 
@@ -537,13 +558,11 @@ export class Monitor {
     // Rebuild the cache's view at `fromOffset` is not possible (older page
     // versions may be gone); the full-state checksum is already current, so
     // write the pages changed after `fromOffset` with post = current state.
-    const frameSize = WAL_FRAME_HEADER_SIZE + this.#pageSize;
-    const pages = new Set<number>();
-    for (let off = fromOffset; off < this.#wal.offset; off += frameSize) {
-      const fh = this.#walFile.readAt(off, 4);
-      pages.add(new DataView(fh.buffer).getUint32(0));
-    }
-    const sorted = [...pages].filter((p) => p <= this.#commit).sort((a, b) => a - b);
+    // A page changed there has its latest frame there (the overlay, read
+    // under the write lock: the WAL's frames may have been overwritten since).
+    const pages: number[] = [];
+    for (const [p, off] of this.#wal.overlay) if (off >= fromOffset) pages.push(p);
+    const sorted = pages.filter((p) => p <= this.#commit).sort((a, b) => a - b);
     log("info", "capturing frames written while strata was stopped", {
       db: this.dbPath,
       pages: sorted.length,
@@ -585,15 +604,17 @@ export class Monitor {
   async #writeFile(
     header: ReturnType<typeof makeHeader>,
     body: (enc: LtxEncoder) => Promise<void>,
+    fullCopy = false,
   ): Promise<void> {
     const name = formatLtxFileName(header.minTXID, header.maxTXID);
     const path = join(this.ltxDir, name);
     try {
       await Deno.mkdir(this.ltxDir, { recursive: true });
       await writeFileAtomic(path, async (file) => {
-        const enc = new LtxEncoder(writerSink(file), header, { file: path });
+        // a full copy's pages must give the position's checksum (the next file starts there)
+        const enc = new LtxEncoder(writerSink(file), header, { file: path, fullCopy });
         await body(enc);
-        await enc.finish(header.minTXID === 1n ? undefined : this.#sum.value);
+        await enc.finish(this.#sum.value);
       });
     } catch (e) {
       this.#writeFailed(path, e as Error);
@@ -708,6 +729,7 @@ export class Monitor {
         this.#readReleased = false;
       }
       this.#rescanWal();
+      this.#noteBackfill();
       this.#rebuildPageChecksums();
       if (this.#sum.value === pre) {
         this.#recovered(); // nothing new since the last file written
@@ -728,6 +750,7 @@ export class Monitor {
           offset: WAL_HEADER_SIZE,
           checksum: headerChecksum(header),
           overlay: new Map(),
+          dbHolds: 0,
         };
         this.#restartExpected = false;
       } else {
@@ -864,8 +887,31 @@ export class Monitor {
     try {
       return checkpoint(this.#r, mode);
     } finally {
-      beginRead(this.#r);
+      this.#beginRead();
     }
+  }
+
+  /** Begins our read transaction at the captured position (under the write lock). */
+  #beginRead(): void {
+    beginRead(this.#r);
+    this.#noteBackfill();
+  }
+
+  /**
+   * When a checkpoint has copied every captured frame into the database
+   * file, SQLite may let the app restart the WAL over them although our read
+   * transaction is open (it reads from the database file alone): from then
+   * on those pages are read from the database file (which no checkpoint
+   * changes while that transaction lasts), and the restart is expected.
+   */
+  #noteBackfill(): void {
+    const w = this.#wal;
+    if (!w.header || w.offset === WAL_HEADER_SIZE) return;
+    const frames = (w.offset - WAL_HEADER_SIZE) / (WAL_FRAME_HEADER_SIZE + this.#pageSize);
+    const shm = this.#shmFile.readAt(0, WAL_INDEX_CKPT_SIZE);
+    if (walIndexBackfilled(shm, w.header.salt1, w.header.salt2) !== frames) return;
+    w.dbHolds = w.offset;
+    this.#restartExpected = true;
   }
 
   /**

@@ -34,6 +34,12 @@ const FLUSH_SIZE = 256 * 1024;
 export interface EncoderOptions {
   /** Name used in error messages. */
   file?: string;
+  /**
+   * The file holds every page of the database although it does not start at
+   * TXID 1 (a full copy continuing a history): `finish` checks the
+   * post-apply checksum it is given against the pages, as for a snapshot.
+   */
+  fullCopy?: boolean;
 }
 
 /** What `finish` reports about the written file. */
@@ -48,6 +54,7 @@ export class LtxEncoder {
   readonly #file: string;
   readonly #lockPage: number;
   readonly #snapshot: boolean;
+  readonly #allPages: boolean;
   readonly #checksums: boolean;
   #buf: Uint8Array;
   #bufLen = 0;
@@ -68,6 +75,7 @@ export class LtxEncoder {
     this.#sink = sink;
     this.#lockPage = lockPageNumber(header.pageSize);
     this.#snapshot = isSnapshot(header);
+    this.#allPages = this.#snapshot || opts.fullCopy === true;
     this.#checksums = hasChecksums(header);
     this.#buf = new Uint8Array(Math.max(FLUSH_SIZE, lz4CompressBound(header.pageSize) + 64));
     encodeHeader(this.header, this.#buf);
@@ -139,7 +147,7 @@ export class LtxEncoder {
     crc64UpdateTable(this.#fileCrc, buf, start, start + 10, this.#fileCrc);
     crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, this.#pageCrc);
     crc64Combine(this.#fileCrc, this.#pageCrc, page.length, this.#fileCrc);
-    if (this.#snapshot && this.#checksums) {
+    if (this.#allPages && this.#checksums) {
       this.#dbSum.xor(pageChecksumFromCrc(pgno, this.#pageCrc, page.length, this.#pageSum));
     }
   }
@@ -182,6 +190,14 @@ export class LtxEncoder {
         throw new LtxEncodeError(this.#file, "post-apply checksum missing or without the flag");
       }
       post = postApplyChecksum;
+      if (this.#allPages && post !== this.#dbSum.value) {
+        throw new LtxEncodeError(
+          this.#file,
+          `full copy pages have checksum ${formatChecksum(this.#dbSum.value)}, caller expected ${
+            formatChecksum(post)
+          }`,
+        );
+      }
     }
     this.#finished = true;
 

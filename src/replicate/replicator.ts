@@ -5,7 +5,13 @@
  */
 
 import { basename, join } from "node:path";
-import { formatLtxFileName, formatPosition, formatTXID, type Position } from "../ltx/mod.ts";
+import {
+  formatChecksum,
+  formatLtxFileName,
+  formatPosition,
+  formatTXID,
+  type Position,
+} from "../ltx/mod.ts";
 import type { LocalFile, Monitor } from "../capture/mod.ts";
 import {
   leaseStoreFor,
@@ -237,24 +243,35 @@ export class Replicator {
       }
       let pos = this.#replicaPos.txid;
       let chain = chainAfter(await this.monitor.localFiles(), pos);
-      if (chain.reaches < chain.newest) {
-        // the local files do not lead from the replica's TXID to the local
-        // position (fresh replica, pruned history, a gap or damage in the
-        // local files): a snapshot re-seeds the replica, whatever the local state
+      let unchained = await checksumBreak(this.#replicaPos, chain.files);
+      if (chain.reaches < chain.newest || unchained !== null) {
+        // the local files do not lead from the replica's TXID and checksum to
+        // the local position (fresh replica, pruned history, a gap or damage in
+        // the local files): a snapshot re-seeds the replica, whatever the local state
         const reason = pos === 0n
           ? "empty replica"
           : chain.files.length === 0
           ? "replica does not continue the local files"
-          : `the local files do not chain from TXID ${formatTXID(chain.reaches)} to ${
-            formatTXID(chain.newest)
-          }`;
+          : unchained ??
+            `the local files do not chain from TXID ${formatTXID(chain.reaches)} to ${
+              formatTXID(chain.newest)
+            }`;
+        if (unchained !== null) {
+          log("error", "a local file does not continue the replica: re-seeding it", {
+            db: this.monitor.dbPath,
+            replica: this.client.location,
+            reason,
+          });
+        }
         pos = await this.#uploadSnapshot(reason);
         chain = chainAfter(await this.monitor.localFiles(), pos);
-        if (chain.reaches < chain.newest) {
+        unchained = await checksumBreak(this.#replicaPos, chain.files);
+        if (chain.reaches < chain.newest || unchained !== null) {
           throw new Error(
-            `the local files in ${this.monitor.ltxDir} do not chain from TXID ${
-              formatTXID(chain.reaches)
-            } to ${formatTXID(chain.newest)} even after a snapshot`,
+            unchained ??
+              `the local files in ${this.monitor.ltxDir} do not chain from TXID ${
+                formatTXID(chain.reaches)
+              } to ${formatTXID(chain.newest)} even after a snapshot`,
           );
         }
       }
@@ -486,6 +503,22 @@ export class Replicator {
       throw e;
     }
   }
+}
+
+/**
+ * Why the first of `files` (uploaded next) does not continue the replica at
+ * `replica`, or null: its pre-apply checksum must be the replica's post-apply
+ * checksum, so the replica's history chains (a full copy from TXID 1 starts
+ * a new one). Later files are checked against each other by the merge.
+ */
+async function checksumBreak(replica: Position, files: LocalFile[]): Promise<string | null> {
+  const first = files[0];
+  if (!first || first.minTXID === 1n || replica.txid === 0n) return null;
+  const { header } = await readLocalEnds(first.path);
+  if (header.preApplyChecksum === replica.postApplyChecksum) return null;
+  return `local file ${first.path} starts from checksum ${
+    formatChecksum(header.preApplyChecksum)
+  }, the replica ends at ${formatPosition(replica)}`;
 }
 
 /** The creation time a local LTX file's header records. */

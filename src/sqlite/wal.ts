@@ -179,3 +179,23 @@ export function walIndexFrameCount(shm: Uint8Array): number | null {
   if (shm[12] !== 1) return null; // isInit
   return new DataView(shm.buffer, shm.byteOffset).getUint32(16, true);
 }
+
+/** Bytes of the WAL-index header and the checkpoint info after it (`nBackfill` first). */
+export const WAL_INDEX_CKPT_SIZE = WAL_INDEX_HEADER_SIZE + 4;
+
+/**
+ * How many frames of the WAL with salts (`salt1`, `salt2`) a checkpoint has
+ * copied into the database file (`nBackfill`, in the `-shm` file after the
+ * WAL-index header), or null when the index is mid-update or describes
+ * another WAL (other salts). When it equals the frames a reader's snapshot
+ * holds, SQLite gives that reader read-mark 0 ("the WAL is not needed"): the
+ * next writer may then restart the WAL and write over those frames while
+ * the reader's transaction is still open.
+ */
+export function walIndexBackfilled(shm: Uint8Array, salt1: number, salt2: number): number | null {
+  if (shm.length < WAL_INDEX_CKPT_SIZE || walIndexFrameCount(shm) === null) return null;
+  const dv = new DataView(shm.buffer, shm.byteOffset);
+  // the salts are kept as the WAL header's bytes (big-endian)
+  if (dv.getUint32(32) !== salt1 || dv.getUint32(36) !== salt2) return null;
+  return dv.getUint32(WAL_INDEX_HEADER_SIZE, true);
+}
