@@ -24,6 +24,8 @@ import type { IntegrityCheck, OutputOptions } from "./output.ts";
 import { listAllFiles, planRestore, RestorePlanError, type RestoreTarget } from "./plan.ts";
 import { findWitness } from "./witness.ts";
 
+const TXID_HINT = " (a TXID must be the end of some file)";
+
 /** At most this many files are skipped before a restore gives up. */
 const MAX_SKIPPED = 16;
 
@@ -71,8 +73,17 @@ export async function restoreTarget(
       plan = planRestore(usable, txid === undefined ? target : { txid }, client.location);
     } catch (e) {
       if (!(e instanceof RestorePlanError) || skipped.length === 0) throw e;
+      if (usable.length === 0) {
+        throw new RestorePlanError(
+          `replica ${client.location}: every file it has failed its checks: ${
+            skippedList(skipped)
+          }`,
+        );
+      }
+      // the TXID was pinned by the first plan, not asked for: no hint about -txid
+      const why = target.txid === undefined ? e.message.replace(TXID_HINT, "") : e.message;
       throw new RestorePlanError(
-        `${e.message}; no path of verified files reaches it: left out ${skippedList(skipped)}`,
+        `${why}; no path of verified files reaches it: left out ${skippedList(skipped)}`,
       );
     }
     txid ??= plan.txid;
