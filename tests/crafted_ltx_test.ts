@@ -82,6 +82,17 @@ c.commit()`,
     const grown = new DatabaseChecksum(sum);
     for (let p = n + 1; p <= n + 10; p++) grown.xorBig(pageChecksum(p, zero));
 
+    /** TXID 2 on top of the snapshot, its header's commit as given. */
+    const increment = (
+      commit: number,
+      carried: { pgno: number; data: Uint8Array }[],
+      post: bigint,
+    ) =>
+      encodeLtx(
+        makeHeader({ pageSize: ps, commit, minTXID: 2n, maxTXID: 2n, preApplyChecksum: sum }),
+        carried,
+        post,
+      );
     const cases: {
       name: string;
       files: { min: bigint; max: bigint; bytes: Uint8Array }[];
@@ -93,17 +104,7 @@ c.commit()`,
         files: [{
           min: 2n,
           max: 2n,
-          bytes: await encodeLtx(
-            makeHeader({
-              pageSize: ps,
-              commit: 1 << 22,
-              minTXID: 2n,
-              maxTXID: 2n,
-              preApplyChecksum: sum,
-            }),
-            [{ pgno: 2, data: pages[1] }],
-            sum,
-          ),
+          bytes: await increment(1 << 22, [{ pgno: 2, data: pages[1] }], sum),
         }],
         refused: /0000000000000002-0000000000000002\.ltx.*carries only \d+ of/,
       },
@@ -113,17 +114,7 @@ c.commit()`,
         files: [{
           min: 2n,
           max: 2n,
-          bytes: await encodeLtx(
-            makeHeader({
-              pageSize: ps,
-              commit: 1 << 27,
-              minTXID: 2n,
-              maxTXID: 2n,
-              preApplyChecksum: sum,
-            }),
-            [{ pgno: 2, data: pages[1] }],
-            sum,
-          ),
+          bytes: await increment(1 << 27, [{ pgno: 2, data: pages[1] }], sum),
         }],
         refused: /0000000000000002-0000000000000002\.ltx.*carries only \d+ of/,
       },
@@ -138,14 +129,8 @@ c.commit()`,
         files: [{
           min: 2n,
           max: 2n,
-          bytes: await encodeLtx(
-            makeHeader({
-              pageSize: ps,
-              commit: n + 10,
-              minTXID: 2n,
-              maxTXID: 2n,
-              preApplyChecksum: sum,
-            }),
+          bytes: await increment(
+            n + 10,
             Array.from({ length: 10 }, (_, i) => ({ pgno: n + 1 + i, data: zero })),
             grown.value,
           ),

@@ -4,7 +4,7 @@ import { encodeLtx } from "../src/ltx/encoder.ts";
 import { makeHeader } from "../src/ltx/header.ts";
 import { MemorySink } from "../src/ltx/io.ts";
 import { LtxMergeError, mergeLtx } from "../src/ltx/merge.ts";
-import { LtxFormatError } from "../src/ltx/errors.ts";
+import { LtxFormatError, LtxNameMismatchError } from "../src/ltx/errors.ts";
 import { readVector } from "./helpers/vectors.ts";
 import { applyToModel, modelChecksum, pagesOf, rng } from "./helpers/pages.ts";
 import { history } from "./helpers/history.ts";
@@ -94,4 +94,19 @@ Deno.test("merge refuses gaps, broken checksum chains and corrupt inputs", async
   const bad = files[3].slice();
   bad[bad.length - 1] ^= 1;
   await assertRejects(() => merge([files[2], bad]), LtxFormatError, "checksum");
+});
+
+Deno.test("merge refuses an input whose header covers other TXIDs than its name says", async () => {
+  const { files } = await history(11, 512, 3);
+  const h = (await decodeLtx(files[1])).header;
+  const named = (max: bigint) => [
+    { name: "a", source: [files[0]] },
+    { name: "L0/renamed.ltx", source: [files[1]], expect: { minTXID: h.minTXID, maxTXID: max } },
+  ];
+  await assertRejects(
+    () => mergeLtx(named(h.maxTXID + 3n), new MemorySink()),
+    LtxNameMismatchError,
+    "L0/renamed.ltx",
+  );
+  await mergeLtx(named(h.maxTXID), new MemorySink()); // the name it has
 });

@@ -14,12 +14,11 @@ import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { listAllFiles } from "../src/restore/mod.ts";
 import { formatLtxFileName } from "../src/ltx/mod.ts";
 import {
-  APP,
   bytesOf,
   digestOf,
+  foreignDatabase,
   maxTXID,
   put,
-  py,
   replicatedSource,
   SNAPSHOT,
   snapshotOf,
@@ -33,13 +32,7 @@ Deno.test("renamed and foreign replica files: restore and verify never trust a f
   try {
     const src = await replicatedSource(dir, s3.endpoint, await s3.createBucket());
     const source = await digestOf(src.db);
-    // another database, of the same page size
-    const foreign = join(dir, "foreign.db");
-    await py(APP, foreign, "15", "0");
-    await py(
-      "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)')",
-      foreign,
-    );
+    const foreign = await foreignDatabase(dir);
     const out = join(dir, "out.db");
     const fresh = async () => await Deno.remove(out).catch(() => {});
 
@@ -113,12 +106,7 @@ Deno.test("restore -f: a renamed or foreign file is refused by name; the copy ke
   try {
     const src = await replicatedSource(dir, s3.endpoint, await s3.createBucket());
     const source = await digestOf(src.db);
-    const foreign = join(dir, "foreign.db");
-    await py(APP, foreign, "15", "0");
-    await py(
-      "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)')",
-      foreign,
-    );
+    const foreign = await foreignDatabase(dir);
     for (const r of src.replicas) {
       const c = r.client;
       const out = join(dir, `follow-${r.kind}.db`);

@@ -19,7 +19,7 @@ import {
   TRAILER_SIZE,
 } from "../ltx/mod.ts";
 import type { LocalFile } from "../capture/mod.ts";
-import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import { readReplicaPost, type ReplicaClient, type ReplicaFile } from "../storage/mod.ts";
 
 /** The header and post-apply checksum of a local LTX file (two small reads). */
 export async function readLocalEnds(path: string): Promise<{ header: LtxHeader; post: bigint }> {
@@ -61,26 +61,7 @@ export function newestFile(files: ReplicaFile[]): ReplicaFile | null {
   return best;
 }
 
-/** The post-apply checksum in a replica file's trailer (one ranged read of 16 bytes). */
-export async function readReplicaPost(client: ReplicaClient, f: ReplicaFile): Promise<bigint> {
-  const stream = await client.openFile(f.level, f.minTXID, f.maxTXID, {
-    offset: f.size - TRAILER_SIZE,
-    length: TRAILER_SIZE,
-  });
-  const buf = new Uint8Array(TRAILER_SIZE);
-  let got = 0;
-  for await (const chunk of stream) {
-    const n = Math.min(chunk.length, TRAILER_SIZE - got);
-    buf.set(chunk.subarray(0, n), got);
-    got += n;
-  }
-  if (got < TRAILER_SIZE) {
-    throw new Error(
-      `replica ${client.location}: could not read the trailer of level ${f.level} file ${f.minTXID}-${f.maxTXID}`,
-    );
-  }
-  return decodeTrailer(buf).postApplyChecksum;
-}
+export { readReplicaPost };
 
 /** The replica's position: its newest TXID and the checksum after it ({0, 0} when empty). */
 export async function readReplicaPosition(

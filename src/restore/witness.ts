@@ -7,8 +7,13 @@
  * restored database's checksum.
  */
 
-import { decodeTrailer, formatChecksum, TRAILER_SIZE } from "../ltx/mod.ts";
-import { type ReplicaClient, type ReplicaFile, replicaFileLabel } from "../storage/mod.ts";
+import { formatChecksum, TRAILER_SIZE } from "../ltx/mod.ts";
+import {
+  readReplicaPost,
+  type ReplicaClient,
+  type ReplicaFile,
+  replicaFileLabel,
+} from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { type PageApplier, ReplicaFileCheckError } from "./apply.ts";
 import type { RestorePlan } from "./plan.ts";
@@ -45,7 +50,7 @@ export async function checkAgainstWitness(
   const wLabel = replicaFileLabel(client.location, w);
   let post: bigint;
   try {
-    post = await readPostApply(client, w);
+    post = await readReplicaPost(client, w);
   } catch (e) {
     log("debug", "restore: witness file unreadable", { file: wLabel, error: e as Error });
     return; // gone meanwhile (retention): nothing to compare with
@@ -60,21 +65,4 @@ export async function checkAgainstWitness(
       `(a snapshot of another database?)`,
     true,
   );
-}
-
-/** The post-apply checksum in a replica file's trailer (a ranged read of 16 bytes). */
-async function readPostApply(client: ReplicaClient, f: ReplicaFile): Promise<bigint> {
-  const stream = await client.openFile(f.level, f.minTXID, f.maxTXID, {
-    offset: f.size - TRAILER_SIZE,
-    length: TRAILER_SIZE,
-  });
-  const buf = new Uint8Array(TRAILER_SIZE);
-  let got = 0;
-  for await (const chunk of stream) {
-    const n = Math.min(chunk.length, TRAILER_SIZE - got);
-    buf.set(chunk.subarray(0, n), got);
-    got += n;
-  }
-  if (got < TRAILER_SIZE) throw new Error(`short read of the trailer of ${f.minTXID}`);
-  return decodeTrailer(buf).postApplyChecksum;
 }

@@ -4,3 +4,4 @@ export * from "./file_client.ts";
 export * from "./lease_store.ts";
 export * from "./litestream_v03.ts";
 export * from "./forwarding_client.ts";
+export * from "./trailer.ts";

@@ -91,6 +91,17 @@ export async function put(
   await c.writeFile(level, min, max, ReadableStream.from([b]), new Date());
 }
 
+/** Another database (the app's schema, other rows), checkpointed into its file. */
+export async function foreignDatabase(dir: string): Promise<string> {
+  const foreign = join(dir, "foreign.db");
+  await py(APP, foreign, "15", "0");
+  await py(
+    "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)')",
+    foreign,
+  );
+  return foreign;
+}
+
 /** A database file's pages as an LTX snapshot whose header says TXIDs 1..`max`. */
 export async function snapshotOf(db: string, max: bigint): Promise<Uint8Array> {
   const bytes = await Deno.readFile(db);
