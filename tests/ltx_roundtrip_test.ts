@@ -273,3 +273,23 @@ Deno.test("page checksum is flag | crc64(pgno BE ‖ page)", () => {
   buf.set(page, 4);
   assertEquals(pageChecksum(77, page), crc64(buf) | 0x8000000000000000n);
 });
+
+Deno.test("a full copy after TXID 1 must carry the checksum of the pages it holds", async () => {
+  const pages = new Map([[1, textPage(512, 1)], [2, textPage(512, 2)], [3, textPage(512, 3)]]);
+  const sum = modelChecksum(pages, 3, 512);
+  const header = makeHeader({
+    pageSize: 512,
+    commit: 3,
+    minTXID: 5n,
+    maxTXID: 5n,
+    preApplyChecksum: 0x8000000000000001n,
+  });
+  const write = async (post: bigint) => {
+    const e = new LtxEncoder(new MemorySink(), header, { fullCopy: true });
+    for (const [p, data] of pages) await e.writePage(p, data);
+    return await e.finish(post);
+  };
+  assertEquals((await write(sum)).postApplyChecksum, sum);
+  const err = await assertRejects(() => write(sum ^ 1n), LtxEncodeError);
+  assert(/full copy pages have checksum/.test((err as Error).message));
+});
