@@ -12,6 +12,7 @@ import {
   databaseChecksumOfPages,
   encodeLtx,
   formatLtxFileName,
+  LtxNameMismatchError,
   makeHeader,
 } from "../src/ltx/mod.ts";
 import { FileReplicaClient } from "../src/storage/mod.ts";
@@ -316,4 +317,27 @@ Deno.test("manifests store replica URLs without secrets, paths as absolute file 
   assertEquals(publicReplicaUrl("abs://acct@c/p?sas-token=abc"), "abs://acct@c/p");
   assertEquals(publicReplicaUrl("/backups/app"), "file:///backups/app");
   assertEquals(publicReplicaUrl("rel/dir"), new URL(`file://${Deno.cwd()}/rel/dir`).href);
+});
+
+Deno.test("clone refuses a source whose planned last file was renamed (its header says other TXIDs)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-branch-renamed-" });
+  try {
+    const source = await buildSource(join(dir, "source"));
+    const bytes = await Deno.readFile(source.filePath(0, 5n, 5n));
+    await source.writeFile(0, 5n, 6n, ReadableStream.from([bytes]), new Date(T0 + HOUR));
+    await source.deleteFiles([{ level: 0, minTXID: 5n, maxTXID: 5n }]);
+    const err = await assertRejects(() =>
+      cloneReplica({
+        source,
+        sourceUrl: `file://${dir}/source`,
+        dest: new FileReplicaClient(join(dir, "branch")),
+        destUrl: `file://${dir}/branch`,
+        target: { txid: 6n },
+      })
+    );
+    assert(err instanceof LtxNameMismatchError, String(err));
+    assert(err.message.includes(formatLtxFileName(5n, 6n)), err.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

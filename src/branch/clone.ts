@@ -11,9 +11,11 @@ import {
   formatTXID,
   hasChecksums,
   HEADER_SIZE,
+  headerRangeProblem,
+  LtxNameMismatchError,
   TRAILER_SIZE,
 } from "../ltx/mod.ts";
-import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import { type ReplicaClient, type ReplicaFile, replicaFileLabel } from "../storage/mod.ts";
 import { ALL_LEVELS, listAllFiles, planRestore, type RestoreTarget } from "../restore/mod.ts";
 import { log } from "../log.ts";
 import {
@@ -82,6 +84,8 @@ export async function cloneReplica(opts: CloneOptions): Promise<CloneResult> {
       await readRange(source, last, 0, HEADER_SIZE),
       `${source.location} L${last.level}`,
     );
+    const mismatch = headerRangeProblem(header, last);
+    if (mismatch) throw new LtxNameMismatchError(replicaFileLabel(source.location, last), mismatch);
     if (!hasChecksums(header)) {
       throw new BranchError(
         `source ${source.location}: the file ending at TXID ${

@@ -22,11 +22,12 @@ import {
   LtxUnsupportedLayoutError,
   LZ4Error,
 } from "./errors.ts";
-import { formatTXID, type TXIDRange } from "./names.ts";
+import type { TXIDRange } from "./names.ts";
 import {
   decodeHeader,
   hasChecksums,
   HEADER_SIZE,
+  headerRangeProblem,
   isSnapshot,
   type LtxHeader,
   type LtxTrailer,
@@ -89,15 +90,8 @@ export class LtxDecoder {
     const r = this.#r;
     if (!(await r.ensure(HEADER_SIZE))) this.#fail("short file: no complete header");
     const h = decodeHeader(r.buf.subarray(r.pos, r.pos + HEADER_SIZE), this.file);
-    const want = this.#expect;
-    if (want && (h.minTXID !== want.minTXID || h.maxTXID !== want.maxTXID)) {
-      throw new LtxNameMismatchError(
-        this.file,
-        `its header covers TXIDs ${formatTXID(h.minTXID)}-${formatTXID(h.maxTXID)}, its name says ${
-          formatTXID(want.minTXID)
-        }-${formatTXID(want.maxTXID)} (renamed, or copied in from elsewhere)`,
-      );
-    }
+    const mismatch = this.#expect && headerRangeProblem(h, this.#expect);
+    if (mismatch) throw new LtxNameMismatchError(this.file, mismatch);
     crc64UpdateTable(this.#fileCrc, r.buf, r.pos, r.pos + HEADER_SIZE, this.#fileCrc);
     r.pos += HEADER_SIZE;
     this.#header = h;

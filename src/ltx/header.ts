@@ -2,6 +2,7 @@
 
 import { CHECKSUM_FLAG, lockPageNumber } from "./checksum.ts";
 import { LtxFormatError, LtxUnsupportedLayoutError } from "./errors.ts";
+import { formatTXID, type TXIDRange } from "./names.ts";
 
 export const MAGIC = "LTX1";
 export const HEADER_SIZE = 100;
@@ -88,6 +89,19 @@ export function headerProblem(h: LtxHeader): string | null {
     return `pre-apply checksum ${h.preApplyChecksum.toString(16)} lacks the checksum flag`;
   }
   return null;
+}
+
+/**
+ * Why a header does not cover exactly the TXIDs `named` (a file's name, a
+ * restore plan) says, or null when it does: a renamed or foreign file.
+ */
+export function headerRangeProblem(h: LtxHeader, named: TXIDRange): string | null {
+  if (h.minTXID === named.minTXID && h.maxTXID === named.maxTXID) return null;
+  return `its header covers TXIDs ${formatTXID(h.minTXID)}-${
+    formatTXID(h.maxTXID)
+  }, its name says ${formatTXID(named.minTXID)}-${
+    formatTXID(named.maxTXID)
+  } (renamed, or copied in from elsewhere)`;
 }
 
 export function encodeHeader(

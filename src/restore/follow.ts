@@ -24,6 +24,7 @@ import { checkRestoredSize } from "./db_size_check.ts";
 import { checkAgainstWitness, findWitness } from "./witness.ts";
 import type { RestoreCache } from "./cache.ts";
 import { listAllFiles } from "./plan.ts";
+import { evictCachedCopy } from "./verified_restore.ts";
 
 export const DEFAULT_FOLLOW_INTERVAL_MS = 1000;
 
@@ -234,7 +235,14 @@ export async function followReplica(
       try {
         state = await applyAtomically(client, outPath, state, chain, files);
       } catch (e) {
+        const cached = e instanceof ReplicaFileCheckError && await evictCachedCopy(client, e.file);
         await opts.cache?.abort();
+        if (cached) {
+          log("warn", "follow: a cached replica file failed its checks; reading it again", {
+            file: (e as ReplicaFileCheckError).label,
+          });
+          continue;
+        }
         if (e instanceof ReplicaFileCheckError) {
           skipped.push(e.file);
           log("warn", "follow: replica file failed its checks; following without it", {

@@ -34,8 +34,13 @@ interface EvictsCached {
   evictCached(f: ReplicaFile): Promise<boolean>;
 }
 
-function canEvict(c: ReplicaClient): c is ReplicaClient & EvictsCached {
-  return typeof (c as Partial<EvictsCached>).evictCached === "function";
+/**
+ * Drops the local cached copy of `f` when the running restore read one (it
+ * failed a check: the replica's own copy is read next); false when it did not.
+ */
+export async function evictCachedCopy(client: ReplicaClient, f: ReplicaFile): Promise<boolean> {
+  const c = client as Partial<EvictsCached>;
+  return typeof c.evictCached === "function" && await c.evictCached(f);
 }
 
 function sameFile(a: ReplicaFile, b: ReplicaFile): boolean {
@@ -102,10 +107,7 @@ export async function restoreTarget(
       }
       if (!(e instanceof ReplicaFileCheckError)) throw e;
       // a cached copy that fails: read the replica's own copy before blaming the file
-      if (
-        canEvict(client) && !evicted.some((f) => sameFile(f, e.file)) &&
-        await client.evictCached(e.file)
-      ) {
+      if (!evicted.some((f) => sameFile(f, e.file)) && await evictCachedCopy(client, e.file)) {
         evicted.push(e.file);
         log("warn", "restore: a cached replica file failed its checks; reading it again", {
           file: e.label,
