@@ -17,6 +17,23 @@ import { formatLtxFileName, MemorySink, mergeLtx } from "../src/ltx/mod.ts";
 import { replicaFileLabel } from "../src/storage/mod.ts";
 import { bytesOf, digestOf, put, replicatedSource, SNAPSHOT } from "./helpers/trust.ts";
 
+/** Where `strata` run by the tests caches downloads (see helpers/strata.ts). */
+function cacheDir(): string {
+  return join(Deno.env.get("TMPDIR") ?? "/tmp", "strata-test-cache");
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) out.push(...await filesUnder(p));
+      else if (e.isFile) out.push(p);
+    }
+  } catch { /* none yet */ }
+  return out;
+}
+
 Deno.test("a corrupt newest snapshot: restore falls back to the older snapshot and the files after it, or fails naming it", async () => {
   const s3 = await startS3Server();
   const dir = await Deno.makeTempDir({ prefix: "strata-fallback-" });
@@ -61,6 +78,14 @@ Deno.test("a corrupt newest snapshot: restore falls back to the older snapshot a
       assert(rr.stderr.includes(name), `${r.kind}: names the file it left out: ${rr.stderr}`);
       assert(/WARN/.test(rr.stderr) && /failed its checks/.test(rr.stderr), rr.stderr);
       await Deno.remove(out);
+      // the file that failed never enters the restore cache (network replicas are cached)
+      for (const cached of await filesUnder(cacheDir())) {
+        const b = await Deno.readFile(cached);
+        assert(
+          b.length !== bad.length || !b.every((x, i) => x === bad[i]),
+          `${r.kind}: the corrupt snapshot is in the restore cache at ${cached}`,
+        );
+      }
       const v = await strata(["verify", "-no-progress", r.url], { env });
       assertEquals(v.code, 1, `${r.kind}: verify said ${v.stdout}`);
       assert(v.stdout.includes("FAILED") && v.stdout.includes(name), v.stdout);

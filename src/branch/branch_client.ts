@@ -95,6 +95,17 @@ export class BranchReplicaClient extends ForwardingReplicaClient {
     return await this.inner.openFile(level, minTXID, maxTXID, range);
   }
 
+  /** A base file's cached copy is the source client's to drop. */
+  override async evictCached(f: ReplicaFile): Promise<boolean> {
+    const b = f.level === SNAPSHOT_LEVEL ? await this.branch() : null;
+    const ref = b?.refs.get(fileKey(f));
+    if (b && ref) {
+      // a source never opened served nothing
+      return await this.#source?.evictCached?.({ ...f, level: ref.level }) ?? false;
+    }
+    return await this.inner.evictCached?.(f) ?? false;
+  }
+
   /** The source's client, once the base it holds is the one the manifest pins (checked once). */
   #verifiedSource(b: ResolvedBranch): Promise<ReplicaClient> {
     this.#verified ??= (async () => {

@@ -81,6 +81,8 @@ export class RestoreCache {
   readonly maxBytes: number;
   /** Downloads of the running restore: final path -> tmp path. */
   readonly #pending = new Map<string, string>();
+  /** Downloads being written: a file that fails its checks meanwhile is never admitted. */
+  readonly #inflight = new Map<string, { rejected: boolean }>();
   /** Cached files the running restore read. */
   readonly #hits = new Set<string>();
   #hitBytes = 0;
@@ -143,6 +145,8 @@ export class RestoreCache {
   tee(path: string, data: ReadableStream<Uint8Array>, size?: number): ReadableStream<Uint8Array> {
     if (size !== undefined && size > this.maxBytes) return data;
     const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    const token = { rejected: false };
+    this.#inflight.set(path, token);
     let file: Deno.FsFile | null = null;
     let written = 0;
     const drop = async () => {
@@ -176,7 +180,8 @@ export class RestoreCache {
           if (written < 0 || !file) return;
           file.close();
           file = null;
-          if (size !== undefined && written !== size) return await drop();
+          if (this.#inflight.get(path) === token) this.#inflight.delete(path);
+          if ((size !== undefined && written !== size) || token.rejected) return await drop();
           this.#pending.set(path, tmp);
         },
         cancel: drop,
@@ -184,8 +189,19 @@ export class RestoreCache {
     );
   }
 
-  /** Removes a cached copy the running restore read; false when it read none at `path`. */
+  /**
+   * Forgets a file that failed its checks: its download by the running
+   * restore never enters the cache, and a cached copy it read is removed
+   * (then true: the replica's own copy is worth reading).
+   */
   async evict(path: string): Promise<boolean> {
+    const writing = this.#inflight.get(path);
+    if (writing) writing.rejected = true; // dropped when its download ends
+    const tmp = this.#pending.get(path);
+    if (tmp) {
+      this.#pending.delete(path);
+      await Deno.remove(tmp).catch(() => {});
+    }
     if (!this.#hits.delete(path)) return false;
     await Deno.remove(path).catch(() => {});
     return true;
@@ -265,7 +281,7 @@ export class CachingReplicaClient extends ForwardingReplicaClient {
   }
 
   /** Drops the cached copy of `f` the running restore read (it failed a check); false if none. */
-  async evictCached(f: ReplicaFile): Promise<boolean> {
+  override async evictCached(f: ReplicaFile): Promise<boolean> {
     return await this.cache.evict(
       await this.cache.pathFor(this.location, f.level, f.minTXID, f.maxTXID),
     );

@@ -29,18 +29,12 @@ const TXID_HINT = " (a TXID must be the end of some file)";
 /** At most this many files are skipped before a restore gives up. */
 const MAX_SKIPPED = 16;
 
-/** A client that may serve files from a local cache: `evictCached` drops a cached copy. */
-interface EvictsCached {
-  evictCached(f: ReplicaFile): Promise<boolean>;
-}
-
 /**
  * Drops the local cached copy of `f` when the running restore read one (it
  * failed a check: the replica's own copy is read next); false when it did not.
  */
 export async function evictCachedCopy(client: ReplicaClient, f: ReplicaFile): Promise<boolean> {
-  const c = client as Partial<EvictsCached>;
-  return typeof c.evictCached === "function" && await c.evictCached(f);
+  return await client.evictCached?.(f) ?? false;
 }
 
 function sameFile(a: ReplicaFile, b: ReplicaFile): boolean {

@@ -43,6 +43,11 @@ export interface ReplicaClient {
   ): Promise<ReplicaFile>;
   deleteFiles(files: Pick<ReplicaFile, "level" | "minTXID" | "maxTXID">[]): Promise<void>;
   /**
+   * Drops a local cached copy of `f` that the running restore read (it failed
+   * a check) and says whether there was one; clients without a cache have none.
+   */
+  evictCached?(f: ReplicaFile): Promise<boolean>;
+  /**
    * Clients that create files with modes (file, sftp): write them no more
    * readable than a database file of mode `dbMode` (0600/0700 for 0600).
    */

@@ -48,6 +48,10 @@ export class ForwardingReplicaClient implements ReplicaClient {
     return this.inner.deleteFiles(files);
   }
 
+  async evictCached(f: ReplicaFile): Promise<boolean> {
+    return await this.inner.evictCached?.(f) ?? false;
+  }
+
   restrictModes(dbMode: number): void {
     this.inner.restrictModes?.(dbMode);
   }
