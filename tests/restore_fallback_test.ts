@@ -13,7 +13,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { strata } from "./helpers/strata.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { listAllFiles, planRestore } from "../src/restore/mod.ts";
-import { formatLtxFileName, MemorySink, mergeLtx } from "../src/ltx/mod.ts";
+import { formatLtxFileName, formatTXID, MemorySink, mergeLtx } from "../src/ltx/mod.ts";
 import { replicaFileLabel } from "../src/storage/mod.ts";
 import { bytesOf, digestOf, put, replicatedSource, SNAPSHOT } from "./helpers/trust.ts";
 
@@ -70,8 +70,12 @@ Deno.test("a corrupt newest snapshot: restore falls back to the older snapshot a
       bad[Math.floor(bad.length / 2)] ^= 0x10;
       await put(c, SNAPSHOT, 1n, top, bad);
       const name = `L9/${formatLtxFileName(1n, top)}`;
-      const rr = await strata(["restore", "-o", out, r.url], { env });
+      const rr = await strata(["restore", "-json", "-o", out, r.url], { env });
       assertEquals(rr.code, 0, `${r.kind}: ${rr.stderr}`);
+      const report = JSON.parse(rr.stdout);
+      assertEquals(report.txid, formatTXID(top));
+      assertEquals(report.skipped.length, 1, rr.stdout);
+      assert(report.skipped[0].file.endsWith(name), rr.stdout);
       const got = await digestOf(out);
       assertEquals(got.digest, source.digest, `${r.kind}: the source's data`);
       assertEquals(got.integrity, "ok");

@@ -30,6 +30,8 @@ export interface RestoreReport {
   earlierThanAsked: boolean;
   /** With `earlierThanAsked`: the next restorable point, after the time asked for. */
   next: { txid: string; time: string; level: number; file: string } | null;
+  /** Replica files that failed their checks and were left out (the restore took another path). */
+  skipped: { file: string; reason: string }[];
 }
 
 export function restoreReport(
@@ -61,6 +63,7 @@ export function restoreReport(
         file: formatLtxFileName(n.minTXID, n.maxTXID),
       }
       : null,
+    skipped: r.skipped.map((f) => ({ file: f.label, reason: f.reason })),
   };
 }
 
