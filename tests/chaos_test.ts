@@ -20,7 +20,10 @@ import { rng } from "./helpers/pages.ts";
 import { python } from "./helpers/ops.ts";
 import { Replicating, strata } from "./helpers/strata.ts";
 
-/** Writes one row per transaction, `seq` = its sequence number, logging "seq ms" after COMMIT. */
+/**
+ * Writes one row per transaction, `seq` = its sequence number, logging "seq began committed"
+ * (wall-clock ms before BEGIN and after COMMIT) once committed.
+ */
 const APP = `
 import os, sqlite3, sys, time
 db, log, ctl = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -44,10 +47,11 @@ while not os.path.exists(ctl + ".stop"):
         con = connect()
         continue
     seq = (con.execute("SELECT max(seq) FROM rows").fetchone()[0] or 0) + 1
+    began = int(time.time() * 1000)
     con.execute("BEGIN IMMEDIATE")
     con.execute("INSERT INTO rows (seq, body) VALUES (?, ?)", (seq, body(seq)))
     con.execute("COMMIT")
-    out.write("%d %d\\n" % (seq, int(time.time() * 1000)))
+    out.write("%d %d %d\\n" % (seq, began, int(time.time() * 1000)))
     out.flush()
     time.sleep(0.003)
 con.close()
@@ -73,7 +77,9 @@ async function sqlite3(db: string, script: string): Promise<{ code: number; out:
   })
     .output();
   const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout).trim() + dec.decode(r.stderr).trim() };
+  // (the busy_timeout pragma prints its value first)
+  const text = `${dec.decode(r.stdout).trim()} ${dec.decode(r.stderr).trim()}`;
+  return { code: r.code, out: text.replace(/^\d+\n/, "").trim() };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -115,7 +121,7 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
     `dbs:\n  - path: ${db}\n    monitor-interval: 50ms\n    replicas:\n      - url: file://${replica}\n        sync-interval: 100ms\n`,
   );
   const events: string[] = [];
-  const note = (s: string) => events.push(`${new Date().toISOString()} ${s}`);
+  const note = (s: string) => events.push(`${new Date().toISOString()} ${s.replaceAll("\n", " ")}`);
   const app = new Deno.Command("python3", {
     args: ["-c", APP, db, log, ctl],
     stdout: "piped",
@@ -130,11 +136,12 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
       `chaos seed ${seed}: ${msg}\nschedule:\n${events.slice(-60).join("\n")}\n(dir ${dir})`,
     );
   };
-  const commits = async (): Promise<Map<number, number>> => {
-    const m = new Map<number, number>();
+  /** seq -> [ms before BEGIN, ms after COMMIT], as the app logged them. */
+  const commits = async (): Promise<Map<number, [number, number]>> => {
+    const m = new Map<number, [number, number]>();
     for (const l of (await Deno.readTextFile(log).catch(() => "")).split("\n")) {
-      const [s, t] = l.split(" ").map(Number);
-      if (l !== "") m.set(s, t);
+      const [s, b, c] = l.split(" ").map(Number);
+      if (l !== "") m.set(s, [b, c]);
     }
     return m;
   };
@@ -201,13 +208,18 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
         await pause();
         const all = await commits();
         const seq = Math.max(...all.keys());
-        const at = all.get(seq)!;
+        const at = all.get(seq)![1];
         let h = null;
         const deadline = Date.now() + 30_000;
         while (Date.now() < deadline) {
           h = await newestReplicaFile().catch(() => null);
-          // strictly later in whole ms: the capture began after the commit returned
-          if (h && Number(h.timestamp) > at + 1) break;
+          // stamped after the last commit returned, and nothing newer comes in 0.5 s (a
+          // capture that read the WAL before that commit is followed by one that holds it)
+          if (h && Number(h.timestamp) > at + 1) {
+            await sleep(500);
+            const again = await newestReplicaFile().catch(() => null);
+            if (again && again.maxTXID === h.maxTXID) break;
+          }
           h = null;
           await sleep(50);
         }
@@ -232,6 +244,7 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
         const lines = [];
         for (let i = 0; i < extra; i++) {
           seq++;
+          const began = Date.now();
           c = await sqlite3(
             copy,
             `INSERT INTO rows (seq, body) VALUES (${seq}, replace(printf('%.*c', ${
@@ -239,7 +252,7 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
             }, 'x'), 'x', 'row-${seq};'));`,
           );
           if (c.code !== 0) fail(`insert into copy: ${c.out}`);
-          lines.push(`${seq} ${Date.now()}`);
+          lines.push(`${seq} ${began} ${Date.now()}`);
         }
         // the old WAL must not be replayed into the new file
         c = await sqlite3(db, "PRAGMA busy_timeout=5000; PRAGMA wal_checkpoint(TRUNCATE);");
@@ -266,16 +279,29 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
     const restore = async (
       what: string,
       args: string[],
-    ): Promise<{ seqs: number[]; txid: bigint } | null> => {
+    ): Promise<{ seqs: number[]; txid: bigint; earlier: boolean } | null> => {
       const o = join(dir, `restored-${n++}.db`);
-      const r = await strata(["restore", "-no-progress", "-o", o, ...args, `file://${replica}`]);
+      const r = await strata([
+        "restore",
+        "-json",
+        "-no-progress",
+        "-o",
+        o,
+        ...args,
+        `file://${replica}`,
+      ]);
       if (r.code !== 0) {
         if ((r.stderr + r.stdout).trim() === "") fail(`${what}: exit ${r.code} without a message`);
         note(`${what}: refused: ${r.stderr.trim().split("\n").pop()}`);
         return null;
       }
-      const m = /to TXID ([0-9a-f]{16})/.exec(r.stdout);
-      if (!m) fail(`${what}: exit 0 without a restored TXID: ${r.stdout}`);
+      let report: { txid: string; time: string; earlierThanAsked: boolean };
+      try {
+        report = JSON.parse(r.stdout.trim().split("\n").pop()!);
+      } catch {
+        return fail(`${what}: exit 0 without a JSON report: ${r.stdout}`);
+      }
+      const time = Date.parse(report.time);
       const got = JSON.parse(await python(READ_ROWS, o));
       if (got.integrity !== "ok") fail(`${what}: integrity ${got.integrity}`);
       if (got.bad.length > 0) fail(`${what}: rows with wrong content ${got.bad.slice(0, 10)}`);
@@ -285,8 +311,13 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
           fail(`${what}: not a prefix: seq ${i + 1} missing (has ${seqs[i]}, ${seqs.length} rows)`);
         }
       }
+      // no row whose transaction began after the moment strata says it restored
+      const late = seqs.find((s) => all.get(s)![0] > time + 1);
+      if (late !== undefined) {
+        fail(`${what}: has seq ${late}, begun at ${all.get(late)![0]}, after ${report.time}`);
+      }
       await Deno.remove(o);
-      return { seqs, txid: BigInt("0x" + m![1]) };
+      return { seqs, txid: BigInt("0x" + report.txid), earlier: report.earlierThanAsked };
     };
 
     // latest after a clean stop: every committed row
@@ -296,14 +327,16 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
       fail(`latest restore has ${latest!.seqs.length} of ${total} committed rows`);
     }
     // the quiet gaps: exactly what was committed by then, by time and by TXID
-    const chosen = anchors.filter(() => rand() < 0.5).slice(0, 6);
+    const chosen = anchors.filter(() => rand() < 8 / anchors.length);
     for (const g of chosen) {
       const iso = new Date(g.time).toISOString();
       const byTime = await restore(`-timestamp ${iso}`, ["-timestamp", iso]);
-      if (byTime && byTime.seqs.length !== g.seq) {
+      if (
+        byTime && (byTime.seqs.length > g.seq || (!byTime.earlier && byTime.seqs.length < g.seq))
+      ) {
         fail(`-timestamp ${iso}: ${byTime.seqs.length} rows, ${g.seq} committed by then`);
       }
-      const byTxid = await restore(`-txid ${g.txid}`, ["-txid", String(g.txid)]);
+      const byTxid = await restore(`-txid ${g.txid}`, ["-txid", "0x" + g.txid.toString(16)]);
       if (byTxid && (byTxid.txid !== g.txid || byTxid.seqs.length !== g.seq)) {
         fail(
           `-txid ${g.txid}: restored TXID ${byTxid.txid} with ${byTxid.seqs.length} rows, ${g.seq} committed at that TXID`,
@@ -317,7 +350,7 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
       const x = i % 2 === 0 && ends.length > 0
         ? ends[Math.floor(rand() * ends.length)]
         : 1n + BigInt(Math.floor(rand() * Number(latest!.txid)));
-      const got = await restore(`-txid ${x}`, ["-txid", String(x)]);
+      const got = await restore(`-txid ${x}`, ["-txid", "0x" + x.toString(16)]);
       if (!got) continue;
       if (got.txid !== x) fail(`-txid ${x}: restored TXID ${got.txid}`);
       for (const g of anchors) {
