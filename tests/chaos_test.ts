@@ -9,7 +9,8 @@
  * committed by that point (sequence numbers 1..k, nothing missing, no gap) or
  * fail with a non-zero exit and a message.
  *
- * STRATA_CHAOS_SEED picks the schedule (printed), STRATA_CHAOS_SECONDS its length.
+ * STRATA_CHAOS_SEED picks the schedule (printed), STRATA_CHAOS_SECONDS its length; a failed
+ * run keeps its directory (named in the error), STRATA_CHAOS_KEEP=1 keeps it always.
  */
 
 import { join } from "node:path";
@@ -381,6 +382,8 @@ Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and fil
       await Deno.remove(replica).catch(() => {});
       await Deno.rename(replica + ".away", replica).catch(() => {});
     }
-    if (passed) await Deno.remove(dir, { recursive: true });
+    if (passed && Deno.env.get("STRATA_CHAOS_KEEP") !== "1") {
+      await Deno.remove(dir, { recursive: true });
+    }
   }
 });
