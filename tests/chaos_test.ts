@@ -104,7 +104,7 @@ interface Anchor {
   txid: bigint;
 }
 
-Deno.test("chaos: writes, kill -9, replica outages, outside checkpoints (and file replacement): every restore is exact or a named failure", async () => {
+Deno.test("chaos: writes, kill -9, outside checkpoints (replica outages, file replacement by env): every restore is exact or a named failure", async () => {
   const seed = Number(Deno.env.get("STRATA_CHAOS_SEED") ?? Math.floor(Math.random() * 1e9));
   const seconds = Number(Deno.env.get("STRATA_CHAOS_SECONDS") ?? "90");
   const replace = Deno.env.get("STRATA_CHAOS_REPLACE") === "1";
