@@ -19,14 +19,15 @@ export async function syncDir(dir: string): Promise<void> {
 /**
  * Writes a file atomically: `produce` writes into an open tmp file, which is
  * then fsynced and renamed over `path`. On any error the tmp file is removed
- * and `path` is untouched.
+ * and `path` is untouched. `mode` (before the umask) is the new file's.
  */
 export async function writeFileAtomic(
   path: string,
   produce: (file: Deno.FsFile) => Promise<void>,
+  mode = 0o666,
 ): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode });
   try {
     await produce(file);
     await file.sync();

@@ -1,7 +1,8 @@
 /**
  * Replica files and directories are never more readable than the database
  * they copy: with the database at 0600, a file replica (and an SFTP replica)
- * holds 0600 files and 0700 directories, lock.json included. strata and the
+ * holds 0600 files and 0700 directories, lock.json included, and so does the
+ * local meta directory (L0 files, kept L1 files, the lock). strata and the
  * app run as separate processes.
  */
 
@@ -34,6 +35,7 @@ async function replicateInto(replicaYaml: string, replicaRoot: string, withRoot:
     cfg,
     `levels:
   - interval: 1s
+  - interval: 4s
 dbs:
   - path: ${db}
     monitor-interval: 50ms
@@ -56,6 +58,9 @@ ${replicaYaml}`,
     assert(code === 0, `strata exited ${code}: ${log.slice(-2000)}`);
     const bad = await tooOpen(replicaRoot, withRoot);
     assert(bad.length === 0, `more readable than the 0600 database:\n${bad.join("\n")}`);
+    // the local meta directory holds copies of the same pages
+    const local = await tooOpen(join(dir, ".app.db-strata"), true);
+    assert(local.length === 0, `local files more readable than the database:\n${local.join("\n")}`);
   } finally {
     await app.stop();
     if (!stopped) await proc.stop();

@@ -59,6 +59,14 @@ import {
 } from "../sqlite/mod.ts";
 import { writeFileAtomic } from "../fsutil.ts";
 import { log } from "../log.ts";
+import {
+  fileIdentity,
+  MetaDirLock,
+  prepareMetaDir,
+  savedIdentity,
+  saveIdentity,
+} from "./meta_dir.ts";
+import { DEFAULT_MODES, type FileModes, modesFor } from "../storage/file_modes.ts";
 
 export interface MonitorOptions {
   dbPath: string;
@@ -161,13 +169,22 @@ export class Monitor {
   #dataSinceCheckpoint = false;
   #mutex = new Mutex();
   #closed = false;
+  /** The database file was gone from its path at the last tick (said once). */
+  #gone = false;
+  /** True while the connections and descriptors are open on the file at `dbPath`. */
+  #connected = false;
+  /** The database file captured from (`device:inode`). */
+  #identity = "";
+  #lock: MetaDirLock | null = null;
+  /** Modes of the local files and directories: no wider than the database's. */
+  #modes: FileModes = DEFAULT_MODES;
   /**
-   * Why the startup check found the database changed while strata was
-   * stopped (it then captured a full copy), or null. Replicators follow it
-   * with a fresh snapshot, so the latest restore never replays the old
-   * history into the new one.
+   * New lineages since open: the database was replaced (found changed at
+   * startup in another file, or replaced at its path while running) and
+   * captured as a full copy. Replicators follow each with a fresh snapshot,
+   * so the latest restore never replays the old history into the new one.
    */
-  changedWhileStopped: string | null = null;
+  readonly lineage = { count: 0, reason: "" };
   readonly stats: MonitorStats = {
     captures: 0,
     captureErrors: 0,
@@ -220,6 +237,11 @@ export class Monitor {
     return this.#written;
   }
 
+  /** Modes for what is written into the meta directory (no wider than the database's). */
+  get localModes(): FileModes {
+    return this.#modes;
+  }
+
   get pageSize(): number {
     return this.#pageSize;
   }
@@ -230,6 +252,29 @@ export class Monitor {
 
   /** Connects, checks the database against the last position and captures what is new. */
   async open(): Promise<void> {
+    const mode = await this.#checkDatabaseFile();
+    if (mode !== null) this.#modes = modesFor(mode);
+    await prepareMetaDir(this.metaPath, join("ltx", "0"), mode);
+    this.#lock = await MetaDirLock.acquire(this.metaPath, this.dbPath);
+    try {
+      await this.#removeLeftovers();
+      this.#connect();
+      this.#lastCheckpoint = this.#opts.clock();
+      const saved = await savedIdentity(this.metaPath);
+      await this.#mutex.run(() => this.#startup(saved));
+      if (saved !== this.#identity) {
+        await saveIdentity(this.metaPath, this.#identity, this.#modes.file);
+      }
+    } catch (e) {
+      this.#closed = true;
+      this.#disconnect();
+      this.#lock.release();
+      throw e;
+    }
+  }
+
+  /** The database file must exist and be a SQLite database; returns its mode (null without modes). */
+  async #checkDatabaseFile(): Promise<number | null> {
     let st: Deno.FileInfo;
     try {
       st = await Deno.stat(this.dbPath);
@@ -255,8 +300,11 @@ export class Monitor {
         throw new DatabaseOpenError(this.dbPath, "not a SQLite database (bad file header)");
       }
     }
-    await Deno.mkdir(this.ltxDir, { recursive: true });
-    await this.#removeLeftovers();
+    return st.mode;
+  }
+
+  /** Opens both connections and the database's descriptor on the file now at `dbPath`. */
+  #connect(): void {
     this.#r = openConnection(this.dbPath, this.#opts.busyTimeoutMs);
     const before = ensureWalMode(this.#r, this.dbPath);
     if (before.toLowerCase() !== "wal") {
@@ -267,8 +315,22 @@ export class Monitor {
     this.#r.exec("PRAGMA wal_autocheckpoint = 0");
     this.#pageSize = pageSizeOf(this.#r);
     this.#db.open();
-    this.#lastCheckpoint = this.#opts.clock();
-    await this.#mutex.run(() => this.#startup());
+    this.#identity = this.#db.identity()!;
+    this.#connected = true;
+    this.#readReleased = false;
+  }
+
+  /** Closes what #connect opened (the read transaction ends with it). */
+  #disconnect(): void {
+    this.#connected = false;
+    for (const c of [this.#r, this.#w]) {
+      try {
+        c?.close();
+      } catch { /* closing anyway */ }
+    }
+    this.#db.close();
+    this.#walFile.close();
+    this.#shmFile.close();
   }
 
   /**
@@ -290,7 +352,7 @@ export class Monitor {
   }
 
   /** Reads the whole state under the write lock, then decides how to continue. */
-  async #startup(): Promise<void> {
+  async #startup(savedId: string | null): Promise<void> {
     const last = await this.#newestLocalFile();
     const walEnd = last ? Number(last.header.walOffset + last.header.walSize) : 0;
     let atCommit = false;
@@ -337,6 +399,19 @@ export class Monitor {
       );
       return;
     }
+    if ((cur === null || !sameWal) && savedId === this.#identity) {
+      // the same file: most likely the app wrote while strata was stopped and its WAL was
+      // checkpointed (closing the app does) or restarted since: its frames are gone, its pages
+      // are not. A file copied over it in place looks the same; a full copy is right for both.
+      await this.#writeFull(
+        last.post,
+        `the database changed while strata was stopped beyond what its WAL holds (the app wrote and its WAL was checkpointed, or a file was copied over it in place); same database file, last position ${
+          formatPosition({ txid: h.maxTXID, postApplyChecksum: last.post })
+        }`,
+        "info",
+      );
+      return;
+    }
     const why = cur === null
       ? "the database was changed while strata was stopped and its WAL is empty or gone: it was checkpointed by another process, or replaced (a restored backup, a copied file)"
       : !sameWal
@@ -345,7 +420,7 @@ export class Monitor {
     const reason = `${why}; last position ${
       formatPosition({ txid: h.maxTXID, postApplyChecksum: last.post })
     }, database checksum now ${formatChecksum(this.#sum.value)}`;
-    this.changedWhileStopped = reason;
+    this.#newLineage(reason);
     // a full copy chained to the last position (the replica's history stays
     // valid); replicators follow it with a fresh snapshot (a new lineage)
     await this.#writeFull(last.post, reason);
@@ -523,10 +598,14 @@ export class Monitor {
   }
 
   /** Writes an L0 file holding every page of the current state (a snapshot when `pre` is null). */
-  async #writeFull(pre: bigint | null, reason: string): Promise<void> {
+  async #writeFull(
+    pre: bigint | null,
+    reason: string,
+    level: "info" | "warn" | "error" = pre === null ? "info" : "warn",
+  ): Promise<void> {
     const txid = pre === null ? 1n : this.#txid + 1n;
     const snapshot = pre === null;
-    log(pre === null ? "info" : "warn", "capturing a full copy of the database", {
+    log(level, "capturing a full copy of the database", {
       db: this.dbPath,
       txid,
       reason,
@@ -609,13 +688,13 @@ export class Monitor {
     const name = formatLtxFileName(header.minTXID, header.maxTXID);
     const path = join(this.ltxDir, name);
     try {
-      await Deno.mkdir(this.ltxDir, { recursive: true });
+      await Deno.mkdir(this.ltxDir, { recursive: true, mode: this.#modes.dir });
       await writeFileAtomic(path, async (file) => {
         // a full copy's pages must give the position's checksum (the next file starts there)
         const enc = new LtxEncoder(writerSink(file), header, { file: path, fullCopy });
         await body(enc);
         await enc.finish(this.#sum.value);
-      });
+      }, this.#modes.file);
     } catch (e) {
       this.#writeFailed(path, e as Error);
       throw e;
@@ -681,7 +760,7 @@ export class Monitor {
    * the WAL changed.
    */
   underPressure(): boolean {
-    if (this.#closed || this.#pageSize === 0) return false;
+    if (this.#closed || !this.#connected || this.#pageSize === 0) return false;
     const stat = this.#walStat();
     if (stat === this.#pressureStat) return false;
     this.#pressureStat = stat;
@@ -695,6 +774,15 @@ export class Monitor {
    */
   async capture(): Promise<boolean> {
     if (this.#closed) return false;
+    const atPath = fileIdentity(this.dbPath);
+    if (atPath !== this.#identity || !this.#connected) {
+      return await this.#mutex.run(() => this.#followFileAtPath(atPath));
+    }
+    if (this.#gone) {
+      log("info", "the database file is back at its path", { db: this.dbPath });
+      this.#gone = false;
+      this.problem = null;
+    }
     if (this.problem !== null && this.#opts.clock() < this.#retryAt) return false;
     // cheap idle check: a stat of the WAL, nothing else
     const stat = this.#walStat();
@@ -795,6 +883,94 @@ export class Monitor {
     return true;
   }
 
+  #newLineage(reason: string): void {
+    this.lineage.count++;
+    this.lineage.reason = reason;
+  }
+
+  /**
+   * The file at the database's path is not the one captured (replaced by
+   * `mv`, deleted and created again, or gone). Captures what the old file
+   * committed last, then opens the new one and captures it in full, chained
+   * to the last position (a new lineage: replicators follow with a
+   * snapshot). Nothing at the path: says so once and waits for a file.
+   */
+  async #followFileAtPath(atPath: string | null): Promise<boolean> {
+    if (this.#closed) return false;
+    if (atPath === null) {
+      if (!this.#gone) {
+        log(
+          "error",
+          "the database file is gone from its path (deleted or renamed): nothing is captured until a database is there again",
+          {
+            db: this.dbPath,
+            position: formatPosition(this.#written),
+          },
+        );
+      }
+      this.#gone = true;
+      this.problem = `database file ${this.dbPath} is gone (deleted or renamed away)`;
+      return false;
+    }
+    const old = this.#identity;
+    if (this.#connected) {
+      if (!this.#readReleased && this.problem === null) {
+        // commits the old file received before it was replaced
+        await this.#withWriteLock(() => this.#captureLocked(), 1000).catch((e) =>
+          log("warn", "could not capture the replaced file's last commits", {
+            db: this.dbPath,
+            error: e,
+          })
+        );
+      }
+      this.#disconnect();
+    }
+    const pre = this.#written.postApplyChecksum;
+    try {
+      await this.#checkDatabaseFile();
+      this.#connect();
+      const read = await this.#withWriteLock(() => {
+        this.#rescanWal();
+        this.#beginRead();
+        return Promise.resolve(true);
+      }, 30_000);
+      if (read === null) throw new Error("its write lock was not free for 30 s");
+    } catch (e) {
+      this.#disconnect();
+      const msg = `database file ${this.dbPath} was replaced by one strata cannot open: ${
+        (e as Error).message
+      }`;
+      if (msg !== this.problem) {
+        log("error", "cannot capture the replaced database", { error: msg });
+      }
+      this.problem = msg;
+      return false;
+    }
+    this.#gone = false;
+    this.problem = null;
+    this.#forceFull = null;
+    this.#recoverFrom = null;
+    this.#restartExpected = false;
+    this.#lastStat = "";
+    this.#rebuildPageChecksums();
+    await saveIdentity(this.metaPath, this.#identity, this.#modes.file).catch((e) =>
+      log("warn", "could not record the database file's identity", { db: this.dbPath, error: e })
+    );
+    if (this.#sum.value === pre) {
+      log("info", "the database file was replaced by an identical one", { db: this.dbPath });
+      return false;
+    }
+    const reason =
+      `the database file was replaced while strata was running (file ${old} is now ${this.#identity})`;
+    log("error", "database file replaced while replicating: capturing the new file in full", {
+      db: this.dbPath,
+      after: formatPosition(this.#written),
+    });
+    this.#newLineage(reason);
+    await this.#writeFull(pre, reason, "warn");
+    return true;
+  }
+
   async #recoverFull(reason: string): Promise<boolean> {
     const pre = this.#sum.value;
     this.#rescanWal();
@@ -864,7 +1040,7 @@ export class Monitor {
 
   async #checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
     return await this.#mutex.run(async () => {
-      if (this.#readReleased) return false;
+      if (this.#readReleased || !this.#connected) return false;
       if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
       const done = await this.#withWriteLock(async () => {
         await this.#captureLocked();
@@ -942,18 +1118,15 @@ export class Monitor {
     if (this.#closed) return;
     try {
       await this.#mutex.run(async () => {
-        await this.#withWriteLock(() => this.#captureLocked(), 2000);
+        // a file replaced since the last tick is captured before stopping
+        const atPath = fileIdentity(this.dbPath);
+        if (atPath !== null && atPath !== this.#identity) await this.#followFileAtPath(atPath);
+        if (this.#connected) await this.#withWriteLock(() => this.#captureLocked(), 2000);
       });
     } finally {
       this.#closed = true;
-      try {
-        endTransaction(this.#r);
-        this.#r.close();
-        this.#w.close();
-      } catch { /* closing anyway */ }
-      this.#db.close();
-      this.#walFile.close();
-      this.#shmFile.close();
+      this.#disconnect();
+      this.#lock?.release();
     }
   }
 
@@ -963,6 +1136,7 @@ export class Monitor {
    */
   async writeSnapshot(path: string): Promise<{ maxTXID: bigint; postApplyChecksum: bigint }> {
     return await this.#mutex.run(async () => {
+      if (!this.#connected) throw new Error(this.problem ?? `database ${this.dbPath} is not open`);
       const header = makeHeader({
         pageSize: this.#pageSize,
         commit: this.#commit,
@@ -978,7 +1152,7 @@ export class Monitor {
           if (p !== lock) await enc.writePage(p, this.#readPage(p));
         }
         await enc.finish(expected);
-      });
+      }, this.#modes.file);
       return { maxTXID: this.#txid, postApplyChecksum: expected };
     });
   }

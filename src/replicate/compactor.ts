@@ -22,6 +22,7 @@ import {
 import { type ReplicaFile, replicaFileLabel, SNAPSHOT_LEVEL } from "../storage/mod.ts";
 import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
+import { DEFAULT_MODES, type FileModes } from "../storage/file_modes.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
 import { fileKey, pinnedFiles } from "../branch/mod.ts";
 import { MAX_MERGE_INPUTS, mergeLocalFiles, uploadOfMerge } from "./local_merge.ts";
@@ -56,17 +57,19 @@ export class Compactor {
   readonly #localL0Dir: string | null;
   /** Where this replica's L1 outputs are kept until L2 has merged them (null: not kept). */
   readonly #keptL1Dir: string | null;
+  readonly #localModes: () => FileModes;
   readonly #settings: CompactionSettings;
 
   constructor(
     index: ReplicaIndex,
     settings: CompactionSettings,
-    opts: { localL0Dir?: string; keepDir?: string } = {},
+    opts: { localL0Dir?: string; keepDir?: string; localModes?: () => FileModes } = {},
   ) {
     this.index = index;
     this.#settings = settings;
     this.#localL0Dir = opts.localL0Dir ?? null;
     // only worth it when an L2 will read them
+    this.#localModes = opts.localModes ?? (() => DEFAULT_MODES);
     this.#keptL1Dir = opts.keepDir && settings.levelIntervalsMs.length >= 2
       ? join(opts.keepDir, "1")
       : null;
@@ -148,7 +151,7 @@ export class Compactor {
     if (level === 1 && this.#keptL1Dir) {
       // merged into a local file first, uploaded from it, and kept for L2
       const kept = join(this.#keptL1Dir, formatLtxFileName(first.minTXID, last.maxTXID));
-      await writeLocal(kept, stream, merged);
+      await writeLocal(kept, stream, merged, this.#localModes());
       const src = await Deno.open(kept);
       try {
         file = await this.index.client.writeFile(
@@ -286,11 +289,12 @@ async function writeLocal(
   path: string,
   stream: ReadableStream<Uint8Array>,
   merged: Promise<unknown>,
+  modes: FileModes,
 ): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
+  await Deno.mkdir(dirname(path), { recursive: true, mode: modes.dir });
   const tmp = join(dirname(path), `.${basename(path)}.tmp`);
   try {
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: modes.file });
     await Promise.all([stream.pipeTo(f.writable), merged]);
     await Deno.rename(tmp, path);
   } catch (e) {

@@ -91,6 +91,7 @@ export class DbReplication {
       new Compactor(r.index, this.#compaction, {
         localL0Dir: this.monitor.ltxDir,
         keepDir: join(this.monitor.metaPath, "compacted", String(k)),
+        localModes: () => this.monitor.localModes,
       })
     );
     this.#maintenance = this.replicators.map(() => Promise.resolve());
@@ -104,7 +105,16 @@ export class DbReplication {
     await this.#acquireLeases();
     if (this.#stopped) return; // stopped while waiting for a lease: nothing was opened
     this.#opened = true;
-    await this.monitor.open();
+    try {
+      await this.monitor.open();
+    } catch (e) {
+      // nothing was captured: no final sync follows, the leases go back
+      this.#opened = false;
+      this.#stopped = true;
+      for (const r of this.replicators) r.cancelRequested();
+      await withinMs(this.#releaseLeases(), 2_000);
+      throw e;
+    }
     log("info", "replicating", {
       db: this.monitor.dbPath,
       position: this.monitor.position.txid,

@@ -73,12 +73,14 @@ export async function mergeLocalFiles(paths: string[], file: string): Promise<Lo
 
 /** Merges `paths` (TXID order, contiguous) into the local file `out`, written atomically. */
 export async function mergeIntoFile(paths: string[], out: string): Promise<void> {
+  // as readable as its inputs (the monitor writes them no wider than the database)
+  const mode = ((await Deno.stat(paths[0])).mode ?? 0o666) & 0o666;
   const merge = await mergeLocalFiles(paths, out);
   try {
     await writeFileAtomic(out, async (file) => {
       const sink = writerSink(file);
       for await (const chunk of merge.stream) await sink.write(chunk);
-    });
+    }, mode);
     await merge.result;
   } finally {
     await merge.close();

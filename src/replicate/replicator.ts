@@ -71,7 +71,8 @@ export class Replicator {
   #divergence: Divergence | null = null;
   #syncing: Promise<void> | null = null;
   #again: Promise<void> | null = null;
-  #startupChecked = false;
+  /** Monitor lineages already followed by a snapshot (see Monitor.lineage). */
+  #lineagesSeen = 0;
   #lastSyncStart = -Infinity;
   #requested: ReturnType<typeof setTimeout> | null = null;
   #snapshotReason: string | null = null;
@@ -215,12 +216,10 @@ export class Replicator {
         this.index.invalidate();
       }
       if (this.#replicaPos === null) this.#replicaPos = await this.#loadReplicaPosition();
-      if (!this.#startupChecked) {
-        this.#startupChecked = true;
-        const why = this.monitor.changedWhileStopped;
-        if (why !== null && this.#replicaPos.txid > 0n) {
-          this.#snapshotReason ??= `new lineage: ${why}`;
-        }
+      const lineage = this.monitor.lineage;
+      if (lineage.count > this.#lineagesSeen) {
+        this.#lineagesSeen = lineage.count;
+        if (this.#replicaPos.txid > 0n) this.#snapshotReason ??= `new lineage: ${lineage.reason}`;
       }
       const problem = await continuityProblem(
         this.#replicaPos,

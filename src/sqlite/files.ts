@@ -44,7 +44,14 @@ export class PositionalFile {
     return got === length ? buf : buf.subarray(0, got);
   }
 
-  /** Only at the very end of the monitor's life. */
+  /** The open file's identity (`device:inode`), null when it is not open. */
+  identity(): string | null {
+    if (this.#fd === null) return null;
+    const s = fs.fstatSync(this.#fd, { bigint: true });
+    return `${s.dev}:${s.ino}`;
+  }
+
+  /** Only at the end of the monitor's life, or when the file at its path was replaced. */
   close(): void {
     if (this.#fd !== null) fs.closeSync(this.#fd);
     this.#fd = null;
