@@ -118,6 +118,13 @@ Deno.test("database replaced by mv, then deleted and created again, while replic
     );
     console.error(`replica L0: ${await names(join(dir, "replica", "ltx", "0")).catch(String)}`);
     console.error(`status: ${(await strata(["status", "-config", cfg])).stdout}`);
+    const probe = join(dir, "probe.db");
+    await restoreTarget(client, {}, probe, { integrityCheck: "none" }).catch(() => {});
+    const q = `import sqlite3,sys
+for p in sys.argv[1:]:
+    c = sqlite3.connect(p)
+    print(p, c.execute("select count(*), max(id), sum(n) from items").fetchone(), c.execute("pragma page_count").fetchone(), c.execute("pragma integrity_check").fetchone())`;
+    console.error(await python(q, db, probe).catch(String));
     throw e;
   } finally {
     await app.stop();

@@ -17,6 +17,7 @@
 
 import type { DatabaseSync } from "node:sqlite";
 import * as fs from "node:fs";
+import { Buffer } from "node:buffer";
 import { basename, dirname, join } from "node:path";
 import {
   DatabaseChecksum,
@@ -169,6 +170,8 @@ export class Monitor {
   #dataSinceCheckpoint = false;
   #mutex = new Mutex();
   #closed = false;
+  /** The final capture ran (see finish): no more captures. */
+  #finished = false;
   /** The database file was gone from its path at the last tick (said once). */
   #gone = false;
   /** True while the connections and descriptors are open on the file at `dbPath`. */
@@ -741,13 +744,18 @@ export class Monitor {
     this.#retryAt = this.#opts.clock() + this.#backoffMs;
   }
 
-  /** The WAL's stat fingerprint (size, mtime, ctime, inode), "missing" without a WAL. */
+  /** The WAL's fingerprint: its stat (size, mtime, ctime, inode) and the WAL index header. */
   #walStat(): string {
+    // The WAL index header too (its change counter moves with every commit): a
+    // commit that rewrites frames in place (a restarted WAL) keeps the WAL's
+    // size, and lands within the file system's coarse mtime tick of our last
+    // look often enough; stat alone would miss it until the next write.
+    const index = Buffer.from(this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE / 2)).toString("hex");
     try {
       const s = fs.statSync(this.dbPath + "-wal", { bigint: true });
-      return `${s.size}:${s.mtimeNs}:${s.ctimeNs}:${s.ino}`;
+      return `${s.size}:${s.mtimeNs}:${s.ctimeNs}:${s.ino}:${index}`;
     } catch {
-      return "missing";
+      return `missing:${index}`;
     }
   }
 
@@ -773,7 +781,7 @@ export class Monitor {
    * change). Returns true when a file was written.
    */
   async capture(): Promise<boolean> {
-    if (this.#closed) return false;
+    if (this.#closed || this.#finished) return false;
     const atPath = fileIdentity(this.dbPath);
     if (atPath !== this.#identity || !this.#connected) {
       return await this.#mutex.run(() => this.#followFileAtPath(atPath));
@@ -914,15 +922,7 @@ export class Monitor {
     }
     const old = this.#identity;
     if (this.#connected) {
-      if (!this.#readReleased && this.problem === null) {
-        // commits the old file received before it was replaced
-        await this.#withWriteLock(() => this.#captureLocked(), 1000).catch((e) =>
-          log("warn", "could not capture the replaced file's last commits", {
-            db: this.dbPath,
-            error: e,
-          })
-        );
-      }
+      if (!this.#readReleased && this.problem === null) await this.#captureReplacedTail();
       this.#disconnect();
     }
     const pre = this.#written.postApplyChecksum;
@@ -969,6 +969,37 @@ export class Monitor {
     this.#newLineage(reason);
     await this.#writeFull(pre, reason, "warn");
     return true;
+  }
+
+  /**
+   * Captures the commits the replaced file received since the last tick, but
+   * only from a WAL that is its own: a WAL still at the database's path is
+   * shared with the new file (SQLite finds it by name), and frames in it
+   * cannot be told apart. Then they are left out, and the log says so.
+   */
+  async #captureReplacedTail(): Promise<void> {
+    const ours = this.#walFile.identity();
+    if (ours === null) return; // no WAL was captured from: nothing of the old file's can be in one
+    if (fileIdentity(this.dbPath + "-wal") !== ours) {
+      await this.#withWriteLock(() => this.#captureLocked(), 1000).catch((e) =>
+        log("warn", "could not capture the replaced file's last commits", {
+          db: this.dbPath,
+          error: e,
+        })
+      );
+      return;
+    }
+    const head = parseWalHeader(this.#walFile.readAt(0, WAL_HEADER_SIZE));
+    const w = this.#wal;
+    const moved = head === null || w.header === null || head.salt1 !== w.header.salt1 ||
+      head.salt2 !== w.header.salt2 || this.#walFile.size() > w.offset;
+    if (moved) {
+      log(
+        "error",
+        "the replaced database shares its -wal with the new file at its path: WAL frames after the last capture are not captured (they cannot be told apart from the new file's); move a database's -wal and -shm away with it",
+        { db: this.dbPath, after: formatPosition(this.#written) },
+      );
+    }
   }
 
   async #recoverFull(reason: string): Promise<boolean> {
@@ -1040,7 +1071,9 @@ export class Monitor {
 
   async #checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
     return await this.#mutex.run(async () => {
-      if (this.#readReleased || !this.#connected) return false;
+      if (this.#readReleased || !this.#connected || this.#finished) return false;
+      // never checkpoint a replaced file: its -wal and -shm may be the new file's now
+      if (fileIdentity(this.dbPath) !== this.#identity) return false;
       if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
       const done = await this.#withWriteLock(async () => {
         await this.#captureLocked();
@@ -1114,19 +1147,39 @@ export class Monitor {
   }
 
   /** Final capture (under the write lock, so nothing committed is left behind), then close. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    try {
-      await this.#mutex.run(async () => {
+  /**
+   * The final capture (under the write lock, so nothing committed is left
+   * behind); nothing is captured or checkpointed after it, but the read
+   * transaction stays, so the captured state can still be snapshotted (a
+   * replica re-seeded in the final sync) until close().
+   */
+  async finish(): Promise<void> {
+    if (this.#finished || this.#closed) return;
+    await this.#mutex.run(async () => {
+      if (this.#finished || this.#closed) return;
+      try {
         // a file replaced since the last tick is captured before stopping
         const atPath = fileIdentity(this.dbPath);
         if (atPath !== null && atPath !== this.#identity) await this.#followFileAtPath(atPath);
         if (this.#connected) await this.#withWriteLock(() => this.#captureLocked(), 2000);
-      });
+      } finally {
+        this.#finished = true;
+      }
+    });
+  }
+
+  /** finish(), then closes the connections and files and unlocks the meta directory. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.finish();
     } finally {
-      this.#closed = true;
-      this.#disconnect();
-      this.#lock?.release();
+      await this.#mutex.run(() => {
+        this.#closed = true;
+        this.#disconnect();
+        this.#lock?.release();
+        return Promise.resolve();
+      });
     }
   }
 
@@ -1136,7 +1189,10 @@ export class Monitor {
    */
   async writeSnapshot(path: string): Promise<{ maxTXID: bigint; postApplyChecksum: bigint }> {
     return await this.#mutex.run(async () => {
-      if (!this.#connected) throw new Error(this.problem ?? `database ${this.dbPath} is not open`);
+      if (!this.#connected || this.#closed) {
+        // its files are no longer the captured state: never read pages from them
+        throw new Error(this.problem ?? `database ${this.dbPath} is no longer open for snapshots`);
+      }
       const header = makeHeader({
         pageSize: this.#pageSize,
         commit: this.#commit,

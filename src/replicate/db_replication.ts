@@ -443,12 +443,17 @@ export class DbReplication {
     const work = (async () => {
       await Promise.all(this.#maintenance);
       await this.#ticking;
-      await this.monitor.close();
+      // the captured state stays readable through the final sync (a replica
+      // re-seeded now needs a snapshot of it); closed once the uploads are done
+      await this.monitor.finish();
       await Promise.all(this.replicators.map((r) => r.sync()));
     })();
+    const closed = work.finally(() => this.monitor.close()).catch(() => {});
     let done: true | null;
     try {
       done = await withinMs(work.then(() => true as const), timeoutMs);
+      if (done) await closed;
+      else void this.monitor.close().catch(() => {}); // a hung upload keeps no read transaction
     } catch (e) {
       log("error", "final sync failed", { db: this.monitor.dbPath, error: e });
       this.#releaseLeases(); // not awaited: a replica that hangs must not hold up the exit
