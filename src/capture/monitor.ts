@@ -56,6 +56,7 @@ import {
   type WalChecksum,
   type WalHeader,
   walIndexBackfilled,
+  walIndexEnd,
   walIndexFrameCount,
 } from "../sqlite/mod.ts";
 import { writeFileAtomic } from "../fsutil.ts";
@@ -172,6 +173,8 @@ export class Monitor {
   #closed = false;
   /** The final capture ran (see finish): no more captures. */
   #finished = false;
+  /** Consecutive captures that found the WAL index unreadable (see #publishedEnd). */
+  #indexMisses = 0;
   /** The database file was gone from its path at the last tick (said once). */
   #gone = false;
   /** True while the connections and descriptors are open on the file at `dbPath`. */
@@ -495,6 +498,8 @@ export class Monitor {
       header,
       WAL_HEADER_SIZE,
       headerChecksum(header),
+      // what readers see (read under the write lock, the index is whole then)
+      walIndexEnd(this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE), header) ?? Infinity,
     );
     this.#wal.checksum = scan.endOffset === WAL_HEADER_SIZE
       ? headerChecksum(header)
@@ -865,11 +870,14 @@ export class Monitor {
         }
       }
     }
+    const end = this.#publishedEnd(this.#wal.header!);
+    if (end === null) return false; // the index is mid-update: the next tick reads it
     const scan = scanWal(
       (o, l) => this.#walFile.readAt(o, l),
       this.#wal.header!,
       this.#wal.offset,
       this.#wal.checksum,
+      end,
     );
     if (scan.frames.length === 0) return false;
     const from = this.#wal.offset;
@@ -889,6 +897,22 @@ export class Monitor {
     await this.#writeIncrement(pre, pgnos, from, true);
     this.#dataSinceCheckpoint = true;
     return true;
+  }
+
+  /**
+   * The end of the frames SQLite's readers see (walIndexEnd): only those are
+   * captured, never frames a killed writer left unpublished (the next writer
+   * overwrites them). Null (wait for the next tick) while the index cannot
+   * say, at most a few ticks in a row; then, or without an index, no bound.
+   */
+  #publishedEnd(h: WalHeader): number | null {
+    const end = walIndexEnd(this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE), h);
+    if (end !== null || this.#indexMisses >= 10) {
+      this.#indexMisses = 0;
+      return end ?? Infinity;
+    }
+    this.#indexMisses++;
+    return null;
   }
 
   #newLineage(reason: string): void {

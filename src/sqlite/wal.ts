@@ -120,6 +120,8 @@ export function scanWal(
   header: WalHeader,
   startOffset: number,
   startChecksum: WalChecksum,
+  /** Frames ending past this offset are not read (see walIndexEnd). */
+  maxEnd = Infinity,
 ): WalScan {
   const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
   const result: WalScan = {
@@ -136,6 +138,7 @@ export function scanWal(
     const buf = readAt(offset, frameSize * batch);
     let p = 0;
     while (p + frameSize <= buf.length) {
+      if (offset + p + frameSize > maxEnd) return result;
       const pgno = u32(buf, p);
       const commit = u32(buf, p + 4);
       if (pgno === 0 || u32(buf, p + 8) !== header.salt1 || u32(buf, p + 12) !== header.salt2) {
@@ -178,6 +181,22 @@ export function walIndexFrameCount(shm: Uint8Array): number | null {
   for (let i = 0; i < 48; i++) if (shm[i] !== shm[48 + i]) return null;
   if (shm[12] !== 1) return null; // isInit
   return new DataView(shm.buffer, shm.byteOffset).getUint32(16, true);
+}
+
+/**
+ * Where the frames SQLite's readers see end in the WAL with header `h`: the
+ * WAL-index's `mxFrame`. Frames past it are not (yet) part of the database
+ * for any reader: a writer killed between writing a commit's frames and
+ * publishing them leaves them there, and the next writer overwrites them
+ * (unless a recovery adopts them first). Null when the index cannot say now
+ * (mid-update, not initialised, or describing another WAL generation).
+ */
+export function walIndexEnd(shm: Uint8Array, h: WalHeader): number | null {
+  const frames = walIndexFrameCount(shm);
+  if (frames === null) return null;
+  const dv = new DataView(shm.buffer, shm.byteOffset);
+  if (dv.getUint32(32) !== h.salt1 || dv.getUint32(36) !== h.salt2) return null;
+  return WAL_HEADER_SIZE + frames * (WAL_FRAME_HEADER_SIZE + h.pageSize);
 }
 
 /** Bytes of the WAL-index header and the checkpoint info after it (`nBackfill` first). */
