@@ -434,14 +434,17 @@ export class Monitor {
 
   /**
    * Continues a replica's history when the database is exactly the state
-   * the replica ends at (the local position was lost, or another tool wrote
-   * the replica): a full copy numbered right after it, chained to its
-   * checksum. False (nothing written) when the database differs or the local
-   * position is not behind the replica's.
+   * the replica ends at, or was since start-up (`passedThrough`: a local file
+   * ends in it; the app committed before the first sync): the local position
+   * was lost, or another tool wrote the replica. A full copy of the current
+   * state numbered right after it, chained to its checksum. False (nothing
+   * written) when the database differs or the local position is not behind
+   * the replica's.
    */
-  async continueFrom(replica: Position, reason: string): Promise<boolean> {
+  async continueFrom(replica: Position, reason: string, passedThrough = false): Promise<boolean> {
     return await this.#mutex.run(async () => {
-      if (this.#sum.value !== replica.postApplyChecksum || this.#txid >= replica.txid) return false;
+      const same = this.#sum.value === replica.postApplyChecksum || passedThrough;
+      if (!same || this.#txid >= replica.txid) return false;
       this.#txid = replica.txid;
       await this.#writeFull(replica.postApplyChecksum, reason);
       return true;

@@ -331,7 +331,14 @@ export class Replicator {
     const same = `the database equals the replica's newest state (${
       formatPosition(replica)
     }): continuing its history`;
-    if (await this.monitor.continueFrom(replica, same)) return true;
+    // the app may have committed since start-up: then a local file still shows the
+    // database was exactly in the replica's state (a full copy of now continues it)
+    let passed = false;
+    for (const f of await this.monitor.localFiles()) {
+      const post = await readLocalEnds(f.path).then((e) => e.post, () => null);
+      if (post === replica.postApplyChecksum) passed = true;
+    }
+    if (await this.monitor.continueFrom(replica, same, passed)) return true;
     if (this.#opts.newLineage) {
       const reason = `new lineage after divergence: ${problem}`;
       await this.monitor.startNewLineage(replica.txid, reason);
