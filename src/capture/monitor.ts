@@ -150,7 +150,10 @@ export class Monitor {
   #db: PositionalFile;
   #walFile: PositionalFile;
   #shmFile: PositionalFile;
-  #pressureStat = "";
+  /** The WAL index header at the last pressure check (its change counter moves with each commit). */
+  readonly #pressureIndex = new Uint8Array(48);
+  /** Consecutive pressure checks that found no commit: callers check less often while idle. */
+  quietChecks = 0;
   #pageSize = 0;
   #commit = 0;
   #txid = 0n;
@@ -772,15 +775,22 @@ export class Monitor {
    * checkpoint now instead of at the next tick. Between ticks an app's own
    * autocheckpoint attempts (which our read transaction keeps from finishing)
    * get dearer with every frame, so a busy app is relieved within
-   * milliseconds. Costs a stat, plus one 96-byte read of the WAL index when
-   * the WAL changed.
+   * milliseconds. Costs one 96-byte read of the WAL index (no allocation
+   * kept); `quietChecks` counts the checks that found no new commit.
    */
   underPressure(): boolean {
     if (this.#closed || !this.#connected || this.#pageSize === 0) return false;
-    const stat = this.#walStat();
-    if (stat === this.#pressureStat) return false;
-    this.#pressureStat = stat;
-    const frames = walIndexFrameCount(this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE));
+    const index = this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE);
+    const seen = this.#pressureIndex;
+    let same = index.length === WAL_INDEX_HEADER_SIZE;
+    for (let i = 0; same && i < 48; i++) same = index[i] === seen[i];
+    if (same) {
+      this.quietChecks++;
+      return false;
+    }
+    this.quietChecks = 0;
+    if (index.length === WAL_INDEX_HEADER_SIZE) seen.set(index.subarray(0, 48));
+    const frames = walIndexFrameCount(index);
     return frames !== null && frames >= this.#opts.minCheckpointPageCount;
   }
 

@@ -38,6 +38,8 @@ const LEASE_START_WAIT_MS = 5_000;
 
 /** How often a busy WAL is checked against the checkpoint threshold (a stat when idle). */
 const PRESSURE_CHECK_MS = 5;
+/** The longest pause between pressure checks while the app commits nothing. */
+const PRESSURE_IDLE_MS = 250;
 
 export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
@@ -125,9 +127,7 @@ export class DbReplication {
     this.#tick();
     for (const r of this.replicators) r.requestSync(() => this.#sync(r));
     this.#timers.push(setInterval(() => this.#tick(), this.#monitorIntervalMs));
-    this.#timers.push(setInterval(() => {
-      if (!this.#ticking && this.monitor.underPressure()) this.#tick();
-    }, PRESSURE_CHECK_MS));
+    this.#checkPressure();
     for (const r of this.replicators) {
       // a safety net for retries; new files ask for a sync as soon as they exist
       this.#timers.push(setInterval(() => {
@@ -323,6 +323,25 @@ export class DbReplication {
     );
     this.#localOps = run;
     return run;
+  }
+
+  /**
+   * Checks for WAL pressure every PRESSURE_CHECK_MS while the app commits,
+   * backing off (doubling up to PRESSURE_IDLE_MS) while it does not: an idle
+   * database costs a few wakeups a second, and a burst after a quiet spell
+   * is seen within PRESSURE_IDLE_MS (long before the WAL reaches the
+   * checkpoint threshold; the monitor tick captures it anyway).
+   */
+  #checkPressure(): void {
+    if (this.#stopped) return;
+    if (!this.#ticking && this.monitor.underPressure()) this.#tick();
+    const quiet = Math.min(this.monitor.quietChecks, 16);
+    const delay = Math.min(PRESSURE_CHECK_MS * 2 ** quiet, PRESSURE_IDLE_MS);
+    const t = setTimeout(() => {
+      this.#timeouts.delete(t);
+      this.#checkPressure();
+    }, delay);
+    this.#timeouts.add(t);
   }
 
   #tick(): void {
