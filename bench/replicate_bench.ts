@@ -19,7 +19,15 @@ import { join } from "node:path";
 import { decodeLtx } from "../src/ltx/mod.ts";
 import { lz4DecodeWholeFrame } from "../src/ltx/lz4.ts";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
-import { ensureLitestream, LITESTREAM, machine, run, writeBenchSection } from "./report.ts";
+import {
+  BenchReplicator,
+  cpuSeconds,
+  ensureLitestream,
+  machine,
+  peakRssMiB,
+  run,
+  writeBenchSection,
+} from "./report.ts";
 
 type Tool = "none" | "strata" | "litestream";
 
@@ -36,50 +44,10 @@ function workload(db: string, ...args: string[]): Promise<string> {
   return run("python3", [WORKLOAD, db, ...args]);
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
-}
-
-function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-class Replicator {
-  readonly child: Deno.ChildProcess;
-  constructor(readonly tool: Exclude<Tool, "none">, dir: string, db: string, replica: string) {
-    const cfg = join(dir, `${tool}.yml`);
-    if (tool === "strata") {
-      Deno.writeTextFileSync(
-        cfg,
-        `dbs:\n  - path: ${db}\n    monitor-interval: 100ms\n    replicas:\n` +
-          `      - url: file://${replica}\n        sync-interval: 100ms\n`,
-      );
-      this.child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(PROJECT_ROOT, "main.ts"), "replicate", "-config", cfg],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-    } else {
-      Deno.writeTextFileSync(
-        cfg,
-        `dbs:\n  - path: ${db}\n    monitor-interval: 100ms\n    replicas:\n` +
-          `      - path: ${replica}\n        sync-interval: 100ms\n`,
-      );
-      this.child = new Deno.Command(LITESTREAM, {
-        args: ["replicate", "-config", cfg],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-    }
-  }
-  async stop(): Promise<string> {
-    this.child.kill("SIGINT");
-    const { stderr } = await this.child.output();
-    return new TextDecoder().decode(stderr);
+/** Both replicators at a 100 ms monitor and sync interval, as the tables below say. */
+class Replicator extends BenchReplicator {
+  constructor(tool: Exclude<Tool, "none">, dir: string, db: string, replica: string) {
+    super(tool, dir, db, replica, { monitor: "100ms", sync: "100ms" });
   }
 }
 

@@ -55,3 +55,51 @@ export async function writeBenchSection(name: string, md: string): Promise<void>
     : doc.trimEnd() + "\n\n" + block + "\n";
   await Deno.writeTextFile(path, next);
 }
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
+}
+
+/** A field of /proc/PID/status in kB (VmHWM, VmRSS) as MiB, or a count (voluntary_ctxt_switches). */
+export function procStatus(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+)`).exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  if (!m) return NaN;
+  return field.startsWith("Vm") ? Number(m[1]) / 1024 : Number(m[1]);
+}
+
+export function peakRssMiB(pid: number): number {
+  return procStatus(pid, "VmHWM");
+}
+
+/** strata (from source) or Litestream replicating one database to a local directory. */
+export class BenchReplicator {
+  readonly child: Deno.ChildProcess;
+  constructor(
+    readonly tool: "strata" | "litestream",
+    dir: string,
+    db: string,
+    replica: string,
+    intervals: { monitor?: string; sync: string },
+  ) {
+    const cfg = join(dir, `${tool}.yml`);
+    const monitor = intervals.monitor ? `    monitor-interval: ${intervals.monitor}\n` : "";
+    const target = tool === "strata" ? `url: file://${replica}` : `path: ${replica}`;
+    Deno.writeTextFileSync(
+      cfg,
+      `dbs:\n  - path: ${db}\n${monitor}    replicas:\n` +
+        `      - ${target}\n        sync-interval: ${intervals.sync}\n`,
+    );
+    const [cmd, args] = tool === "strata"
+      ? [Deno.execPath(), ["run", "-A", join(PROJECT_ROOT, "main.ts"), "replicate", "-config", cfg]]
+      : [LITESTREAM, ["replicate", "-config", cfg]];
+    this.child = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
+  }
+  async stop(): Promise<string> {
+    this.child.kill("SIGINT");
+    const { stderr } = await this.child.output();
+    return new TextDecoder().decode(stderr);
+  }
+}
