@@ -44,12 +44,17 @@ interface Workload {
   name: string;
   args: string[];
 }
-const WORKLOADS: Workload[] = [
+const ALL_WORKLOADS: Workload[] = [
   { name: "200 commits/s", args: ["rate", "200", String(SECONDS)] },
   { name: "2,000 commits/s", args: ["rate", "2000", String(SECONDS)] },
   { name: "as fast as it can", args: ["rate", "0", String(SECONDS)] },
   { name: `${BIG_TXNS} × 64 KiB`, args: ["big", String(BIG_TXNS), "64"] },
 ];
+
+/** BENCH_APP_ONLY=64,idle runs only the workloads whose names contain one of those words. */
+const ONLY = Deno.env.get("BENCH_APP_ONLY")?.split(",") ?? null;
+const chosen = (name: string) => ONLY === null || ONLY.some((w) => name.includes(w));
+const WORKLOADS = ALL_WORKLOADS.filter((w) => chosen(w.name));
 
 interface AppRun {
   txPerSec: number;
@@ -181,10 +186,9 @@ async function main(): Promise<void> {
       }
     }
   }
-  const idles = {
-    strata: await idle("strata", base),
-    litestream: await idle("litestream", base),
-  };
+  const idles = chosen("idle")
+    ? { strata: await idle("strata", base), litestream: await idle("litestream", base) }
+    : null;
   console.log("idle", idles);
   await Deno.remove(baseDir, { recursive: true });
 
@@ -214,7 +218,18 @@ Replicator CPU is over the workload plus 1.5 s; RSS is its peak.
 | --- | --- | --- | --- | --- | --- |
 ${WORKLOADS.flatMap((w) => TOOLS.map((t) => row(w, t))).join("\n")}
 
-Idle for ${IDLE_SECONDS} s with the database unchanged, after the first full copy:
+${idles ? idleTable(idles, dbMB, lsVersion) : ""}`;
+  console.log("\n" + md);
+  if (!QUICK && ONLY === null) await writeBenchSection("app-load-bench", md);
+}
+
+function idleTable(
+  idles: Record<"strata" | "litestream", Awaited<ReturnType<typeof idle>>>,
+  dbMB: number,
+  lsVersion: string,
+): string {
+  const f = (n: number, d = 0) => n.toFixed(d);
+  return `Idle for ${IDLE_SECONDS} s with the database unchanged, after the first full copy:
 
 | replicator | CPU (% of a core) | context switches/s (all threads) | RSS (MiB) | replica bytes (MB) / database (MB) |
 | --- | --- | --- | --- | --- |
@@ -225,8 +240,6 @@ Idle for ${IDLE_SECONDS} s with the database unchanged, after the first full cop
     f(idles.litestream.wakeups, 1)
   } | ${f(idles.litestream.rss)} | ${f(idles.litestream.replicaMB, 1)} / ${f(dbMB, 1)} |
 `;
-  console.log("\n" + md);
-  if (!QUICK) await writeBenchSection("app-load-bench", md);
 }
 
 if (import.meta.main) await main();

@@ -16,7 +16,8 @@ import { s3ClientOptions } from "../src/config/s3_config.ts";
 import { S3ReplicaClient } from "../src/storage/s3_client.ts";
 import { BRANCH_MANIFEST_LEVEL, readBranchManifest, writeManifest } from "../src/branch/mod.ts";
 
-const FIRST = join("ltx", "0", "0000000000000001-0000000000000001.ltx");
+/** The first full copy: the replica's first snapshot. */
+const FIRST = join("ltx", "9", "0000000000000001-0000000000000001.ltx");
 
 async function setManifestSource(branch: string, source: string): Promise<void> {
   const dir = join(branch, "ltx", "10");
@@ -106,7 +107,7 @@ Deno.test("a branch manifest naming another endpoint is not followed (no request
       secretAccessKey: TEST_CREDENTIALS.LITESTREAM_SECRET_ACCESS_KEY,
     });
     const a = join(dir, "a.db");
-    await writeAndReplicate(a, 51, src, async () => (await srcClient.listFiles(0)).length > 0, env);
+    await writeAndReplicate(a, 51, src, async () => (await srcClient.listFiles(9)).length > 0, env);
     const c = await strata(["clone", src, branchUrl], { env });
     assertEquals(c.code, 0, c.stderr);
     const ok = await strata(["restore", "-no-progress", "-o", join(dir, "ok.db"), branchUrl], {

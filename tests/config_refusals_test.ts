@@ -192,9 +192,9 @@ Deno.test("restore and clone refuse times without a zone, impossible dates, ambi
     const rep = join(dir, "rep");
     await runWriter(db, "more", 1, marks);
     const replicating = new Replicating([db, `file://${rep}`]);
-    await waitFor("a first L0 file", () => {
+    await waitFor("a first snapshot", () => {
       try {
-        return [...Deno.readDirSync(join(rep, "ltx", "0"))].length >= 1;
+        return [...Deno.readDirSync(join(rep, "ltx", "9"))].length >= 1;
       } catch {
         return false;
       }

@@ -48,6 +48,16 @@ Deno.test("replicate while an app writes; restore latest, timestamps and a TXID 
     const stopped = await rep.stop("SIGINT");
     assertEquals(stopped.code, 0, stopped.stderr);
 
+    // the first full copy is the replica's snapshot, once: not an L0 file, not in the meta directory
+    type Listed = { level: number; minTXID: string; maxTXID: string; size: number };
+    const listed = JSON.parse(
+      (await strata(["ltx", "-json", `file://${replica}`])).stdout,
+    ) as Listed[];
+    const firsts = listed.filter((f) => BigInt("0x" + f.minTXID) === 1n);
+    assertEquals(firsts.map((f) => f.level), [9], JSON.stringify(listed));
+    const local = [...Deno.readDirSync(join(dir, ".app.db-strata", "ltx", "0"))].map((e) => e.name);
+    assert(!local.some((n) => n.startsWith("0000000000000001-")), `meta directory: ${local}`);
+
     const all = await readMarks(marks);
     const source = await digestOf(db);
     assertEquals(source.digest, all[all.length - 1].digest);
@@ -251,6 +261,8 @@ Deno.test("an idle database: no compaction output, no uploads, no deletions, no 
     await runWriter(db, "more", 13, marks);
     const rep = new Replicating(["-config", cfg]);
     await rep.waitForLog();
+    // (the first full copy is the snapshot; what the app commits next goes through the levels)
+    await runWriter(db, "more", 5, marks);
     const listing = async () => {
       const r = await strata(["ltx", "-json", `file://${replica}`]);
       return JSON.stringify(JSON.parse(r.stdout));

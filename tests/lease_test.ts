@@ -220,7 +220,7 @@ Deno.test("two replicators on one replica path: the second waits, refused; after
 
     const client = new FileReplicaClient(replica);
     const chain = await checkL0Chain(client);
-    assert(chain.files > 2);
+    assert(chain.files >= 2, `${chain.files} L0 files`);
     const out = join(dir, "restored.db");
     await restoreTarget(client, {}, out, { integrityCheck: "full" });
     assertEquals((await digestOf(out)).digest, (await digestOf(db)).digest);

@@ -14,7 +14,7 @@ import { exists } from "../src/fsutil.ts";
 async function replicated(dir: string): Promise<{ db: string; replica: string }> {
   const db = join(dir, "app.db");
   const replica = join(dir, "replica");
-  const first = join(replica, "ltx", "0", "0000000000000001-0000000000000001.ltx");
+  const first = join(replica, "ltx", "9", "0000000000000001-0000000000000001.ltx");
   await writeAndReplicate(db, 7, `file://${replica}`, () => exists(first));
   return { db, replica };
 }
@@ -123,7 +123,7 @@ Deno.test("restore -force: the old database is untouched when the restore fails,
     // a damaged copy of the replica: a flipped byte in the middle of its only full copy
     const broken = join(dir, "broken");
     await new Deno.Command("cp", { args: ["-r", replica, broken] }).output();
-    const snap = join(broken, "ltx", "0", "0000000000000001-0000000000000001.ltx");
+    const snap = join(broken, "ltx", "9", "0000000000000001-0000000000000001.ltx");
     const bytes = await Deno.readFile(snap);
     bytes[Math.floor(bytes.length / 2)] ^= 0x55;
     await Deno.writeFile(snap, bytes);

@@ -124,6 +124,9 @@ interface WalState {
   dbHolds: number;
 }
 
+/** The most frames a capture under the app's write lock takes, when it can (512 KiB of 4 KiB pages). */
+const LOCKED_TAIL_FRAMES = 128;
+
 /** A tiny async mutex so captures, checkpoints and snapshots never interleave. */
 class Mutex {
   #tail: Promise<void> = Promise.resolve();
@@ -1088,8 +1091,8 @@ export class Monitor {
   }
 
   /**
-   * Checkpoints with the write lock held from capturing the WAL tail until
-   * the checkpoint has run (PASSIVE), so no commit can slip between them.
+   * Checkpoints so the WAL can restart, holding the app's write lock only
+   * for moments (see #passiveCheckpoint); TRUNCATE is the emergency brake.
    */
   async checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<boolean> {
     const st = this.stats;
@@ -1112,19 +1115,66 @@ export class Monitor {
       // never checkpoint a replaced file: its -wal and -shm may be the new file's now
       if (fileIdentity(this.dbPath) !== this.#identity) return false;
       if (mode === "TRUNCATE") return await this.#truncateCheckpoint();
-      const done = await this.#withWriteLock(async () => {
-        await this.#captureLocked();
-        const r = this.#checkpointOutsideReadLock("PASSIVE");
-        this.#restartExpected = !r.busy && r.log > 0 && r.checkpointed === r.log;
-        log("debug", "checkpoint", { db: this.dbPath, mode, ...r });
-        return true;
-      }, 50);
+      const done = await this.#passiveCheckpoint();
       if (done) {
         this.#lastCheckpoint = this.#opts.clock();
         this.#dataSinceCheckpoint = false;
       }
-      return done ?? false;
+      return done;
     });
+  }
+
+  /**
+   * A PASSIVE checkpoint that holds the app's write lock only for moments,
+   * never for copying pages or an fsync, and never for capturing more than
+   * LOCKED_TAIL_FRAMES frames:
+   *
+   * 1. write lock: capture the tail, move our read transaction to the WAL's
+   *    end (everything captured);
+   * 2. no lock: checkpoint from the other connection; it copies every frame
+   *    up to our read mark while the app commits on (no restart can happen
+   *    while our read transaction holds that mark);
+   * 3. write lock: capture what the app committed during step 2, release
+   *    our read transaction for a checkpoint of those frames and take it
+   *    again (on the database file alone when every frame is copied), so the
+   *    app's next commit restarts the WAL. No commit slips between the
+   *    capture and the checkpoint: both happen under the write lock.
+   */
+  async #passiveCheckpoint(): Promise<boolean> {
+    const moved = await this.#withCapturedWriteLock(() => {
+      endTransaction(this.#r);
+      this.#beginRead();
+    });
+    if (moved === null) return false;
+    const bulk = checkpoint(this.#w, "PASSIVE");
+    const done = await this.#withCapturedWriteLock(() => {
+      const r = this.#checkpointOutsideReadLock("PASSIVE");
+      this.#restartExpected = !r.busy && r.log > 0 && r.checkpointed === r.log;
+      log("debug", "checkpoint", { db: this.dbPath, mode: "PASSIVE", bulk, ...r });
+    });
+    return done !== null;
+  }
+
+  /**
+   * Runs `fn` under the write lock right after capturing every committed
+   * frame. A long tail is captured first without the lock (a few rounds at
+   * most, while the app commits on), so the app waits only for a short one.
+   */
+  async #withCapturedWriteLock(fn: () => void): Promise<true | null> {
+    for (let round = 0; round < 4 && this.#uncapturedFrames() > LOCKED_TAIL_FRAMES; round++) {
+      await this.#captureLocked();
+    }
+    return await this.#withWriteLock(async () => {
+      await this.#captureLocked();
+      fn();
+      return true as const;
+    }, 50);
+  }
+
+  /** Frames the WAL index says are committed that are not captured yet (an estimate). */
+  #uncapturedFrames(): number {
+    const frames = walIndexFrameCount(this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE)) ?? 0;
+    return frames - this.#walPages();
   }
 
   /** Releases our read transaction just for the checkpoint, then takes it again. */

@@ -275,8 +275,12 @@ export class Replicator {
         }
       }
       const files = chain.files;
-      // a snapshot file (min TXID 1: a new lineage) starts an upload of its own
-      for (const run of splitAtSnapshots(files)) {
+      // a full copy from TXID 1 (a fresh replica, a new lineage) is a snapshot: it goes to
+      // level 9 on its own, never through the levels (one copy of the database, not one a level)
+      const parts = splitAtSnapshots(files).flatMap((run) =>
+        run[0].minTXID === 1n ? [[run[0]], run.slice(1)] : [run]
+      );
+      for (const run of parts.filter((p) => p.length > 0)) {
         await (run.length === 1 ? this.#upload(run[0]) : this.#uploadMerged(run));
         this.#uploadedSinceCheck = true;
         const last = run[run.length - 1];
@@ -421,8 +425,9 @@ export class Replicator {
   async #upload(f: LocalFile): Promise<void> {
     const createdAt = await createdAtOf(f.path);
     const file = await Deno.open(f.path);
+    const level = f.minTXID === 1n ? SNAPSHOT_LEVEL : 0;
     const write = (s: ReadableStream<Uint8Array>) =>
-      this.client.writeFile(0, f.minTXID, f.maxTXID, s, createdAt);
+      this.client.writeFile(level, f.minTXID, f.maxTXID, s, createdAt);
     // a file from TXID 1 is a full copy of the database: show its progress as a snapshot's
     this.index.add(
       f.minTXID === 1n ? await this.#showingProgress(file, write) : await write(file.readable),
