@@ -26,6 +26,8 @@ import {
   peakRssMiB,
   procStatus,
   run,
+  switchesBetween,
+  threadSwitches,
   writeBenchSection,
 } from "./report.ts";
 
@@ -75,18 +77,6 @@ async function bytesUnder(dir: string): Promise<number> {
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return n;
-}
-
-/** Context switches of every thread of a process (each one a wakeup). */
-function contextSwitches(pid: number): number {
-  let n = 0;
-  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      n += procStatus(Number(t.name), "voluntary_ctxt_switches");
-      n += procStatus(Number(t.name), "nonvoluntary_ctxt_switches");
-    } catch { /* the thread ended */ }
   }
   return n;
 }
@@ -142,11 +132,11 @@ async function idle(tool: Exclude<Tool, "none">, base: string) {
   try {
     const pid = s.rep!.child.pid;
     const cpu0 = cpuSeconds(pid);
-    const cs0 = contextSwitches(pid);
+    const cs0 = threadSwitches(pid);
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
     return {
       cpuPct: (100 * (cpuSeconds(pid) - cpu0)) / IDLE_SECONDS,
-      wakeups: (contextSwitches(pid) - cs0) / IDLE_SECONDS,
+      wakeups: switchesBetween(cs0, threadSwitches(pid)) / IDLE_SECONDS,
       rss: procStatus(pid, "VmRSS"),
       replicaMB: (await bytesUnder(s.replica)) / 1e6,
     };

@@ -12,7 +12,15 @@
 
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
-import { cpuSeconds, machine, procStatus, run, writeBenchSection } from "./report.ts";
+import {
+  cpuSeconds,
+  machine,
+  procStatus,
+  run,
+  switchesBetween,
+  threadSwitches,
+  writeBenchSection,
+} from "./report.ts";
 
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
 const N = QUICK ? 50 : Number(Deno.env.get("BENCH_DBS") ?? "1000");
@@ -45,17 +53,6 @@ async function listing(dir: string): Promise<{ files: number; key: string }> {
   };
   await walk(dir).catch(() => {});
   return { files: out.length, key: out.sort().join("\n") };
-}
-
-function contextSwitches(pid: number): number {
-  let n = 0;
-  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
-    try {
-      n += procStatus(Number(t.name), "voluntary_ctxt_switches") +
-        procStatus(Number(t.name), "nonvoluntary_ctxt_switches");
-    } catch { /* the thread ended */ }
-  }
-  return n;
 }
 
 async function main(): Promise<void> {
@@ -97,10 +94,10 @@ async function main(): Promise<void> {
     const rssStart = procStatus(child.pid, "VmRSS");
     const before = await listing(replica);
     const cpu0 = cpuSeconds(child.pid);
-    const cs0 = contextSwitches(child.pid);
+    const cs0 = threadSwitches(child.pid);
     await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
     const idleCpu = (100 * (cpuSeconds(child.pid) - cpu0)) / IDLE_SECONDS;
-    const idleCs = (contextSwitches(child.pid) - cs0) / IDLE_SECONDS;
+    const idleCs = switchesBetween(cs0, threadSwitches(child.pid)) / IDLE_SECONDS;
     const after = await listing(replica);
     const rssIdle = procStatus(child.pid, "VmRSS");
 

@@ -103,3 +103,25 @@ export class BenchReplicator {
     return new TextDecoder().decode(stderr);
   }
 }
+
+/** Context switches so far of each thread of a process, by thread id. */
+export function threadSwitches(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const tid = Number(t.name);
+      out.set(
+        tid,
+        procStatus(tid, "voluntary_ctxt_switches") + procStatus(tid, "nonvoluntary_ctxt_switches"),
+      );
+    } catch { /* the thread ended */ }
+  }
+  return out;
+}
+
+/** Context switches between two threadSwitches readings (a thread that ended meanwhile is left out). */
+export function switchesBetween(a: Map<number, number>, b: Map<number, number>): number {
+  let n = 0;
+  for (const [tid, v] of b) n += v - (a.get(tid) ?? 0);
+  return n;
+}

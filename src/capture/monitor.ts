@@ -782,7 +782,10 @@ export class Monitor {
    * kept); `quietChecks` counts the checks that found no new commit.
    */
   underPressure(): boolean {
-    if (this.#closed || !this.#connected || this.#pageSize === 0) return false;
+    if (this.#closed || !this.#connected || this.#pageSize === 0) {
+      this.quietChecks++; // nothing to watch (the file gone, say): checked at the idle pace
+      return false;
+    }
     const index = this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE);
     const seen = this.#pressureIndex;
     let same = index.length === WAL_INDEX_HEADER_SIZE;

@@ -36,10 +36,17 @@ const CHAIN_CHECK_MS = 30_000;
 /** How long start-up waits for a replica's lease before capturing without it. */
 const LEASE_START_WAIT_MS = 5_000;
 
-/** How often a busy WAL is checked against the checkpoint threshold (a stat when idle). */
+/** How often the WAL index is checked (commits, checkpoint threshold) while the app commits. */
 const PRESSURE_CHECK_MS = 5;
-/** The longest pause between pressure checks while the app commits nothing. */
-const PRESSURE_IDLE_MS = 250;
+/** The longest pause between those checks while the app commits nothing. */
+const PRESSURE_IDLE_MS = 1_000;
+/**
+ * The monitor tick while the app has committed nothing for this long: at
+ * most once a second (or every monitor-interval, when that is longer), so an
+ * idle database costs about one wakeup a second; the first commit after a
+ * quiet spell brings the monitor-interval back within PRESSURE_IDLE_MS.
+ */
+const IDLE_TICK_MS = 1_000;
 
 export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
@@ -69,6 +76,12 @@ export class DbReplication {
   readonly #compaction: CompactionSettings;
   #timers: ReturnType<typeof setInterval>[] = [];
   #timeouts = new Set<ReturnType<typeof setTimeout>>();
+  /** When the next monitor tick is due (see #poll). */
+  #nextTickAt = 0;
+  /** When the app last committed (the WAL index changed). */
+  #lastActivity = 0;
+  /** Per replica: when its retry safety net next runs. */
+  #netAt: number[] = [];
   #maintenance: Promise<unknown>[] = [];
   #ticking: Promise<unknown> | null = null;
   /** Pruning and merging of local files, one at a time (see #tidyLocal). */
@@ -126,14 +139,10 @@ export class DbReplication {
     // replica never holds up capturing (nor the WAL's checkpoints)
     this.#tick();
     for (const r of this.replicators) r.requestSync(() => this.#sync(r));
-    this.#timers.push(setInterval(() => this.#tick(), this.#monitorIntervalMs));
-    this.#checkPressure();
-    for (const r of this.replicators) {
-      // a safety net for retries; new files ask for a sync as soon as they exist
-      this.#timers.push(setInterval(() => {
-        if (!r.idle) r.requestSync(() => this.#sync(r));
-      }, r.syncIntervalMs));
-    }
+    this.#nextTickAt = Date.now() + this.#monitorIntervalMs;
+    this.#lastActivity = Date.now();
+    this.#netAt = this.replicators.map((r) => Date.now() + r.syncIntervalMs);
+    this.#poll();
     this.#validationIntervalsMs.forEach((ms, k) => {
       if (ms > 0) this.#timers.push(setInterval(() => this.#serial(k, () => this.validate(k)), ms));
     });
@@ -326,21 +335,45 @@ export class DbReplication {
   }
 
   /**
-   * Checks for WAL pressure every PRESSURE_CHECK_MS while the app commits,
-   * backing off (doubling up to PRESSURE_IDLE_MS) while it does not: an idle
-   * database costs a few wakeups a second, and a burst after a quiet spell
-   * is seen within PRESSURE_IDLE_MS (long before the WAL reaches the
-   * checkpoint threshold; the monitor tick captures it anyway).
+   * One timer per database for everything that runs between events: the
+   * WAL index check (every PRESSURE_CHECK_MS while the app commits, backing
+   * off to PRESSURE_IDLE_MS while it does not; at the checkpoint threshold
+   * it captures and checkpoints at once), the monitor tick (every
+   * monitor-interval, IDLE_TICK_MS while idle) and the retry safety net of
+   * replicas with work left (every sync-interval).
    */
-  #checkPressure(): void {
+  #poll(): void {
     if (this.#stopped) return;
-    if (!this.#ticking && this.monitor.underPressure()) this.#tick();
+    const now = Date.now();
+    const pressure = !this.#ticking && this.monitor.underPressure();
+    if (this.monitor.quietChecks === 0) {
+      this.#lastActivity = now;
+      this.#nextTickAt = Math.min(this.#nextTickAt, now + this.#monitorIntervalMs);
+    }
+    if (pressure || now >= this.#nextTickAt) {
+      this.#tick();
+      const idle = now - this.#lastActivity >= IDLE_TICK_MS;
+      this.#nextTickAt = now +
+        (idle ? Math.max(this.#monitorIntervalMs, IDLE_TICK_MS) : this.#monitorIntervalMs);
+    }
     const quiet = Math.min(this.monitor.quietChecks, 16);
-    const delay = Math.min(PRESSURE_CHECK_MS * 2 ** quiet, PRESSURE_IDLE_MS);
+    let delay = Math.min(PRESSURE_CHECK_MS * 2 ** quiet, PRESSURE_IDLE_MS, this.#nextTickAt - now);
+    this.replicators.forEach((r, k) => {
+      // new files ask for a sync as soon as they exist; this retries what is left
+      if (r.idle) {
+        this.#netAt[k] = now + r.syncIntervalMs;
+        return;
+      }
+      if (now >= this.#netAt[k]) {
+        this.#netAt[k] = now + r.syncIntervalMs;
+        r.requestSync(() => this.#sync(r));
+      }
+      delay = Math.min(delay, this.#netAt[k] - now);
+    });
     const t = setTimeout(() => {
       this.#timeouts.delete(t);
-      this.#checkPressure();
-    }, delay);
+      this.#poll();
+    }, Math.max(1, delay));
     this.#timeouts.add(t);
   }
 
