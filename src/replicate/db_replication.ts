@@ -41,12 +41,13 @@ const PRESSURE_CHECK_MS = 5;
 /** The longest pause between those checks while the app commits nothing. */
 const PRESSURE_IDLE_MS = 1_000;
 /**
- * The monitor tick while the app has committed nothing for this long: at
+ * The monitor tick once the app has committed nothing for IDLE_AFTER_MS: at
  * most once a second (or every monitor-interval, when that is longer), so an
  * idle database costs about one wakeup a second; the first commit after a
  * quiet spell brings the monitor-interval back within PRESSURE_IDLE_MS.
  */
 const IDLE_TICK_MS = 1_000;
+const IDLE_AFTER_MS = 5_000;
 
 export interface DbReplicationOptions extends MonitorOptions {
   monitorIntervalMs: number;
@@ -352,7 +353,7 @@ export class DbReplication {
     }
     if (pressure || now >= this.#nextTickAt) {
       this.#tick();
-      const idle = now - this.#lastActivity >= IDLE_TICK_MS;
+      const idle = now - this.#lastActivity >= IDLE_AFTER_MS;
       this.#nextTickAt = now +
         (idle ? Math.max(this.#monitorIntervalMs, IDLE_TICK_MS) : this.#monitorIntervalMs);
     }
@@ -382,6 +383,7 @@ export class DbReplication {
     this.#ticking = this.monitor.capture()
       .then((wrote) => {
         if (!wrote) return;
+        this.#lastActivity = Date.now();
         for (const r of this.replicators) r.requestSync(() => this.#sync(r));
         // bounded even while a failing replica's syncs are far apart (backoff)
         if (this.replicators.some((r) => r.lastError !== null)) this.#tidyLocal();
