@@ -54,6 +54,9 @@ export async function writeBenchSection(name: string, md: string): Promise<void>
     ? doc.slice(0, i) + block + doc.slice(doc.indexOf(end) + end.length)
     : doc.trimEnd() + "\n\n" + block + "\n";
   await Deno.writeTextFile(path, next);
+  // tables as `deno fmt` lays them out, so `deno task check` passes after a run
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", path], stdout: "null", stderr: "null" })
+    .output();
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */
