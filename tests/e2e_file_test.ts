@@ -267,11 +267,17 @@ Deno.test("an idle database: no compaction output, no uploads, no deletions, no 
       const r = await strata(["ltx", "-json", `file://${replica}`]);
       return JSON.stringify(JSON.parse(r.stdout));
     };
-    // the first sync, then L1 and L2 catch up once (however long that takes here)
+    // the first sync, then L1, L2 and a snapshot catch up once (however long that takes here):
+    // settled once the listing holds L2 and stays the same for a whole snapshot interval
     const levels = (l: string) => new Set(JSON.parse(l).map((f: { level: number }) => f.level));
     const end = Date.now() + 60_000;
-    while (!levels(await listing()).has(2)) {
-      assert(Date.now() < end, `no L2 file after 60 s: ${await listing()}`);
+    let seen = "";
+    let since = Date.now();
+    for (;;) {
+      const now = await listing();
+      if (now !== seen) [seen, since] = [now, Date.now()];
+      else if (levels(now).has(2) && Date.now() - since >= 2500) break;
+      assert(Date.now() < end, `no settled listing with L2 after 60 s: ${now}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const before = await listing();

@@ -802,9 +802,12 @@ export class Monitor {
 
   /**
    * Captures new committed frames into an L0 file (no-op when the WAL did not
-   * change). Returns true when a file was written.
+   * change). Returns true when a file was written. `indexUnchanged`: the
+   * caller saw the WAL index header unchanged since the last capture (no
+   * commit, no checkpoint restart): only the file's identity and a due
+   * checkpoint are looked at.
    */
-  async capture(): Promise<boolean> {
+  async capture(indexUnchanged = false): Promise<boolean> {
     if (this.#closed || this.#finished) return false;
     const atPath = fileIdentity(this.dbPath);
     if (atPath !== this.#identity || !this.#connected) {
@@ -816,6 +819,10 @@ export class Monitor {
       this.problem = null;
     }
     if (this.problem !== null && this.#opts.clock() < this.#retryAt) return false;
+    if (indexUnchanged && this.problem === null && !this.#forceFull) {
+      await this.#maybeCheckpoint();
+      return false;
+    }
     // cheap idle check: a stat of the WAL, nothing else
     const stat = this.#walStat();
     if (stat === this.#lastStat && !this.#forceFull) {

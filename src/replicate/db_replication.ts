@@ -81,6 +81,8 @@ export class DbReplication {
   #nextTickAt = 0;
   /** When the app last committed (the WAL index changed). */
   #lastActivity = 0;
+  /** The WAL index changed since the last capture began (see #poll). */
+  #uncaptured = true;
   /** Per replica: when its retry safety net next runs. */
   #netAt: number[] = [];
   #maintenance: Promise<unknown>[] = [];
@@ -349,10 +351,12 @@ export class DbReplication {
     const pressure = !this.#ticking && this.monitor.underPressure();
     if (this.monitor.quietChecks === 0) {
       this.#lastActivity = now;
+      this.#uncaptured = true;
       this.#nextTickAt = Math.min(this.#nextTickAt, now + this.#monitorIntervalMs);
     }
     if (pressure || now >= this.#nextTickAt) {
-      this.#tick();
+      // nothing changed in the WAL index since the last capture: a lighter tick
+      if (this.#tick(!this.#uncaptured)) this.#uncaptured = false;
       const idle = now - this.#lastActivity >= IDLE_AFTER_MS;
       this.#nextTickAt = now +
         (idle ? Math.max(this.#monitorIntervalMs, IDLE_TICK_MS) : this.#monitorIntervalMs);
@@ -378,9 +382,10 @@ export class DbReplication {
     this.#timeouts.add(t);
   }
 
-  #tick(): void {
-    if (this.#ticking || this.#stopped) return;
-    this.#ticking = this.monitor.capture()
+  /** Starts a capture unless one runs (false then). */
+  #tick(indexUnchanged = false): boolean {
+    if (this.#ticking || this.#stopped) return false;
+    this.#ticking = this.monitor.capture(indexUnchanged)
       .then((wrote) => {
         if (!wrote) return;
         this.#lastActivity = Date.now();
@@ -390,6 +395,7 @@ export class DbReplication {
       })
       .catch((e) => log("error", "capture failed", { db: this.monitor.dbPath, error: e }))
       .finally(() => (this.#ticking = null));
+    return true;
   }
 
   /** Captures what is committed now and uploads it to every replica. */
