@@ -155,6 +155,8 @@ export class Monitor {
   #shmFile: PositionalFile;
   /** The WAL index header at the last pressure check (its change counter moves with each commit). */
   readonly #pressureIndex = new Uint8Array(48);
+  /** Where each pressure check reads the WAL index header (reused: no allocation per check). */
+  readonly #indexBuf = new Uint8Array(WAL_INDEX_HEADER_SIZE);
   /** Consecutive pressure checks that found no commit: callers check less often while idle. */
   quietChecks = 0;
   #pageSize = 0;
@@ -786,16 +788,18 @@ export class Monitor {
       this.quietChecks++; // nothing to watch (the file gone, say): checked at the idle pace
       return false;
     }
-    const index = this.#shmFile.readAt(0, WAL_INDEX_HEADER_SIZE);
+    const index = this.#indexBuf;
+    const whole = this.#shmFile.readInto(0, index) === WAL_INDEX_HEADER_SIZE;
     const seen = this.#pressureIndex;
-    let same = index.length === WAL_INDEX_HEADER_SIZE;
+    let same = whole;
     for (let i = 0; same && i < 48; i++) same = index[i] === seen[i];
     if (same) {
       this.quietChecks++;
       return false;
     }
     this.quietChecks = 0;
-    if (index.length === WAL_INDEX_HEADER_SIZE) seen.set(index.subarray(0, 48));
+    if (!whole) return false;
+    seen.set(index.subarray(0, 48));
     const frames = walIndexFrameCount(index);
     return frames !== null && frames >= this.#opts.minCheckpointPageCount;
   }

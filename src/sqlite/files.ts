@@ -33,15 +33,21 @@ export class PositionalFile {
 
   /** Reads up to `length` bytes at `offset` (fewer at end of file). */
   readAt(offset: number, length: number): Uint8Array {
-    if (!this.open()) return new Uint8Array(0);
     const buf = new Uint8Array(length);
+    const got = this.readInto(offset, buf);
+    return got === length ? buf : buf.subarray(0, got);
+  }
+
+  /** Reads into `buf` at `offset` (no allocation); returns how many bytes were read. */
+  readInto(offset: number, buf: Uint8Array): number {
+    if (!this.open()) return 0;
     let got = 0;
-    while (got < length) {
-      const n = fs.readSync(this.#fd!, buf, got, length - got, offset + got);
+    while (got < buf.length) {
+      const n = fs.readSync(this.#fd!, buf, got, buf.length - got, offset + got);
       if (n === 0) break;
       got += n;
     }
-    return got === length ? buf : buf.subarray(0, got);
+    return got;
   }
 
   /** The open file's identity (`device:inode`), null when it is not open. */
