@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import {
   BenchReplicator,
+  bytesUnder,
   cpuSeconds,
   ensureLitestream,
   machine,
@@ -65,20 +66,6 @@ interface AppRun {
   p999: number;
   cpu: number;
   rss: number;
-}
-
-async function bytesUnder(dir: string): Promise<number> {
-  let n = 0;
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      const p = join(dir, e.name);
-      if (e.isDirectory) n += await bytesUnder(p);
-      else if (e.isFile) n += (await Deno.stat(p).catch(() => ({ size: 0 }))).size;
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return n;
 }
 
 /** A copy of the base database in a new directory, with the replicator started and settled. */

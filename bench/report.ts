@@ -128,3 +128,18 @@ export function switchesBetween(a: Map<number, number>, b: Map<number, number>):
   for (const [tid, v] of b) n += v - (a.get(tid) ?? 0);
   return n;
 }
+
+/** Bytes in the files under `dir` (0 when it is not there). */
+export async function bytesUnder(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) n += await bytesUnder(p);
+      else if (e.isFile) n += (await Deno.stat(p).catch(() => ({ size: 0 }))).size;
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return n;
+}

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import {
   BenchReplicator,
+  bytesUnder,
   ensureLitestream,
   machine,
   procStatus,
@@ -26,18 +27,6 @@ const MINUTES = QUICK ? 1 : Number(Deno.env.get("BENCH_SOAK_MINUTES") ?? "30");
 const DB_MB = Number(Deno.env.get("BENCH_SOAK_DB_MB") ?? "12");
 const SAMPLE_MS = QUICK ? 10_000 : 30_000;
 const WORKLOAD = join(PROJECT_ROOT, "bench/workload.py");
-
-async function bytesUnder(dir: string): Promise<number> {
-  let n = 0;
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      const p = join(dir, e.name);
-      if (e.isDirectory) n += await bytesUnder(p);
-      else if (e.isFile) n += (await Deno.stat(p).catch(() => ({ size: 0 }))).size;
-    }
-  } catch { /* not there (yet) */ }
-  return n;
-}
 
 async function main(): Promise<void> {
   const lsVersion = await ensureLitestream();
