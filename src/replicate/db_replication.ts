@@ -348,11 +348,11 @@ export class DbReplication {
    * monitor-interval, IDLE_TICK_MS while idle) and the retry safety net of
    * replicas with work left (every sync-interval).
    */
-  #poll(): void {
+  #poll(onBeat = false): void {
     if (this.#stopped) return;
     let delay: number;
     try {
-      delay = this.#pollOnce(Date.now());
+      delay = this.#pollOnce(Date.now(), onBeat);
     } catch (e) {
       // (an I/O error reading the WAL index, say): said, and checked again
       log("error", "monitor check failed", { db: this.monitor.dbPath, error: e });
@@ -362,7 +362,7 @@ export class DbReplication {
       // idle: one shared timer for every idle database in the process
       this.#idleWait = idleClock.schedule(() => {
         this.#idleWait = null;
-        this.#poll();
+        this.#poll(true);
       });
       return;
     }
@@ -373,15 +373,20 @@ export class DbReplication {
     this.#timeouts.add(t);
   }
 
-  /** One round of #poll's checks; returns how long until the next one is due (ms). */
-  #pollOnce(now: number): number {
+  /**
+   * One round of #poll's checks; returns how long until the next one is due
+   * (ms). On a beat of the idle clock, a tick due before the next beat runs
+   * now (the beats are shared, so they do not fall on each database's time).
+   */
+  #pollOnce(now: number, onBeat: boolean): number {
     const pressure = !this.#ticking && this.monitor.underPressure();
     if (this.monitor.quietChecks === 0) {
       this.#lastActivity = now;
       this.#uncaptured = true;
       this.#nextTickAt = Math.min(this.#nextTickAt, now + this.#monitorIntervalMs);
     }
-    if (pressure || now >= this.#nextTickAt) {
+    const due = now >= this.#nextTickAt || (onBeat && this.#nextTickAt - now < IDLE_TICK_MS);
+    if (pressure || due) {
       if (!this.#uncaptured && !this.#ticking && this.monitor.idleCheck()) {
         // nothing changed in the WAL index since the last capture and nothing is due
       } else if (this.#tick(!this.#uncaptured)) this.#uncaptured = false;
