@@ -1088,20 +1088,36 @@ export class Monitor {
   }
 
   async #maybeCheckpoint(): Promise<void> {
-    if (this.problem !== null) return; // the app checkpoints meanwhile; we recover with a full copy
+    const due = this.#checkpointDue();
+    if (due !== null) await this.checkpoint(due);
+  }
+
+  /** The checkpoint this tick should run, if any. */
+  #checkpointDue(): "PASSIVE" | "TRUNCATE" | null {
+    if (this.problem !== null) return null; // the app checkpoints meanwhile; we recover with a full copy
     const pages = this.#walPages();
+    if (this.#opts.truncatePageN > 0 && pages >= this.#opts.truncatePageN) return "TRUNCATE";
+    // the last checkpoint took every frame and nothing came since: the WAL restarts with the
+    // app's next commit, and checkpointing again would only take the write lock every tick
+    if (this.#restartExpected && !this.#dataSinceCheckpoint) return null;
     const now = this.#opts.clock();
-    if (this.#opts.truncatePageN > 0 && pages >= this.#opts.truncatePageN) {
-      await this.checkpoint("TRUNCATE");
-    } else if (this.#restartExpected && !this.#dataSinceCheckpoint) {
-      // the last checkpoint took every frame and nothing came since: the WAL restarts with the
-      // app's next commit, and checkpointing again would only take the write lock every tick
-    } else if (
+    if (
       pages >= this.#opts.minCheckpointPageCount ||
       (this.#dataSinceCheckpoint && now - this.#lastCheckpoint >= this.#opts.checkpointIntervalMs)
-    ) {
-      await this.checkpoint("PASSIVE");
-    }
+    ) return "PASSIVE";
+    return null;
+  }
+
+  /**
+   * The idle tick's whole work when the WAL index did not change since the
+   * last capture, done synchronously: true when the database file is still
+   * the one captured and nothing else is due (no problem to retry, no full
+   * copy, no checkpoint); false when capture() must run.
+   */
+  idleCheck(): boolean {
+    if (this.#closed || this.#finished || !this.#connected || this.#gone) return false;
+    if (this.problem !== null || this.#forceFull) return false;
+    return fileIdentity(this.dbPath) === this.#identity && this.#checkpointDue() === null;
   }
 
   /**

@@ -17,6 +17,7 @@ import { Replicator } from "./replicator.ts";
 import { LeaseHeldError } from "./lease.ts";
 import { redundantFiles } from "./local_chain.ts";
 import { withinMs } from "./time_limit.ts";
+import { idleClock } from "./idle_clock.ts";
 import { verifyReplica, type VerifyReport } from "./verify.ts";
 import { readLocalEnds } from "./positions.ts";
 import {
@@ -83,6 +84,8 @@ export class DbReplication {
   #lastActivity = 0;
   /** The WAL index changed since the last capture began (see #poll). */
   #uncaptured = true;
+  /** Cancels this database's wait on the shared idle clock. */
+  #idleWait: (() => void) | null = null;
   /** Per replica: when its retry safety net next runs. */
   #netAt: number[] = [];
   #maintenance: Promise<unknown>[] = [];
@@ -345,18 +348,48 @@ export class DbReplication {
    * monitor-interval, IDLE_TICK_MS while idle) and the retry safety net of
    * replicas with work left (every sync-interval).
    */
-  #poll(): void {
+  #poll(onBeat = false): void {
     if (this.#stopped) return;
-    const now = Date.now();
+    let delay: number;
+    try {
+      delay = this.#pollOnce(Date.now(), onBeat);
+    } catch (e) {
+      // (an I/O error reading the WAL index, say): said, and checked again
+      log("error", "monitor check failed", { db: this.monitor.dbPath, error: e });
+      delay = this.#monitorIntervalMs;
+    }
+    if (delay >= PRESSURE_IDLE_MS) {
+      // idle: one shared timer for every idle database in the process
+      this.#idleWait = idleClock.schedule(() => {
+        this.#idleWait = null;
+        this.#poll(true);
+      });
+      return;
+    }
+    const t = setTimeout(() => {
+      this.#timeouts.delete(t);
+      this.#poll();
+    }, Math.max(1, delay));
+    this.#timeouts.add(t);
+  }
+
+  /**
+   * One round of #poll's checks; returns how long until the next one is due
+   * (ms). On a beat of the idle clock, a tick due before the next beat runs
+   * now (the beats are shared, so they do not fall on each database's time).
+   */
+  #pollOnce(now: number, onBeat: boolean): number {
     const pressure = !this.#ticking && this.monitor.underPressure();
     if (this.monitor.quietChecks === 0) {
       this.#lastActivity = now;
       this.#uncaptured = true;
       this.#nextTickAt = Math.min(this.#nextTickAt, now + this.#monitorIntervalMs);
     }
-    if (pressure || now >= this.#nextTickAt) {
-      // nothing changed in the WAL index since the last capture: a lighter tick
-      if (this.#tick(!this.#uncaptured)) this.#uncaptured = false;
+    const due = now >= this.#nextTickAt || (onBeat && this.#nextTickAt - now < IDLE_TICK_MS);
+    if (pressure || due) {
+      if (!this.#uncaptured && !this.#ticking && this.monitor.idleCheck()) {
+        // nothing changed in the WAL index since the last capture and nothing is due
+      } else if (this.#tick(!this.#uncaptured)) this.#uncaptured = false;
       const idle = now - this.#lastActivity >= IDLE_AFTER_MS;
       this.#nextTickAt = now +
         (idle ? Math.max(this.#monitorIntervalMs, IDLE_TICK_MS) : this.#monitorIntervalMs);
@@ -375,11 +408,7 @@ export class DbReplication {
       }
       delay = Math.min(delay, this.#netAt[k] - now);
     });
-    const t = setTimeout(() => {
-      this.#timeouts.delete(t);
-      this.#poll();
-    }, Math.max(1, delay));
-    this.#timeouts.add(t);
+    return delay;
   }
 
   /** Starts a capture unless one runs (false then). */
@@ -493,6 +522,7 @@ export class DbReplication {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     for (const t of this.#timeouts) clearTimeout(t);
+    this.#idleWait?.();
     for (const r of this.replicators) r.cancelRequested();
     if (!this.#opened) {
       // nothing was captured: nothing to sync; leases taken before a failed open go back

@@ -247,7 +247,10 @@ export class Replicator {
         // the local files do not lead from the replica's TXID and checksum to
         // the local position (fresh replica, pruned history, a gap or damage in
         // the local files): a snapshot re-seeds the replica, whatever the local state
-        const reason = pos === 0n
+        const lost = pos === 0n && this.#knownTXID > 0n;
+        const reason = lost
+          ? `replica lost its files (it held TXID ${formatTXID(this.#knownTXID)})`
+          : pos === 0n
           ? "empty replica"
           : chain.files.length === 0
           ? "replica does not continue the local files"
@@ -255,6 +258,14 @@ export class Replicator {
             `the local files do not chain from TXID ${formatTXID(chain.reaches)} to ${
               formatTXID(chain.newest)
             }`;
+        if (lost) {
+          // emptied while strata ran (noticed when a sync re-listed it after a failure)
+          log("error", "replica lost its files: re-seeding it with a snapshot", {
+            db: this.monitor.dbPath,
+            replica: this.client.location,
+            had: formatTXID(this.#knownTXID),
+          });
+        }
         if (unchained !== null) {
           log("error", "a local file does not continue the replica: re-seeding it", {
             db: this.monitor.dbPath,
