@@ -76,7 +76,11 @@ async function start(tool: Tool, base: string) {
   const replica = join(dir, "replica");
   let rep: BenchReplicator | null = null;
   if (tool !== "none") {
-    rep = new BenchReplicator(tool, dir, db, replica, { sync: "1s" });
+    rep = new BenchReplicator(tool, dir, db, replica, {
+      sync: "1s",
+      // BENCH_STRATA_MONITOR=100ms: strata's monitor-interval instead of its default
+      monitor: tool === "strata" ? Deno.env.get("BENCH_STRATA_MONITOR") : undefined,
+    });
     // settled: the first full copy is in the replica and nothing has changed there for 2 s
     const end = Date.now() + 120_000;
     let last = -1;

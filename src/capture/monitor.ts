@@ -159,6 +159,14 @@ export class Monitor {
   readonly #indexBuf = new Uint8Array(WAL_INDEX_HEADER_SIZE);
   /** Consecutive pressure checks that found no commit: callers check less often while idle. */
   quietChecks = 0;
+  /**
+   * At the WAL's growth between the last two pressure checks that saw it
+   * grow, milliseconds until it reaches the checkpoint threshold (Infinity
+   * when it is not growing; 0 at or past it).
+   */
+  thresholdInMs = Infinity;
+  #pressureFrames = 0;
+  #pressureAt = 0;
   #pageSize = 0;
   #commit = 0;
   #txid = 0n;
@@ -801,7 +809,19 @@ export class Monitor {
     if (!whole) return false;
     seen.set(index.subarray(0, 48));
     const frames = walIndexFrameCount(index);
-    return frames !== null && frames >= this.#opts.minCheckpointPageCount;
+    if (frames === null) return false;
+    const now = performance.now();
+    // a restarted WAL (fewer frames) grew by all it holds
+    const grown = frames >= this.#pressureFrames ? frames - this.#pressureFrames : frames;
+    const left = this.#opts.minCheckpointPageCount - frames;
+    this.thresholdInMs = left <= 0
+      ? 0
+      : grown === 0
+      ? Infinity
+      : left * (now - this.#pressureAt) / grown;
+    this.#pressureFrames = frames;
+    this.#pressureAt = now;
+    return left <= 0;
   }
 
   /**

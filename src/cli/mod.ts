@@ -2,44 +2,62 @@
 
 import { VERSION } from "../version.ts";
 import { UsageError } from "./flags.ts";
-import { runDemo } from "./demo.ts";
-import { runReplicate } from "./replicate.ts";
-import { runRestore } from "./restore.ts";
-import { runDatabases } from "./databases.ts";
-import { runLtx } from "./ltx.ts";
-import { runStatus } from "./status.ts";
-import { runVerify } from "./verify.ts";
-import { runClone } from "./clone.ts";
-import { runBranches } from "./branches.ts";
-import { runStart, runStop, runSync } from "./control.ts";
 
+/** Each command's modules load only when it runs: `strata version` loads no SQLite, YAML or SDK code. */
 interface Command {
   summary: string;
   run(args: string[]): Promise<number>;
 }
 
 const commands: Record<string, Command> = {
-  replicate: { summary: "Replicate databases continuously", run: runReplicate },
-  restore: { summary: "Restore a database from a replica", run: runRestore },
-  databases: { summary: "List the configured databases", run: runDatabases },
-  ltx: { summary: "List a replica's LTX files per level", run: runLtx },
-  status: { summary: "Local and replica positions and the lag, per database", run: runStatus },
+  replicate: {
+    summary: "Replicate databases continuously",
+    run: (a) => import("./replicate.ts").then((m) => m.runReplicate(a)),
+  },
+  restore: {
+    summary: "Restore a database from a replica",
+    run: (a) => import("./restore.ts").then((m) => m.runRestore(a)),
+  },
+  databases: {
+    summary: "List the configured databases",
+    run: (a) => import("./databases.ts").then((m) => m.runDatabases(a)),
+  },
+  ltx: {
+    summary: "List a replica's LTX files per level",
+    run: (a) => import("./ltx.ts").then((m) => m.runLtx(a)),
+  },
+  status: {
+    summary: "Local and replica positions and the lag, per database",
+    run: (a) => import("./status.ts").then((m) => m.runStatus(a)),
+  },
   verify: {
     summary: "Restore the latest state into a temporary file and check it",
-    run: runVerify,
+    run: (a) => import("./verify.ts").then((m) => m.runVerify(a)),
   },
   clone: {
     summary: "Branch a replica at a past point (instant; -delete removes one)",
-    run: runClone,
+    run: (a) => import("./clone.ts").then((m) => m.runClone(a)),
   },
-  branches: { summary: "List the branches made from a replica", run: runBranches },
+  branches: {
+    summary: "List the branches made from a replica",
+    run: (a) => import("./branches.ts").then((m) => m.runBranches(a)),
+  },
   sync: {
     summary: "Make a running replicate sync a database now (-wait: until uploaded)",
-    run: runSync,
+    run: (a) => import("./control.ts").then((m) => m.runSync(a)),
   },
-  start: { summary: "Start replicating a database again in a running replicate", run: runStart },
-  stop: { summary: "Stop replicating a database in a running replicate", run: runStop },
-  demo: { summary: "Show strata working on a sample database", run: runDemo },
+  start: {
+    summary: "Start replicating a database again in a running replicate",
+    run: (a) => import("./control.ts").then((m) => m.runStart(a)),
+  },
+  stop: {
+    summary: "Stop replicating a database in a running replicate",
+    run: (a) => import("./control.ts").then((m) => m.runStop(a)),
+  },
+  demo: {
+    summary: "Show strata working on a sample database",
+    run: (a) => import("./demo.ts").then((m) => m.runDemo(a)),
+  },
   version: {
     summary: "Print the version",
     run: () => {

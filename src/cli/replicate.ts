@@ -7,6 +7,7 @@ import {
   type DbConfig,
   DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
   DEFAULT_SOCKET_PATH,
+  defaultMonitorInterval,
   DEFAULTS,
   type DirConfig,
   dirEntryConfig,
@@ -115,7 +116,13 @@ function settingsFrom(flags: ReturnType<typeof parse>): Promise<Settings> | Sett
   }]);
   if (overlap) throw new UsageError(overlap.message);
   return {
-    dbs: [{ path: resolve(dbPath), metaPath: undefined, ...DEFAULTS, replicas }],
+    dbs: [{
+      path: resolve(dbPath),
+      metaPath: undefined,
+      ...DEFAULTS,
+      monitorIntervalMs: defaultMonitorInterval(replicas),
+      replicas,
+    }],
     dirs: [],
     compaction: DEFAULT_COMPACTION,
     socket: { enabled: false, path: DEFAULT_SOCKET_PATH, permissions: 0o600 },

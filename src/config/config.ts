@@ -27,8 +27,21 @@ export * from "./config_types.ts";
 export { ConfigError } from "./reader.ts";
 export { expandEnv, UnsetVariableError } from "./env.ts";
 
+/**
+ * Capture as often as the most eager replica uploads (a capture is what a
+ * sync uploads), at most every DEFAULTS.monitorIntervalMs: captures cost a
+ * file write and fsync each, and more of them than syncs buy nothing.
+ */
+export function defaultMonitorInterval(replicas: { syncIntervalMs?: number }[]): number {
+  return Math.min(
+    DEFAULTS.monitorIntervalMs,
+    ...replicas.map((r) => r.syncIntervalMs ?? DEFAULTS.syncIntervalMs),
+  );
+}
+
 export const DEFAULTS = {
-  monitorIntervalMs: 100,
+  /** Litestream's default too; never longer than the db's shortest sync-interval unless set. */
+  monitorIntervalMs: 1000,
   checkpointIntervalMs: 60_000,
   minCheckpointPageCount: 1000,
   truncatePageN: 121_359,
@@ -189,7 +202,7 @@ export function parseConfig(
       monitorIntervalMs: r.duration(
         e.get("monitor-interval"),
         "monitor-interval",
-        DEFAULTS.monitorIntervalMs,
+        defaultMonitorInterval(replicas),
         L["monitor-interval"],
       ),
       checkpointIntervalMs: r.duration(

@@ -192,14 +192,24 @@ function shiftOperator(len: number): ShiftOperator {
   let op = shiftCache.get(len);
   if (op) return op;
   const factor = xPow8n(len);
+  // The shift is linear over GF(2): multiply the 64 one-bit inputs once, then build each byte
+  // table entry as the XOR of the entry without its lowest bit and that bit's image.
+  const bitHi = new Uint32Array(64);
+  const bitLo = new Uint32Array(64);
+  for (let bit = 0; bit < 64; bit++) {
+    const r = gfMultiply(1n << BigInt(bit), factor);
+    bitHi[bit] = Number((r >> 32n) & 0xffffffffn);
+    bitLo[bit] = Number(r & 0xffffffffn);
+  }
   const hi = new Uint32Array(8 * 256);
   const lo = new Uint32Array(8 * 256);
   for (let byte = 0; byte < 8; byte++) {
-    for (let v = 0; v < 256; v++) {
-      const input = BigInt(v) << BigInt(8 * byte);
-      const r = gfMultiply(input, factor);
-      hi[byte * 256 + v] = Number((r >> 32n) & 0xffffffffn);
-      lo[byte * 256 + v] = Number(r & 0xffffffffn);
+    const base = byte * 256;
+    for (let v = 1; v < 256; v++) {
+      const low = 31 - Math.clz32(v & -v);
+      const rest = v & (v - 1);
+      hi[base + v] = (hi[base + rest] ^ bitHi[8 * byte + low]) >>> 0;
+      lo[base + v] = (lo[base + rest] ^ bitLo[8 * byte + low]) >>> 0;
     }
   }
   op = { hi, lo };
