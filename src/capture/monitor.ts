@@ -34,7 +34,8 @@ import {
   type Position,
   writerSink,
 } from "../ltx/mod.ts";
-import { crc64Update } from "../ltx/crc64.ts";
+import { type Crc64, crc64Update } from "../ltx/crc64.ts";
+import { PageRunReader, type PageSource } from "../sqlite/page_runs.ts";
 import {
   beginRead,
   checkpoint,
@@ -126,6 +127,13 @@ interface WalState {
 
 /** The most frames a capture under the app's write lock takes, when it can (512 KiB of 4 KiB pages). */
 const LOCKED_TAIL_FRAMES = 128;
+
+/**
+ * A bulk writer is captured every this many new frames (4 MiB of 4 KiB
+ * pages), between monitor ticks: the work is spread evenly, and the tail a
+ * checkpoint must capture under the write lock stays short.
+ */
+const CAPTURE_BATCH_FRAMES = 1024;
 
 /** A tiny async mutex so captures, checkpoints and snapshots never interleave. */
 class Mutex {
@@ -528,18 +536,35 @@ export class Monitor {
     if (scan.commit) this.#commit = scan.commit;
   }
 
-  /** The page as of the captured position: latest WAL frame, else the database file, else zeros. */
-  #readPage(pgno: number): Uint8Array {
-    const ps = this.#pageSize;
+  /** Where page `pgno` is as of the captured position: its latest WAL frame, else the database file. */
+  #pageSource(pgno: number, out: PageSource): PageSource {
     const off = this.#wal.overlay.get(pgno);
     if (off !== undefined && off >= this.#wal.dbHolds) {
-      return this.#walFile.readAt(off + WAL_FRAME_HEADER_SIZE, ps);
+      out.file = this.#walFile;
+      out.offset = off + WAL_FRAME_HEADER_SIZE;
+    } else {
+      out.file = this.#db;
+      out.offset = (pgno - 1) * this.#pageSize;
     }
-    const b = this.#db.readAt((pgno - 1) * ps, ps);
-    if (b.length === ps) return b;
-    const page = new Uint8Array(ps);
-    page.set(b);
-    return page;
+    return out;
+  }
+
+  /**
+   * Reads pages `pgnos` (in that order) as of the captured position, in runs
+   * (see PageRunReader); pages past the database file's end read as zeros.
+   */
+  #pages(pgnos: ArrayLike<number>): PageRunReader {
+    const at: PageSource = { file: this.#db, offset: 0 };
+    return new PageRunReader(this.#pageSize, pgnos.length, (i) => this.#pageSource(pgnos[i], at));
+  }
+
+  /** Pages 1..commit without the lock page. */
+  #allPgnos(): Uint32Array {
+    const lock = lockPageNumber(this.#pageSize);
+    const n = this.#commit - (lock <= this.#commit ? 1 : 0);
+    const out = new Uint32Array(n);
+    for (let p = 1, i = 0; p <= this.#commit; p++) if (p !== lock) out[i++] = p;
+    return out;
   }
 
   #ensureCache(n: number): void {
@@ -552,12 +577,13 @@ export class Monitor {
     this.#pcHi.fill(0);
     this.#pcLo.fill(0);
     const sum = new DatabaseChecksum();
-    const lock = lockPageNumber(this.#pageSize);
     const crc = { hi: 0, lo: 0 };
     const pc = { hi: 0, lo: 0 };
-    for (let p = 1; p <= this.#commit; p++) {
-      if (p === lock) continue;
-      const page = this.#readPage(p);
+    const pgnos = this.#allPgnos();
+    const pages = this.#pages(pgnos);
+    for (let i = 0; i < pgnos.length; i++) {
+      const p = pgnos[i];
+      const page = pages.page(i);
       crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, crc);
       pageChecksumFromCrc(p, crc, this.#pageSize, pc);
       this.#pcHi[p] = pc.hi;
@@ -567,11 +593,10 @@ export class Monitor {
     this.#sum = sum;
   }
 
-  /** Sets page `p`'s checksum in the cache and the rolling sum. */
-  #updatePage(p: number, page: Uint8Array, crcOut: { hi: number; lo: number }): void {
+  /** Sets page `p`'s checksum (from the CRC-64 of its bytes) in the cache and the rolling sum. */
+  #updatePage(p: number, crc: Crc64): void {
     const pc = { hi: 0, lo: 0 };
-    crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, crcOut);
-    pageChecksumFromCrc(p, crcOut, this.#pageSize, pc);
+    pageChecksumFromCrc(p, crc, this.#pageSize, pc);
     this.#sum.xor({ hi: this.#pcHi[p], lo: this.#pcLo[p] });
     this.#sum.xor(pc);
     this.#pcHi[p] = pc.hi;
@@ -637,7 +662,6 @@ export class Monitor {
       txid,
       reason,
     });
-    const lock = lockPageNumber(this.#pageSize);
     const w = this.#wal;
     const header = makeHeader({
       pageSize: this.#pageSize,
@@ -652,9 +676,9 @@ export class Monitor {
       walSalt2: w.header?.salt2 ?? 0,
     });
     await this.#writeFile(header, async (enc) => {
-      for (let p = 1; p <= this.#commit; p++) {
-        if (p !== lock) await enc.writePage(p, this.#readPage(p));
-      }
+      const pgnos = this.#allPgnos();
+      const pages = this.#pages(pgnos);
+      for (let i = 0; i < pgnos.length; i++) await enc.writePage(pgnos[i], pages.page(i));
     }, true);
     this.#txid = txid;
   }
@@ -696,12 +720,11 @@ export class Monitor {
       walSalt1: w.header!.salt1,
       walSalt2: w.header!.salt2,
     });
-    const crc = { hi: 0, lo: 0 };
     await this.#writeFile(header, async (enc) => {
-      for (const p of pgnos) {
-        const page = this.#readPage(p);
-        if (update) this.#updatePage(p, page, crc);
-        await enc.writePage(p, page);
+      const pages = this.#pages(pgnos);
+      for (let i = 0; i < pgnos.length; i++) {
+        await enc.writePage(pgnos[i], pages.page(i));
+        if (update) this.#updatePage(pgnos[i], enc.lastPageCrc);
       }
     });
     this.#txid = txid;
@@ -813,7 +836,11 @@ export class Monitor {
     const now = performance.now();
     // a restarted WAL (fewer frames) grew by all it holds
     const grown = frames >= this.#pressureFrames ? frames - this.#pressureFrames : frames;
-    const left = this.#opts.minCheckpointPageCount - frames;
+    const captured = this.#walPages();
+    const left = Math.min(
+      this.#opts.minCheckpointPageCount,
+      (frames >= captured ? captured : 0) + CAPTURE_BATCH_FRAMES,
+    ) - frames;
     this.thresholdInMs = left <= 0
       ? 0
       : grown === 0
@@ -1337,13 +1364,12 @@ export class Monitor {
         maxTXID: this.#txid,
         timestamp: BigInt(this.#opts.clock()),
       });
-      const lock = lockPageNumber(this.#pageSize);
       const expected = this.#sum.value;
       await writeFileAtomic(path, async (file) => {
         const enc = new LtxEncoder(writerSink(file), header, { file: path });
-        for (let p = 1; p <= this.#commit; p++) {
-          if (p !== lock) await enc.writePage(p, this.#readPage(p));
-        }
+        const pgnos = this.#allPgnos();
+        const pages = this.#pages(pgnos);
+        for (let i = 0; i < pgnos.length; i++) await enc.writePage(pgnos[i], pages.page(i));
         await enc.finish(expected);
       }, this.#modes.file);
       return { maxTXID: this.#txid, postApplyChecksum: expected };

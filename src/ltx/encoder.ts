@@ -83,6 +83,11 @@ export class LtxEncoder {
     crc64UpdateTable(this.#fileCrc, this.#buf, 0, HEADER_SIZE, this.#fileCrc);
   }
 
+  /** The CRC-64 of the last page written (its bytes alone): what its page checksum is made from. */
+  get lastPageCrc(): Readonly<Crc64> {
+    return this.#pageCrc;
+  }
+
   /** Bytes written so far (header included). */
   get size(): number {
     return this.#offset + this.#bufLen;
