@@ -40,6 +40,15 @@ import { BufferedReader, type ByteSource } from "./io.ts";
 import { lz4DecodeFrame, lz4DecompressBlock } from "./lz4.ts";
 import { getUvarint } from "./varint.ts";
 
+/** Buffers for page frames read as they are (see LtxDecoder.readBatch). */
+export interface RawPageBatch {
+  pgno: Uint32Array;
+  /** Each block's offset in `src` and its length. */
+  at: Int32Array;
+  len: Int32Array;
+  src: Uint8Array;
+}
+
 /** One decoded page. `crc` is the CRC-64 of `data` alone (feeds page checksums). */
 export interface LtxPage {
   pgno: number;
@@ -69,6 +78,9 @@ export class LtxDecoder {
   #dbSum = new DatabaseChecksum();
   #index: number[] = [];
   #done = false;
+  /** Pages of raw batches read and not yet accepted. */
+  #unaccepted = 0;
+  readonly #frameHeader = new Uint8Array(10);
 
   constructor(source: ByteSource, opts: DecoderOptions = {}) {
     this.file = opts.file ?? "(stream)";
@@ -105,9 +117,10 @@ export class LtxDecoder {
 
   /**
    * Reads the next page, or verifies the rest of the file and returns null at
-   * the terminator.
+   * the terminator. The page is decompressed into `into` (page-size bytes)
+   * when given, else into a new array.
    */
-  async nextPage(): Promise<LtxPage | null> {
+  async nextPage(into?: Uint8Array): Promise<LtxPage | null> {
     if (this.#done) return null;
     const h = await this.readHeader();
     const r = this.#r;
@@ -133,7 +146,7 @@ export class LtxDecoder {
     if (problem) this.#fail(problem);
     this.#prevPgno = pgno;
 
-    const data = new Uint8Array(h.pageSize);
+    const data = into?.length === h.pageSize ? into : new Uint8Array(h.pageSize);
     let frameLen: number;
     if (flags === PAGE_FLAG_SIZE) {
       await this.#need(PAGE_HEADER_SIZE + 4, "a page header");
@@ -180,6 +193,107 @@ export class LtxDecoder {
       this.#dbSum.xor(pageChecksumFromCrc(pgno, crc, data.length, this.#pageSum));
     }
     return { pgno, data, crc };
+  }
+
+  /**
+   * Reads up to `into.pgno.length` page frames of the current form as they
+   * are (compressed), checking what can be checked without decompressing
+   * (page order, flags, sizes) and copying the blocks into `into.src`.
+   * Returns the number read; 0 at the terminator (then, once every batch is
+   * accepted, `finishPages()`), or -1 when the next frame is in the legacy
+   * form (accept every batch, then continue with `nextPage()`). Each batch
+   * must be decoded and passed to `acceptBatch`, in order.
+   */
+  async readBatch(into: RawPageBatch): Promise<number> {
+    if (this.#done) return 0;
+    const h = await this.readHeader();
+    const r = this.#r;
+    const max = Math.min(into.pgno.length, into.at.length, into.len.length);
+    const bound = h.pageSize + Math.floor(h.pageSize / 255) + 16;
+    let used = 0;
+    let count = 0;
+    while (count < max && used + bound <= into.src.length) {
+      const frameOffset = r.offset;
+      await this.#need(PAGE_HEADER_SIZE, "a page header");
+      const b = r.buf;
+      let p = r.pos;
+      const pgno = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+      const flags = (b[p + 4] << 8) | b[p + 5];
+      if (pgno === 0) return count; // the terminator: nextPage() reads it and the rest
+      if (flags !== PAGE_FLAG_SIZE) {
+        if (flags === 0 && count === 0) return -1; // legacy frames: nextPage() reads them
+        if (flags === 0) return count;
+        if (this.#prevPgno === 0) this.#unsupportedLayout(b, p);
+        this.#fail(`unknown page flags 0x${flags.toString(16)} on page ${pgno}`);
+      }
+      const problem = pageNumberProblem(h, pgno, this.#prevPgno);
+      if (problem) this.#fail(problem);
+      await this.#need(PAGE_HEADER_SIZE + 4, "a page header");
+      p = r.pos;
+      const rb = r.buf;
+      const n = ((rb[p + 6] << 24) | (rb[p + 7] << 16) | (rb[p + 8] << 8) | rb[p + 9]) >>> 0;
+      if (n === 0 || n > bound) this.#fail(`page ${pgno} has a bad compressed size ${n}`);
+      await this.#need(10 + n, `page ${pgno}`);
+      p = r.pos;
+      into.src.set(r.buf.subarray(p + 10, p + 10 + n), used);
+      into.pgno[count] = pgno;
+      into.at[count] = used;
+      into.len[count] = n;
+      used += n;
+      count++;
+      this.#unaccepted++;
+      this.#prevPgno = pgno;
+      r.pos += 10 + n;
+      this.#index.push(pgno, frameOffset, 10 + n);
+    }
+    return count;
+  }
+
+  /**
+   * Takes the decoded pages of the last batch read (in order): their CRCs go
+   * into the file checksum (after each frame's header) and, for a snapshot,
+   * the database checksum. `failed` ≥ 0: that page did not decompress.
+   */
+  acceptBatch(
+    into: RawPageBatch,
+    count: number,
+    crcHi: Uint32Array,
+    crcLo: Uint32Array,
+    failed = -1,
+    reason = "",
+  ): void {
+    if (failed >= 0) this.#fail(`page ${into.pgno[failed]}: ${new LZ4Error(reason).message}`);
+    const h = this.#header!;
+    const ps = h.pageSize;
+    const sums = isSnapshot(h) && hasChecksums(h);
+    const frame = this.#frameHeader;
+    const crc = { hi: 0, lo: 0 };
+    for (let k = 0; k < count; k++) {
+      const pgno = into.pgno[k];
+      const n = into.len[k];
+      frame[0] = pgno >>> 24;
+      frame[1] = pgno >>> 16;
+      frame[2] = pgno >>> 8;
+      frame[3] = pgno;
+      frame[4] = 0;
+      frame[5] = PAGE_FLAG_SIZE;
+      frame[6] = n >>> 24;
+      frame[7] = n >>> 16;
+      frame[8] = n >>> 8;
+      frame[9] = n;
+      crc64UpdateTable(this.#fileCrc, frame, 0, 10, this.#fileCrc);
+      crc.hi = crcHi[k];
+      crc.lo = crcLo[k];
+      crc64Combine(this.#fileCrc, crc, ps, this.#fileCrc);
+      if (sums) this.#dbSum.xor(pageChecksumFromCrc(pgno, crc, ps, this.#pageSum));
+    }
+    this.#unaccepted -= count;
+  }
+
+  /** After the batches: reads the terminator, index and trailer and verifies the whole file. */
+  async finishPages(): Promise<void> {
+    if (this.#unaccepted !== 0) throw new Error(`${this.#unaccepted} pages read but not accepted`);
+    if ((await this.nextPage()) !== null) this.#fail("a page after the batches ended");
   }
 
   #unsupportedLayout(b: Uint8Array, p: number): never {

@@ -5,6 +5,7 @@
  * 16-bit field and one hash table of positions serves a whole block.
  */
 
+import { makePageKernel } from "./page_kernel.ts";
 import { LZ4Error } from "./errors.ts";
 import { xxHash32 } from "./xxhash32.ts";
 
@@ -159,6 +160,7 @@ export function lz4DecompressBlock(
  * Decompresses a block into `dst` from `dstStart`; returns bytes written.
  * Matches may reach back to `floor` (default `dstStart`): bytes of `dst`
  * before `dstStart` are the window of a frame whose blocks depend on earlier ones.
+ * (The page kernel's decompressor: the same code runs in the decoding workers.)
  */
 export function lz4DecompressInto(
   src: Uint8Array,
@@ -168,61 +170,12 @@ export function lz4DecompressInto(
   dstStart: number,
   floor = dstStart,
 ): number {
-  let ip = start;
-  let op = dstStart;
-  const dstEnd = dst.length;
-  if (ip >= end) throw new LZ4Error("empty block");
-  while (true) {
-    const token = src[ip++];
-    let litLen = token >>> 4;
-    if (litLen === 15) {
-      let b: number;
-      do {
-        if (ip >= end) throw new LZ4Error("truncated literal length");
-        b = src[ip++];
-        litLen += b;
-      } while (b === 255);
-    }
-    if (litLen > 0) {
-      if (ip + litLen > end) throw new LZ4Error("literals run past the end of the block");
-      if (op + litLen > dstEnd) throw new LZ4Error("literals overflow the output");
-      if (litLen < 16) {
-        for (let k = 0; k < litLen; k++) dst[op + k] = src[ip + k];
-      } else {
-        dst.set(src.subarray(ip, ip + litLen), op);
-      }
-      ip += litLen;
-      op += litLen;
-    }
-    if (ip === end) break; // last sequence: literals only
-    if (ip + 2 > end) throw new LZ4Error("truncated match offset");
-    const offset = src[ip] | (src[ip + 1] << 8);
-    ip += 2;
-    if (offset === 0 || offset > op - floor) {
-      throw new LZ4Error(`invalid match offset ${offset}`);
-    }
-    let mlen = token & 0x0f;
-    if (mlen === 15) {
-      let b: number;
-      do {
-        if (ip >= end) throw new LZ4Error("truncated match length");
-        b = src[ip++];
-        mlen += b;
-      } while (b === 255);
-    }
-    mlen += MIN_MATCH;
-    if (op + mlen > dstEnd) throw new LZ4Error("match overflows the output");
-    let ref = op - offset;
-    if (offset >= mlen && mlen > 32) {
-      dst.copyWithin(op, ref, ref + mlen);
-      op += mlen;
-    } else {
-      const stop = op + mlen;
-      while (op < stop) dst[op++] = dst[ref++];
-    }
-  }
-  return op - dstStart;
+  const n = kernel.lz4Into(src, start, end, dst, dstStart, floor);
+  if (n < 0) throw new LZ4Error(kernel.lz4Problem(n));
+  return n;
 }
+
+const kernel = makePageKernel();
 
 // ---- frame format (decode only) --------------------------------------------
 

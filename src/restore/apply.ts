@@ -7,6 +7,7 @@
 
 import * as fs from "node:fs";
 import {
+  type Crc64,
   crc64Update,
   DatabaseChecksum,
   formatChecksum,
@@ -18,7 +19,9 @@ import {
   LtxDecoder,
   LtxFormatError,
   pageChecksumFromCrc,
+  type RawPageBatch,
 } from "../ltx/mod.ts";
+import type { DecodedBatch, PagePool } from "../ltx/page_pool.ts";
 import { type ReplicaClient, type ReplicaFile, replicaFileLabel } from "../storage/mod.ts";
 import type { ProgressCounter } from "../progress.ts";
 
@@ -49,6 +52,62 @@ export class ReplicaFileCheckError extends RestoreError {
 /** How many passed TXIDs' checksums an applier remembers. */
 const HISTORY = 256;
 
+/** Bytes of consecutive pages gathered into one write. */
+const WRITE_BATCH = 1 << 20;
+
+/**
+ * Pages of ascending, mostly consecutive numbers written to `fd` in runs:
+ * each page is decompressed straight into the next free slot of a reused
+ * buffer, and a run is written with one call when it breaks or fills up.
+ */
+class PageWriteBatch {
+  readonly #fd: number;
+  readonly #ps: number;
+  readonly #buf: Uint8Array;
+  #first = 0;
+  #count = 0;
+
+  constructor(fd: number, pageSize: number) {
+    this.#fd = fd;
+    this.#ps = pageSize;
+    this.#buf = new Uint8Array(Math.max(1, Math.floor(WRITE_BATCH / pageSize)) * pageSize);
+  }
+
+  /** Where the next page goes. */
+  slot(): Uint8Array {
+    return this.#buf.subarray(this.#count * this.#ps, (this.#count + 1) * this.#ps);
+  }
+
+  /** Keeps the page just decoded into slot() as page `pgno`. */
+  add(pgno: number): void {
+    const ps = this.#ps;
+    if (this.#count > 0 && pgno !== this.#first + this.#count) {
+      const at = this.#count * ps;
+      this.#write(this.#count);
+      this.#buf.copyWithin(0, at, at + ps);
+    }
+    if (this.#count === 0) this.#first = pgno;
+    this.#count++;
+    if ((this.#count + 1) * ps > this.#buf.length) this.flush();
+  }
+
+  flush(): void {
+    this.#write(this.#count);
+  }
+
+  #write(n: number): void {
+    writeAll(this.#fd, this.#buf, 0, n * this.#ps, (this.#first - 1) * this.#ps);
+    this.#count = 0;
+  }
+}
+
+/** Writes `buf[start, start + len)` at file offset `at`, all of it. */
+function writeAll(fd: number, buf: Uint8Array, start: number, len: number, at: number): void {
+  for (let done = 0; done < len;) {
+    done += fs.writeSync(fd, buf, start + done, len - done, at + done);
+  }
+}
+
 export class PageApplier {
   readonly fd: number;
   pageSize = 0;
@@ -61,6 +120,8 @@ export class PageApplier {
   readonly sum = new DatabaseChecksum();
   #pcHi = new Uint32Array(1024);
   #pcLo = new Uint32Array(1024);
+  /** Decodes pages on other threads when set (large restores); page by page here otherwise. */
+  pool: PagePool | null = null;
   /** Checksums at TXIDs passed (oldest first). */
   #history = new Map<bigint, bigint>();
 
@@ -170,16 +231,30 @@ export class PageApplier {
     let carried = 0; // pages above the old commit: what the database grows by
     const sum = this.sum;
     const pc = { hi: 0, lo: 0 };
-    for (let p = await dec.nextPage(); p; p = await dec.nextPage()) {
+    const old = { hi: 0, lo: 0 };
+    const applied = (pgno: number, crc: Crc64) => {
       // arrays grow with the pages actually applied, never with the header's claim
-      if (p.pgno >= this.#pcHi.length) this.#grow(p.pgno + 1);
-      if (p.pgno > oldCommit) carried++;
-      fs.writeSync(this.fd, p.data, 0, p.data.length, (p.pgno - 1) * pageSize);
-      pageChecksumFromCrc(p.pgno, p.crc, pageSize, pc);
-      sum.xor({ hi: this.#pcHi[p.pgno], lo: this.#pcLo[p.pgno] });
+      if (pgno >= this.#pcHi.length) this.#grow(pgno + 1);
+      if (pgno > oldCommit) carried++;
+      pageChecksumFromCrc(pgno, crc, pageSize, pc);
+      old.hi = this.#pcHi[pgno];
+      old.lo = this.#pcLo[pgno];
+      sum.xor(old);
       sum.xor(pc);
-      this.#pcHi[p.pgno] = pc.hi;
-      this.#pcLo[p.pgno] = pc.lo;
+      this.#pcHi[pgno] = pc.hi;
+      this.#pcLo[pgno] = pc.lo;
+    };
+    const legacy = this.pool ? await this.#applyBatches(dec, this.pool, applied) : true;
+    if (legacy) {
+      // page by page on this thread (no pool, or LZ4-frame pages)
+      const batch = new PageWriteBatch(this.fd, pageSize);
+      for (let p = await dec.nextPage(batch.slot()); p; p = await dec.nextPage(batch.slot())) {
+        batch.add(p.pgno);
+        applied(p.pgno, p.crc);
+      }
+      batch.flush();
+    } else {
+      await dec.finishPages();
     }
     // the whole file is verified now (checksums, index, trailer)
     if (h.commit > oldCommit) {
@@ -215,6 +290,80 @@ export class PageApplier {
     }
     this.txid = f.maxTXID;
     if (this.checksums) this.#remember(this.txid, sum.value);
+  }
+
+  /**
+   * Decodes the file's pages in batches on the pool's threads, a few batches
+   * in flight while this thread reads ahead, and writes each batch's runs of
+   * consecutive pages with one call each. Returns true when the rest of the
+   * file is in the legacy page form (read page by page), false at its end.
+   */
+  async #applyBatches(
+    dec: LtxDecoder,
+    pool: PagePool,
+    applied: (pgno: number, crc: Crc64) => void,
+  ): Promise<boolean> {
+    const ps = this.pageSize;
+    const per = Math.max(1, Math.floor(WRITE_BATCH / ps));
+    const bound = ps + Math.floor(ps / 255) + 16;
+    const free: { raw: RawPageBatch; out: Uint8Array }[] = [];
+    const inflight: {
+      raw: RawPageBatch;
+      out: Uint8Array;
+      n: number;
+      done: Promise<DecodedBatch>;
+    }[] = [];
+    const crc = { hi: 0, lo: 0 };
+    const consume = async () => {
+      const job = inflight.shift()!;
+      const d = await job.done;
+      // the buffers were lent to a worker: these are theirs again
+      job.raw.src = new Uint8Array(d.src.buffer);
+      const out = new Uint8Array(d.out.buffer);
+      dec.acceptBatch(job.raw, job.n, d.crcHi, d.crcLo, d.failed, d.reason);
+      const pgnos = job.raw.pgno;
+      let run = 0;
+      for (let k = 0; k < job.n; k++) {
+        crc.hi = d.crcHi[k];
+        crc.lo = d.crcLo[k];
+        applied(pgnos[k], crc);
+        if (k + 1 === job.n || pgnos[k + 1] !== pgnos[k] + 1) {
+          writeAll(this.fd, out, run * ps, (k + 1 - run) * ps, (pgnos[run] - 1) * ps);
+          run = k + 1;
+        }
+      }
+      free.push({ raw: job.raw, out });
+    };
+    let n: number;
+    while (true) {
+      const slot = free.pop() ?? {
+        raw: {
+          pgno: new Uint32Array(per),
+          at: new Int32Array(per),
+          len: new Int32Array(per),
+          src: new Uint8Array(per * bound),
+        },
+        out: new Uint8Array(per * ps),
+      };
+      n = await dec.readBatch(slot.raw);
+      if (n <= 0) {
+        free.push(slot);
+        break;
+      }
+      const done = pool.decode({
+        pageSize: ps,
+        src: slot.raw.src,
+        at: slot.raw.at.slice(0, n),
+        len: slot.raw.len.slice(0, n),
+        out: slot.out.subarray(0, n * ps),
+      });
+      // a batch left in flight when an earlier one fails is never awaited: not an unhandled rejection
+      done.catch(() => {});
+      inflight.push({ ...slot, n, done });
+      if (inflight.length >= pool.depth) await consume();
+    }
+    while (inflight.length > 0) await consume();
+    return n < 0;
   }
 
   /** Records the checksum at a TXID passed (a bounded history, for files that start earlier). */

@@ -7,6 +7,10 @@
  */
 
 import { PageApplier } from "./apply.ts";
+import { PagePool } from "../ltx/page_pool.ts";
+
+/** Restores reading at least this many bytes decode their pages on worker threads. */
+const POOL_MIN_BYTES = 4 << 20;
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { ProgressCounter, type ProgressFn } from "../progress.ts";
 import type { RestorePlan } from "./plan.ts";
@@ -52,9 +56,17 @@ export async function executeRestore(
   const progress = opts.onProgress
     ? new ProgressCounter(plan.files.reduce((n, f) => n + f.size, 0), opts.onProgress)
     : null;
+  const bytes = plan.files.reduce((n, f) => n + f.size, 0);
   return await writeRestoredDatabase(outPath, opts.integrityCheck ?? "quick", async (fd) => {
     const applier = new PageApplier(fd);
-    for (const f of plan.files) await applier.apply(client, f, progress);
+    // workers pay off past a few MiB; below, starting them costs more than they save
+    applier.pool = bytes >= POOL_MIN_BYTES ? new PagePool() : null;
+    try {
+      for (const f of plan.files) await applier.apply(client, f, progress);
+    } finally {
+      applier.pool?.close();
+      applier.pool = null;
+    }
     if (opts.witness) await checkAgainstWitness(client, plan, applier, opts.witness);
     checkRestoredSize(fd, applier.pageSize, `${outPath} (restored from ${client.location})`);
     return {
