@@ -16,7 +16,7 @@
  * allow it; no request is made to it.
  */
 
-import { parseReplicaUrl, type ReplicaConfig } from "../config/mod.ts";
+import { parseReplicaUrl, type ReplicaConfig } from "../config/replica_url.ts";
 import { BranchError } from "../branch/mod.ts";
 
 export class BranchSourceNotAllowedError extends BranchError {

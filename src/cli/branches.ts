@@ -1,7 +1,7 @@
 /** `strata branches`: the branches made from a replica, with their base points. */
 
 import { formatTXID } from "../ltx/mod.ts";
-import { parseReplicaUrl } from "../config/mod.ts";
+import { parseReplicaUrl } from "../config/replica_url.ts";
 import { listBranches, readBranchManifest } from "../branch/mod.ts";
 import { clientFor, parse, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";

@@ -1,7 +1,7 @@
 /** `strata clone`: a branch of a replica at a past point; `-delete` removes one. */
 
 import { formatTXID } from "../ltx/mod.ts";
-import { parseReplicaUrl } from "../config/mod.ts";
+import { parseReplicaUrl } from "../config/replica_url.ts";
 import type { RestoreTarget } from "../restore/mod.ts";
 import { cloneReplica, deleteBranch, publicReplicaUrl } from "../branch/mod.ts";
 import { clientFor, parse, wantsHelp } from "./common.ts";

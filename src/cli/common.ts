@@ -1,14 +1,9 @@
 /** Shared pieces of the commands: config loading, replica clients, help output. */
 
 import { resolve } from "node:path";
-import {
-  type Config,
-  configForPath,
-  defaultConfigPath,
-  loadConfig,
-  parseReplicaUrl,
-  type ReplicaConfig,
-} from "../config/mod.ts";
+import type { Config } from "../config/config_types.ts";
+import { configForPath } from "../config/dir_config.ts";
+import { parseReplicaUrl, type ReplicaConfig } from "../config/replica_url.ts";
 import { DurationError, type DurationRange, parseDurationIn } from "../config/duration.ts";
 import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
 import { SftpReplicaClient } from "../storage/sftp_client.ts";
@@ -103,6 +98,8 @@ function cached(c: ReplicaClient): ReplicaClient {
 }
 
 export async function readConfig(flags: ParsedFlags, required: boolean): Promise<Config | null> {
+  // the YAML parser loads only when a config is read (a restore from a URL needs none)
+  const { defaultConfigPath, loadConfig } = await import("../config/config.ts");
   const explicit = flags.strings.get("config");
   const path = explicit ?? defaultConfigPath();
   if (!explicit && !required) {

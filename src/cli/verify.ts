@@ -2,7 +2,7 @@
 
 import { join, resolve } from "node:path";
 import { formatTXID, parseLtxFileName } from "../ltx/mod.ts";
-import { DURATION_LIMITS } from "../config/mod.ts";
+import { DURATION_LIMITS } from "../config/limits.ts";
 import { defaultMetaPath, liveDatabaseChecksum } from "../capture/mod.ts";
 import {
   type Expected,

@@ -4,7 +4,6 @@
  * length, no content size, blocks of up to 4 MiB).
  */
 
-import { createXXHash32 } from "hash-wasm";
 import { LZ4Error } from "./errors.ts";
 import { BufferedReader, type ByteSource } from "./io.ts";
 import { lz4DecompressInto, parseLz4FrameHeader } from "./lz4.ts";
@@ -36,7 +35,8 @@ export async function* lz4FrameChunks(src: ByteSource): AsyncGenerator<Uint8Arra
     if (!h) throw new LZ4Error("truncated frame header");
     const independent = (r.buf[r.pos + 4] & FLAG_BLOCK_INDEPENDENCE) !== 0;
     r.pos += h.headerLength;
-    const hasher = h.contentChecksum ? await createXXHash32(0) : null;
+    // hash-wasm loads only for frames that carry a content checksum (Litestream v0.3 files)
+    const hasher = h.contentChecksum ? await (await import("hash-wasm")).createXXHash32(0) : null;
     const out = new Uint8Array(WINDOW + h.blockMaxSize);
     let history = 0; // bytes of earlier output kept at out[0, history) for dependent blocks
     let total = 0n;

@@ -47,6 +47,8 @@ export interface PageKernel {
   ): number;
   /** What a negative result of `lz4Into` means. */
   lz4Problem(code: number): string;
+  /** The CRC-64 of `data[start, end)` from the empty CRC, into `out` (halves). */
+  crc64(data: Uint8Array, start: number, end: number, out: { hi: number; lo: number }): void;
 }
 
 /**
@@ -215,6 +217,7 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
   interface WasmExports {
     memory: WebAssembly.Memory;
     init(): void;
+    crc64To(p: number, len: number, out: number): void;
     decodeBatch(
       n: number,
       at: number,
@@ -271,7 +274,28 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     return { crcHi, crcLo, failed, reason };
   }
 
+  const one = { hi: new Uint32Array(1), lo: new Uint32Array(1) };
+  function crc64Of(data: Uint8Array, start: number, end: number, out: { hi: number; lo: number }) {
+    if (!wasm) {
+      crc(data, start, end, one.hi, one.lo, 0);
+      out.hi = one.hi[0];
+      out.lo = one.lo[0];
+      return;
+    }
+    const len = end - start;
+    const need = BATCH_AT + 8 + len;
+    if (need > wasm.memory.buffer.byteLength) {
+      wasm.memory.grow(Math.ceil((need - wasm.memory.buffer.byteLength) / 65536));
+    }
+    new Uint8Array(wasm.memory.buffer, BATCH_AT + 8, len).set(data.subarray(start, end));
+    wasm.crc64To(BATCH_AT + 8, len, BATCH_AT);
+    const r = new Uint32Array(wasm.memory.buffer, BATCH_AT, 2);
+    out.lo = r[0];
+    out.hi = r[1];
+  }
+
   return {
+    crc64: crc64Of,
     decodeBatch: (b) => wasm ? decodeBatchWasm(wasm, b) : decodeBatch(b),
     lz4Into,
     lz4Problem: (code) => PROBLEMS[-code] ?? `error ${code}`,

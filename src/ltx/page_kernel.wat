@@ -90,6 +90,10 @@
         (br $bytes)))
     (i64.xor (local.get $c) (i64.const -1)))
 
+  ;; The CRC-64 of [p, p + len) stored at out.
+  (func (export "crc64To") (param $p i32) (param $len i32) (param $out i32)
+    (i64.store (local.get $out) (call $crc64 (local.get $p) (local.get $len))))
+
   ;; Decompresses the LZ4 block [ip, end) to dst from op (matches reach back
   ;; to floor, never past dstEnd). Returns the bytes written, or a negative
   ;; code: -1 empty block, -2 truncated literal length, -3 literals past the
