@@ -207,12 +207,13 @@ export class RestoreCache {
     return true;
   }
 
-  /** The restore succeeded: admit its downloads, then trim the cache to its bound. */
+  /** The restore succeeded: admit its downloads, then (when it added any) trim the cache to its bound. */
   async commit(): Promise<void> {
+    const added = this.#pending.size > 0;
     for (const [path, tmp] of this.#pending) await Deno.rename(tmp, path).catch(() => {});
     this.#pending.clear();
     this.#hits.clear();
-    await this.trim();
+    if (added) await this.trim();
   }
 
   /** The restore failed: forget its downloads; returns the cached files it had read. */
