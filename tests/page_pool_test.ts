@@ -12,7 +12,12 @@ import { makeHeader } from "../src/ltx/header.ts";
 import { PagePool } from "../src/ltx/page_pool.ts";
 import { makePageKernel } from "../src/ltx/page_kernel.ts";
 import { PAGE_KERNEL_WASM } from "../src/ltx/page_kernel_wasm.ts";
-import { lz4CompressBlock, lz4CompressBound } from "../src/ltx/lz4.ts";
+import {
+  lz4CompressBlock,
+  lz4CompressBlockJs,
+  lz4CompressBound,
+  lz4DecompressBlock,
+} from "../src/ltx/lz4.ts";
 import { crc64 } from "../src/ltx/crc64.ts";
 import { PageApplier, ReplicaFileCheckError } from "../src/restore/apply.ts";
 import type { ReplicaClient, ReplicaFile } from "../src/storage/mod.ts";
@@ -286,6 +291,36 @@ Deno.test("page kernel: JavaScript and WebAssembly agree on random and corrupted
       assertEquals(outs[1].out, outs[0].out, `block ${t}`);
       assertEquals(outs[1].crc, outs[0].crc, `block ${t}`);
       if (t % 2 === 0) assertEquals(outs[0].out, page, `block ${t}`);
+    }
+  }
+});
+
+Deno.test("LZ4 compression in WebAssembly writes the JavaScript compressor's bytes", () => {
+  const r = rng(44);
+  const a = new Uint8Array(lz4CompressBound(65536));
+  const b = new Uint8Array(lz4CompressBound(65536));
+  for (let t = 0; t < 300; t++) {
+    const size = [0, 5, 12, 13, 100, 512, 4096, 65536][t % 8];
+    const page = new Uint8Array(size);
+    for (let i = 0; i < size;) {
+      const kind = Math.floor(r() * 4);
+      const n = Math.min(size - i, 1 + Math.floor(r() * 400));
+      for (let j = 0; j < n; j++, i++) {
+        page[i] = kind === 0
+          ? 7
+          : kind === 1
+          ? Math.floor(r() * 256)
+          : page[Math.max(0, i - 1 - Math.floor(r() * (kind === 2 ? 9 : 3000)))];
+      }
+    }
+    const n1 = lz4CompressBlockJs(page, a, 3);
+    const n2 = lz4CompressBlock(page, b, 3);
+    assertEquals(n2, n1, `input ${t} (${size} bytes)`);
+    assertEquals(b.subarray(3, 3 + n2), a.subarray(3, 3 + n1), `input ${t} (${size} bytes)`);
+    if (size > 0) {
+      const out = new Uint8Array(size);
+      lz4DecompressBlock(b, 3, 3 + n2, out);
+      assertEquals(out, page);
     }
   }
 });

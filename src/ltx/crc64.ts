@@ -9,8 +9,7 @@
  * serve several checksums.
  */
 
-import { makePageKernel } from "./page_kernel.ts";
-import { PAGE_KERNEL_WASM } from "./page_kernel_wasm.ts";
+import { pageKernel } from "./kernel.ts";
 
 const POLY_HI = 0xd8000000;
 const POLY_LO = 0x00000000;
@@ -77,7 +76,7 @@ export function crc64Update(
   const len = end - start;
   if (len < WASM_THRESHOLD) return crc64UpdateTable(prev, data, start, end, out);
   const c = { hi: 0, lo: 0 };
-  wasmKernel.crc64(data, start, end, c);
+  pageKernel.crc64(data, start, end, c);
   if (prev.hi === 0 && prev.lo === 0) {
     out.hi = c.hi;
     out.lo = c.lo;
@@ -87,7 +86,6 @@ export function crc64Update(
 }
 
 const WASM_THRESHOLD = 512;
-const wasmKernel = makePageKernel(PAGE_KERNEL_WASM);
 
 /** The pure table-driven loop (slicing-by-8 on 32-bit halves). */
 export function crc64UpdateTable(

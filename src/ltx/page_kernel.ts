@@ -47,6 +47,11 @@ export interface PageKernel {
   ): number;
   /** What a negative result of `lz4Into` means. */
   lz4Problem(code: number): string;
+  /**
+   * LZ4-compresses `src` (at most 64 KiB) into `dst` at `dstPos` and returns
+   * the block's length; null when the kernel has no WebAssembly.
+   */
+  compress(src: Uint8Array, dst: Uint8Array, dstPos: number): number | null;
   /** The CRC-64 of `data[start, end)` from the empty CRC, into `out` (halves). */
   crc64(data: Uint8Array, start: number, end: number, out: { hi: number; lo: number }): void;
 }
@@ -218,6 +223,7 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     memory: WebAssembly.Memory;
     init(): void;
     crc64To(p: number, len: number, out: number): void;
+    lz4Compress(src: number, n: number, dst: number): number;
     decodeBatch(
       n: number,
       at: number,
@@ -238,7 +244,7 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     wasm.init();
   }
   const ERROR_AT = 16384;
-  const BATCH_AT = 16400;
+  const BATCH_AT = 32832;
 
   function decodeBatchWasm(w: WasmExports, b: PageBatchInput): PageBatchResult {
     const n = b.at.length;
@@ -294,7 +300,23 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     out.hi = r[1];
   }
 
+  /** Compresses `src` (at most 64 KiB) into `dst` at `dstPos`; null without WebAssembly. */
+  function compress(src: Uint8Array, dst: Uint8Array, dstPos: number): number | null {
+    if (!wasm) return null;
+    const n = src.length;
+    const out = BATCH_AT + n;
+    const need = out + n + Math.floor(n / 255) + 16;
+    if (need > wasm.memory.buffer.byteLength) {
+      wasm.memory.grow(Math.ceil((need - wasm.memory.buffer.byteLength) / 65536));
+    }
+    new Uint8Array(wasm.memory.buffer, BATCH_AT, n).set(src);
+    const len = wasm.lz4Compress(BATCH_AT, n, out);
+    dst.set(new Uint8Array(wasm.memory.buffer, out, len), dstPos);
+    return len;
+  }
+
   return {
+    compress,
     crc64: crc64Of,
     decodeBatch: (b) => wasm ? decodeBatchWasm(wasm, b) : decodeBatch(b),
     lz4Into,

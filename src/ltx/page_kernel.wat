@@ -4,9 +4,13 @@
 ;; `deno run -A compile/page_kernel_wasm.ts`; page_kernel.ts runs it.
 ;;
 ;; Memory: the CRC tables at [0, 16384) (8 x 256 i64), the last error at
-;; 16384; batches from 16400 on, laid out by the caller.
+;; 16384, the compressor's hash table at [16416, 32800) (4096 i32); buffers
+;; from 32832 on, laid out by the caller.
 (module
   (memory (export "memory") 1)
+  ;; the compressor's hash table holds generation + position: entries from
+  ;; older calls are below the current generation, so it is never cleared
+  (global $gen (mut i32) (i32.const 1))
 
   ;; Builds the 8 CRC tables (once, before any other call).
   (func (export "init")
@@ -185,6 +189,150 @@
       (local.set $op (local.get $stop))
       (br $seq))
     (unreachable))
+
+  ;; The 255-run bytes of a length whose 4-bit field is full; returns the new op.
+  (func $lenTail (param $op i32) (param $rest i32) (result i32)
+    (block $done
+      (loop $runs
+        (br_if $done (i32.lt_u (local.get $rest) (i32.const 255)))
+        (i32.store8 (local.get $op) (i32.const 255))
+        (local.set $op (i32.add (local.get $op) (i32.const 1)))
+        (local.set $rest (i32.sub (local.get $rest) (i32.const 255)))
+        (br $runs)))
+    (i32.store8 (local.get $op) (local.get $rest))
+    (i32.add (local.get $op) (i32.const 1)))
+
+  ;; The hash table slot of the 4 bytes at p.
+  (func $slot (param $p i32) (result i32)
+    (i32.add (i32.const 16416)
+             (i32.shl (i32.shr_u (i32.mul (i32.load (local.get $p)) (i32.const 2654435761))
+                                 (i32.const 20))
+                      (i32.const 2))))
+
+  ;; Compresses [src, src + n) (n <= 65536) as one raw LZ4 block at dst (room
+  ;; for n + n/255 + 16 bytes); returns its length. The same sequences as
+  ;; lz4.ts's lz4CompressBlock, byte for byte.
+  (func (export "lz4Compress") (param $src i32) (param $n i32) (param $dst i32) (result i32)
+    (local $base i32) (local $op i32) (local $anchor i32) (local $ip i32)
+    (local $matchLimit i32) (local $searchLimit i32) (local $step i32) (local $attempts i32)
+    (local $ref i32) (local $slot i32) (local $cand i32) (local $mlen i32) (local $lit i32)
+    (local $tokenPos i32) (local $token i32) (local $x i64)
+    (if (i32.gt_s (global.get $gen) (i32.sub (i32.const 0x7fff0000) (local.get $n)))
+      (then
+        (memory.fill (i32.const 16416) (i32.const 0) (i32.const 16384))
+        (global.set $gen (i32.const 1))))
+    (local.set $base (global.get $gen))
+    (global.set $gen (i32.add (global.get $gen) (i32.add (local.get $n) (i32.const 1))))
+    (local.set $op (local.get $dst))
+    (local.set $matchLimit (i32.sub (local.get $n) (i32.const 5)))
+    (local.set $searchLimit (i32.sub (local.get $n) (i32.const 12)))
+    (if (i32.ge_s (local.get $n) (i32.const 13))
+      (then
+        (local.set $ip (i32.const 1))
+        (i32.store (call $slot (local.get $src)) (local.get $base))
+        (block $end
+          (loop $main
+            (br_if $end (i32.ge_s (local.get $ip) (local.get $searchLimit)))
+            ;; find a match, skipping faster through incompressible data
+            (local.set $step (i32.const 1))
+            (local.set $attempts (i32.const 64))
+            (local.set $ref (i32.const -1))
+            (block $found
+              (loop $search
+                (br_if $found (i32.ge_s (local.get $ip) (local.get $searchLimit)))
+                (local.set $slot (call $slot (i32.add (local.get $src) (local.get $ip))))
+                (local.set $cand (i32.sub (i32.load (local.get $slot)) (local.get $base)))
+                (i32.store (local.get $slot) (i32.add (local.get $base) (local.get $ip)))
+                ;; (nested: an `if` evaluates all of its condition, and a stale
+                ;; candidate must not be read)
+                (if (i32.and (i32.ge_s (local.get $cand) (i32.const 0))
+                             (i32.le_s (i32.sub (local.get $ip) (local.get $cand)) (i32.const 0xffff)))
+                  (then
+                    (if (i32.eq (i32.load (i32.add (local.get $src) (local.get $cand)))
+                                (i32.load (i32.add (local.get $src) (local.get $ip))))
+                      (then
+                        (local.set $ref (local.get $cand))
+                        (br $found)))))
+                (local.set $ip (i32.add (local.get $ip) (local.get $step)))
+                (local.set $step (i32.shr_u (local.get $attempts) (i32.const 6)))
+                (local.set $attempts (i32.add (local.get $attempts) (i32.const 1)))
+                (br $search)))
+            (br_if $end (i32.lt_s (local.get $ref) (i32.const 0)))
+            ;; extend backwards
+            (block $back
+              (loop $backward
+                (br_if $back (i32.le_s (local.get $ip) (local.get $anchor)))
+                (br_if $back (i32.le_s (local.get $ref) (i32.const 0)))
+                (br_if $back (i32.ne
+                  (i32.load8_u (i32.add (local.get $src) (i32.sub (local.get $ip) (i32.const 1))))
+                  (i32.load8_u (i32.add (local.get $src) (i32.sub (local.get $ref) (i32.const 1))))))
+                (local.set $ip (i32.sub (local.get $ip) (i32.const 1)))
+                (local.set $ref (i32.sub (local.get $ref) (i32.const 1)))
+                (br $backward)))
+            ;; extend forwards, 8 bytes at a time, then byte by byte
+            (local.set $mlen (i32.const 4))
+            (block $fwd8
+              (loop $forward8
+                (br_if $fwd8 (i32.gt_s (i32.add (i32.add (local.get $ip) (local.get $mlen)) (i32.const 8))
+                                       (local.get $matchLimit)))
+                (local.set $x (i64.xor
+                  (i64.load (i32.add (local.get $src) (i32.add (local.get $ip) (local.get $mlen))))
+                  (i64.load (i32.add (local.get $src) (i32.add (local.get $ref) (local.get $mlen))))))
+                (if (i64.ne (local.get $x) (i64.const 0))
+                  (then
+                    (local.set $mlen (i32.add (local.get $mlen)
+                                              (i32.wrap_i64 (i64.shr_u (i64.ctz (local.get $x)) (i64.const 3)))))
+                    (br $fwd8)))
+                (local.set $mlen (i32.add (local.get $mlen) (i32.const 8)))
+                (br $forward8)))
+            (block $fwd
+              (loop $forward
+                (br_if $fwd (i32.ge_s (i32.add (local.get $ip) (local.get $mlen)) (local.get $matchLimit)))
+                (br_if $fwd (i32.ne
+                  (i32.load8_u (i32.add (local.get $src) (i32.add (local.get $ip) (local.get $mlen))))
+                  (i32.load8_u (i32.add (local.get $src) (i32.add (local.get $ref) (local.get $mlen))))))
+                (local.set $mlen (i32.add (local.get $mlen) (i32.const 1)))
+                (br $forward)))
+            ;; the sequence: token, literals, offset, match length
+            (local.set $lit (i32.sub (local.get $ip) (local.get $anchor)))
+            (local.set $tokenPos (local.get $op))
+            (local.set $op (i32.add (local.get $op) (i32.const 1)))
+            (if (i32.ge_u (local.get $lit) (i32.const 15))
+              (then
+                (local.set $token (i32.const 0xf0))
+                (local.set $op (call $lenTail (local.get $op) (i32.sub (local.get $lit) (i32.const 15)))))
+              (else (local.set $token (i32.shl (local.get $lit) (i32.const 4)))))
+            (memory.copy (local.get $op) (i32.add (local.get $src) (local.get $anchor)) (local.get $lit))
+            (local.set $op (i32.add (local.get $op) (local.get $lit)))
+            (i32.store16 (local.get $op) (i32.sub (local.get $ip) (local.get $ref)))
+            (local.set $op (i32.add (local.get $op) (i32.const 2)))
+            (local.set $mlen (i32.sub (local.get $mlen) (i32.const 4)))
+            (if (i32.ge_u (local.get $mlen) (i32.const 15))
+              (then
+                (local.set $token (i32.or (local.get $token) (i32.const 15)))
+                (local.set $op (call $lenTail (local.get $op) (i32.sub (local.get $mlen) (i32.const 15)))))
+              (else (local.set $token (i32.or (local.get $token) (local.get $mlen)))))
+            (i32.store8 (local.get $tokenPos) (local.get $token))
+            (local.set $ip (i32.add (local.get $ip) (i32.add (local.get $mlen) (i32.const 4))))
+            (local.set $anchor (local.get $ip))
+            (if (i32.lt_s (local.get $ip) (local.get $searchLimit))
+              (then
+                ;; the position just before the next search goes into the table
+                (i32.store (call $slot (i32.add (local.get $src) (i32.sub (local.get $ip) (i32.const 2))))
+                           (i32.add (local.get $base) (i32.sub (local.get $ip) (i32.const 2))))))
+            (br $main)))))
+    ;; the last literals
+    (local.set $lit (i32.sub (local.get $n) (local.get $anchor)))
+    (if (i32.ge_u (local.get $lit) (i32.const 15))
+      (then
+        (i32.store8 (local.get $op) (i32.const 0xf0))
+        (local.set $op (call $lenTail (i32.add (local.get $op) (i32.const 1))
+                                      (i32.sub (local.get $lit) (i32.const 15)))))
+      (else
+        (i32.store8 (local.get $op) (i32.shl (local.get $lit) (i32.const 4)))
+        (local.set $op (i32.add (local.get $op) (i32.const 1)))))
+    (memory.copy (local.get $op) (i32.add (local.get $src) (local.get $anchor)) (local.get $lit))
+    (i32.sub (i32.add (local.get $op) (local.get $lit)) (local.get $dst)))
 
   ;; Decodes n pages: block k is [src + at[k], + len[k]) and goes to
   ;; out + k * pageSize; its CRC-64 to crc[k]. Returns -1 when every page

@@ -9,6 +9,7 @@
 
 import { makePageKernel, type PageBatchInput, type PageBatchResult } from "./page_kernel.ts";
 import { PAGE_KERNEL_WASM } from "./page_kernel_wasm.ts";
+import { pageKernel } from "./kernel.ts";
 
 /** A decoded batch: the result and the buffers (the caller's again). */
 export interface DecodedBatch extends PageBatchResult {
@@ -77,7 +78,7 @@ export class PagePool {
   /** Decodes one batch; its `src` and `out` buffers are lent to the pool until it settles. */
   decode(b: PageBatchInput): Promise<DecodedBatch> {
     if (this.#workers.length === 0) {
-      this.#local ??= makePageKernel(this.#webAssembly ? PAGE_KERNEL_WASM : undefined);
+      this.#local ??= this.#webAssembly ? pageKernel : makePageKernel();
       try {
         return Promise.resolve({ ...this.#local.decodeBatch(b), src: b.src, out: b.out });
       } catch (e) {

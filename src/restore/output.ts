@@ -69,10 +69,23 @@ export async function writeRestoredDatabase<T>(
   let closed = false;
   try {
     const result = await fill(fd);
-    fs.fsyncSync(fd);
+    // the fsync (on a pool thread) and the integrity check (reading the pages from the page
+    // cache) run at once; the descriptor closes after both (closing a descriptor of a file
+    // drops every POSIX lock this process holds on it, SQLite's too)
+    const synced = new Promise<void>((resolve, reject) =>
+      fs.fsync(fd, (e) => (e ? reject(e) : resolve()))
+    );
+    try {
+      await integrityCheck(tmp, check);
+    } finally {
+      await synced.catch((e) => {
+        throw new RestoreError(
+          `restored database ${tmp} could not be synced to disk: ${e.message}`,
+        );
+      });
+    }
     fs.closeSync(fd);
     closed = true;
-    await integrityCheck(tmp, check);
     if (opts.replace) await replaceWith(tmp, outPath);
     else await placeExclusively(tmp, outPath);
     await syncDir(dirname(outPath));
