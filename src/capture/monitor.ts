@@ -36,6 +36,8 @@ import {
 } from "../ltx/mod.ts";
 import { type Crc64, crc64Update } from "../ltx/crc64.ts";
 import { PageRunReader, type PageSource } from "../sqlite/page_runs.ts";
+import { PagePool } from "../ltx/page_pool.ts";
+import { BatchedPageWriter } from "../ltx/batch_encoder.ts";
 import {
   beginRead,
   checkpoint,
@@ -128,6 +130,9 @@ interface WalState {
 /** The most frames a capture under the app's write lock takes, when it can (512 KiB of 4 KiB pages). */
 const LOCKED_TAIL_FRAMES = 128;
 
+/** Full copies and snapshots of at least this many pages are encoded on worker threads. */
+const POOL_MIN_PAGES = 2048;
+
 /**
  * A bulk writer is captured every this many new frames (4 MiB of 4 KiB
  * pages), between monitor ticks: the work is spread evenly, and the tail a
@@ -175,6 +180,12 @@ export class Monitor {
   thresholdInMs = Infinity;
   #pressureFrames = 0;
   #pressureAt = 0;
+  /** When (clock) a check first saw the WAL end at #pressureFrames frames, and that WAL's salts. */
+  #seenAt = 0;
+  #seenSalt1 = 0;
+  #seenSalt2 = 0;
+  /** The newest timestamp given to a file: they never go back. */
+  #lastStamp = 0;
   #pageSize = 0;
   #commit = 0;
   #txid = 0n;
@@ -536,6 +547,29 @@ export class Monitor {
     if (scan.commit) this.#commit = scan.commit;
   }
 
+  /**
+   * The timestamp of a file holding the state captured now: when a WAL
+   * index check first saw the WAL end exactly where this capture ends (the
+   * state existed from then on: the moment is within a check interval of
+   * the last commit, not up to a monitor-interval later), else now; never
+   * earlier than a previous file's. `atCheck` false: now (full copies,
+   * snapshots).
+   */
+  #stamp(atCheck = true): number {
+    const now = this.#opts.clock();
+    let t = now;
+    const h = this.#wal.header;
+    if (
+      atCheck && h && this.#seenAt > 0 && this.#pressureFrames === this.#walPages() &&
+      this.#seenSalt1 === h.salt1 && this.#seenSalt2 === h.salt2
+    ) {
+      t = Math.min(now, this.#seenAt);
+    }
+    t = Math.max(t, this.#lastStamp);
+    this.#lastStamp = t;
+    return t;
+  }
+
   /** Where page `pgno` is as of the captured position: its latest WAL frame, else the database file. */
   #pageSource(pgno: number, out: PageSource): PageSource {
     const off = this.#wal.overlay.get(pgno);
@@ -556,6 +590,28 @@ export class Monitor {
   #pages(pgnos: ArrayLike<number>): PageRunReader {
     const at: PageSource = { file: this.#db, offset: 0 };
     return new PageRunReader(this.#pageSize, pgnos.length, (i) => this.#pageSource(pgnos[i], at));
+  }
+
+  /**
+   * Every page of the captured state into `enc`; a large database's pages
+   * are compressed and checksummed on worker threads (PagePool) while this
+   * thread reads on.
+   */
+  async #writeAllPages(enc: LtxEncoder): Promise<void> {
+    const pgnos = this.#allPgnos();
+    const pages = this.#pages(pgnos);
+    if (pgnos.length < POOL_MIN_PAGES) {
+      for (let i = 0; i < pgnos.length; i++) await enc.writePage(pgnos[i], pages.page(i));
+      return;
+    }
+    const pool = new PagePool();
+    try {
+      const w = new BatchedPageWriter(enc, pool);
+      for (let i = 0; i < pgnos.length; i++) await w.writePage(pgnos[i], pages.page(i));
+      await w.flush();
+    } finally {
+      pool.close();
+    }
   }
 
   /** Pages 1..commit without the lock page. */
@@ -668,18 +724,14 @@ export class Monitor {
       commit: this.#commit,
       minTXID: snapshot ? 1n : txid,
       maxTXID: txid,
-      timestamp: BigInt(this.#opts.clock()),
+      timestamp: BigInt(this.#stamp(false)),
       preApplyChecksum: snapshot ? 0n : pre!,
       walOffset: w.header ? BigInt(WAL_HEADER_SIZE) : 0n,
       walSize: w.header ? BigInt(w.offset - WAL_HEADER_SIZE) : 0n,
       walSalt1: w.header?.salt1 ?? 0,
       walSalt2: w.header?.salt2 ?? 0,
     });
-    await this.#writeFile(header, async (enc) => {
-      const pgnos = this.#allPgnos();
-      const pages = this.#pages(pgnos);
-      for (let i = 0; i < pgnos.length; i++) await enc.writePage(pgnos[i], pages.page(i));
-    }, true);
+    await this.#writeFile(header, (enc) => this.#writeAllPages(enc), true);
     this.#txid = txid;
   }
 
@@ -713,7 +765,7 @@ export class Monitor {
       commit: this.#commit,
       minTXID: txid,
       maxTXID: txid,
-      timestamp: BigInt(this.#opts.clock()),
+      timestamp: BigInt(this.#stamp()),
       preApplyChecksum: pre,
       walOffset: BigInt(fromOffset),
       walSize: BigInt(w.offset - fromOffset),
@@ -848,6 +900,10 @@ export class Monitor {
       : left * (now - this.#pressureAt) / grown;
     this.#pressureFrames = frames;
     this.#pressureAt = now;
+    this.#seenAt = this.#opts.clock();
+    const dv = new DataView(index.buffer, index.byteOffset);
+    this.#seenSalt1 = dv.getUint32(32);
+    this.#seenSalt2 = dv.getUint32(36);
     return left <= 0;
   }
 
@@ -1362,14 +1418,12 @@ export class Monitor {
         commit: this.#commit,
         minTXID: 1n,
         maxTXID: this.#txid,
-        timestamp: BigInt(this.#opts.clock()),
+        timestamp: BigInt(this.#stamp(false)),
       });
       const expected = this.#sum.value;
       await writeFileAtomic(path, async (file) => {
         const enc = new LtxEncoder(writerSink(file), header, { file: path });
-        const pgnos = this.#allPgnos();
-        const pages = this.#pages(pgnos);
-        for (let i = 0; i < pgnos.length; i++) await enc.writePage(pgnos[i], pages.page(i));
+        await this.#writeAllPages(enc);
         await enc.finish(expected);
       }, this.#modes.file);
       return { maxTXID: this.#txid, postApplyChecksum: expected };

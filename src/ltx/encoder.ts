@@ -108,15 +108,42 @@ export class LtxEncoder {
 
   /** Adds a page; pages must come in strictly ascending order. */
   async writePage(pgno: number, page: Uint8Array): Promise<void> {
+    this.#checkPage(pgno, page.length);
+    await this.#room(10 + lz4CompressBound(this.header.pageSize));
+    const start = this.#bufLen;
+    const n = lz4CompressBlock(page, this.#buf, start + 10);
+    crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, this.#pageCrc);
+    this.#endFrame(pgno, start, n);
+  }
+
+  /**
+   * Adds a page compressed elsewhere (the page kernel's encodeBatch): its LZ4
+   * block `block` and the CRC-64 of its bytes. The same rules as writePage.
+   */
+  async writeCompressed(pgno: number, block: Uint8Array, crc: Readonly<Crc64>): Promise<void> {
+    this.#checkPage(pgno, this.header.pageSize);
+    const bound = lz4CompressBound(this.header.pageSize);
+    if (block.length === 0 || block.length > bound) {
+      throw new LtxEncodeError(this.#file, `page ${pgno}: a block of ${block.length} bytes`);
+    }
+    await this.#room(10 + block.length);
+    const start = this.#bufLen;
+    this.#buf.set(block, start + 10);
+    this.#pageCrc.hi = crc.hi;
+    this.#pageCrc.lo = crc.lo;
+    this.#endFrame(pgno, start, block.length);
+  }
+
+  #checkPage(pgno: number, length: number): void {
     if (this.#finished) throw new LtxEncodeError(this.#file, "page written after finish");
     const h = this.header;
     if (!Number.isInteger(pgno) || pgno < 1) {
       throw new LtxEncodeError(this.#file, `bad page number ${pgno}`);
     }
-    if (page.length !== h.pageSize) {
+    if (length !== h.pageSize) {
       throw new LtxEncodeError(
         this.#file,
-        `page ${pgno} is ${page.length} bytes, page size is ${h.pageSize}`,
+        `page ${pgno} is ${length} bytes, page size is ${h.pageSize}`,
       );
     }
     const problem = pageNumberProblem(h, pgno, this.#prevPgno);
@@ -129,17 +156,17 @@ export class LtxEncoder {
       }
     }
     this.#prevPgno = pgno;
+  }
 
-    await this.#room(10 + lz4CompressBound(h.pageSize));
+  /** The frame at `start` holds an `n`-byte block of page `pgno` (CRC in #pageCrc): its header, index entry and checksums. */
+  #endFrame(pgno: number, start: number, n: number): void {
     const buf = this.#buf;
-    const start = this.#bufLen;
     buf[start] = pgno >>> 24;
     buf[start + 1] = pgno >>> 16;
     buf[start + 2] = pgno >>> 8;
     buf[start + 3] = pgno;
     buf[start + 4] = 0;
     buf[start + 5] = PAGE_FLAG_SIZE;
-    const n = lz4CompressBlock(page, buf, start + 10);
     buf[start + 6] = n >>> 24;
     buf[start + 7] = n >>> 16;
     buf[start + 8] = n >>> 8;
@@ -147,13 +174,12 @@ export class LtxEncoder {
     const frameLen = 10 + n;
     this.#bufLen += frameLen;
     this.#index.push(pgno, this.#offset + start, frameLen);
-
     // file checksum: page header, then the uncompressed page
+    const ps = this.header.pageSize;
     crc64UpdateTable(this.#fileCrc, buf, start, start + 10, this.#fileCrc);
-    crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, this.#pageCrc);
-    crc64Combine(this.#fileCrc, this.#pageCrc, page.length, this.#fileCrc);
+    crc64Combine(this.#fileCrc, this.#pageCrc, ps, this.#fileCrc);
     if (this.#allPages && this.#checksums) {
-      this.#dbSum.xor(pageChecksumFromCrc(pgno, this.#pageCrc, page.length, this.#pageSum));
+      this.#dbSum.xor(pageChecksumFromCrc(pgno, this.#pageCrc, ps, this.#pageSum));
     }
   }
 

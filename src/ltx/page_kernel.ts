@@ -21,6 +21,21 @@ export interface PageBatchInput {
   out: Uint8Array;
 }
 
+/** One batch to encode: `count` pages back to back in `src`; block k goes to `out` at k × bound. */
+export interface EncodeBatchInput {
+  pageSize: number;
+  count: number;
+  src: Uint8Array;
+  out: Uint8Array;
+}
+
+/** Per page: its block's length and the CRC-64 halves of its bytes. */
+export interface EncodeBatchResult {
+  lens: Int32Array;
+  crcHi: Uint32Array;
+  crcLo: Uint32Array;
+}
+
 /** Per page: CRC-64 halves of its bytes; `failed` is the first page that did not decode (-1: none). */
 export interface PageBatchResult {
   crcHi: Uint32Array;
@@ -32,6 +47,8 @@ export interface PageBatchResult {
 export interface PageKernel {
   /** Decompresses every page of the batch into `out` and takes its CRC. */
   decodeBatch(b: PageBatchInput): PageBatchResult;
+  /** Compresses every page of the batch and takes its CRC (WebAssembly only: null without). */
+  encodeBatch(b: EncodeBatchInput): EncodeBatchResult | null;
   /**
    * Decompresses one raw LZ4 block `src[start, end)` into `dst` from
    * `dstStart` (matches may reach back to `floor`); returns bytes written,
@@ -224,6 +241,15 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     init(): void;
     crc64To(p: number, len: number, out: number): void;
     lz4Compress(src: number, n: number, dst: number): number;
+    encodeBatch(
+      n: number,
+      src: number,
+      out: number,
+      ps: number,
+      bound: number,
+      lens: number,
+      crc: number,
+    ): number;
     decodeBatch(
       n: number,
       at: number,
@@ -315,7 +341,36 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     return len;
   }
 
+  function encodeBatchWasm(w: WasmExports, b: EncodeBatchInput): EncodeBatchResult {
+    const n = b.count;
+    const ps = b.pageSize;
+    const bound = ps + Math.floor(ps / 255) + 16;
+    const lensAt = BATCH_AT;
+    const crcAt = (lensAt + 4 * n + 7) & ~7;
+    const src = crcAt + 8 * n;
+    const out = src + n * ps;
+    const need = out + n * bound;
+    if (need > w.memory.buffer.byteLength) {
+      w.memory.grow(Math.ceil((need - w.memory.buffer.byteLength) / 65536));
+    }
+    new Uint8Array(w.memory.buffer, src, n * ps).set(b.src.subarray(0, n * ps));
+    w.encodeBatch(n, src, out, ps, bound, lensAt, crcAt);
+    const mem = w.memory.buffer;
+    const lens = new Int32Array(mem, lensAt, n).slice();
+    const crcs = new Uint32Array(mem, crcAt, 2 * n);
+    const crcHi = new Uint32Array(n);
+    const crcLo = new Uint32Array(n);
+    const blocks = new Uint8Array(mem, out, n * bound);
+    for (let k = 0; k < n; k++) {
+      crcLo[k] = crcs[2 * k];
+      crcHi[k] = crcs[2 * k + 1];
+      b.out.set(blocks.subarray(k * bound, k * bound + lens[k]), k * bound);
+    }
+    return { lens, crcHi, crcLo };
+  }
+
   return {
+    encodeBatch: (b) => wasm ? encodeBatchWasm(wasm, b) : null,
     compress,
     crc64: crc64Of,
     decodeBatch: (b) => wasm ? decodeBatchWasm(wasm, b) : decodeBatch(b),

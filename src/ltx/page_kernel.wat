@@ -212,7 +212,7 @@
   ;; Compresses [src, src + n) (n <= 65536) as one raw LZ4 block at dst (room
   ;; for n + n/255 + 16 bytes); returns its length. The same sequences as
   ;; lz4.ts's lz4CompressBlock, byte for byte.
-  (func (export "lz4Compress") (param $src i32) (param $n i32) (param $dst i32) (result i32)
+  (func $compress (export "lz4Compress") (param $src i32) (param $n i32) (param $dst i32) (result i32)
     (local $base i32) (local $op i32) (local $anchor i32) (local $ip i32)
     (local $matchLimit i32) (local $searchLimit i32) (local $step i32) (local $attempts i32)
     (local $ref i32) (local $slot i32) (local $cand i32) (local $mlen i32) (local $lit i32)
@@ -333,6 +333,24 @@
         (local.set $op (i32.add (local.get $op) (i32.const 1)))))
     (memory.copy (local.get $op) (i32.add (local.get $src) (local.get $anchor)) (local.get $lit))
     (i32.sub (i32.add (local.get $op) (local.get $lit)) (local.get $dst)))
+
+  ;; Encodes n pages of pageSize bytes at src: page k's LZ4 block goes to
+  ;; out + k * bound, its length to lens[k], its CRC-64 to crc[k].
+  (func (export "encodeBatch")
+    (param $n i32) (param $src i32) (param $out i32) (param $ps i32) (param $bound i32)
+    (param $lens i32) (param $crc i32)
+    (local $k i32) (local $page i32)
+    (block $done
+      (loop $pages
+        (br_if $done (i32.ge_u (local.get $k) (local.get $n)))
+        (local.set $page (i32.add (local.get $src) (i32.mul (local.get $k) (local.get $ps))))
+        (i32.store (i32.add (local.get $lens) (i32.shl (local.get $k) (i32.const 2)))
+                   (call $compress (local.get $page) (local.get $ps)
+                                   (i32.add (local.get $out) (i32.mul (local.get $k) (local.get $bound)))))
+        (i64.store (i32.add (local.get $crc) (i32.shl (local.get $k) (i32.const 3)))
+                   (call $crc64 (local.get $page) (local.get $ps)))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $pages))))
 
   ;; Decodes n pages: block k is [src + at[k], + len[k]) and goes to
   ;; out + k * pageSize; its CRC-64 to crc[k]. Returns -1 when every page

@@ -7,7 +7,13 @@
  * kernel runs on the calling thread.
  */
 
-import { makePageKernel, type PageBatchInput, type PageBatchResult } from "./page_kernel.ts";
+import {
+  type EncodeBatchInput,
+  type EncodeBatchResult,
+  makePageKernel,
+  type PageBatchInput,
+  type PageBatchResult,
+} from "./page_kernel.ts";
 import { PAGE_KERNEL_WASM } from "./page_kernel_wasm.ts";
 import { pageKernel } from "./kernel.ts";
 
@@ -23,6 +29,15 @@ function workerSource(webAssembly: boolean): string {
   return `const kernel = (${makePageKernel.toString()})(${wasm});
 self.onmessage = (e) => {
   const m = e.data;
+  if (m.op === "encode") {
+    const r = kernel.encodeBatch(m);
+    if (!r) return self.postMessage({ id: m.id, error: "encoding needs the WebAssembly kernel" });
+    self.postMessage(
+      { id: m.id, lens: r.lens, crcHi: r.crcHi, crcLo: r.crcLo, src: m.src, out: m.out },
+      [r.lens.buffer, r.crcHi.buffer, r.crcLo.buffer, m.src.buffer, m.out.buffer],
+    );
+    return;
+  }
   const r = kernel.decodeBatch(m);
   self.postMessage(
     { id: m.id, crcHi: r.crcHi, crcLo: r.crcLo, failed: r.failed, reason: r.reason, src: m.src, out: m.out },
@@ -31,8 +46,15 @@ self.onmessage = (e) => {
 };`;
 }
 
+/** An encoded batch: blocks in `out` at k × bound, and the buffers (the caller's again). */
+export interface EncodedBatch extends EncodeBatchResult {
+  src: Uint8Array;
+  out: Uint8Array;
+}
+
 interface Pending {
-  resolve(d: DecodedBatch): void;
+  // deno-lint-ignore no-explicit-any
+  resolve(d: any): void;
   reject(e: Error): void;
 }
 
@@ -85,19 +107,35 @@ export class PagePool {
         return Promise.reject(e);
       }
     }
+    return this.#post<DecodedBatch>({ op: "decode", ...b }, [b.src.buffer, b.out.buffer]);
+  }
+
+  /** Encodes one batch (LZ4 + CRC-64 of each page); its buffers are lent until it settles. */
+  encode(b: EncodeBatchInput): Promise<EncodedBatch> {
+    if (this.#workers.length === 0) {
+      const k = this.#webAssembly ? pageKernel : null;
+      const r = k?.encodeBatch(b);
+      if (!r) return Promise.reject(new Error("encoding needs the WebAssembly kernel"));
+      return Promise.resolve({ ...r, src: b.src, out: b.out });
+    }
+    return this.#post<EncodedBatch>({ op: "encode", ...b }, [b.src.buffer, b.out.buffer]);
+  }
+
+  #post<T>(msg: Record<string, unknown>, transfer: ArrayBufferLike[]): Promise<T> {
     const id = ++this.#id;
     const w = this.#workers[this.#next++ % this.#workers.length];
-    return new Promise<DecodedBatch>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      w.postMessage({ id, ...b }, [b.src.buffer, b.out.buffer] as Transferable[]);
+      w.postMessage({ id, ...msg }, transfer as Transferable[]);
     });
   }
 
-  #settle(m: DecodedBatch & { id: number }): void {
+  #settle(m: { id: number; error?: string }): void {
     const p = this.#pending.get(m.id);
     if (!p) return;
     this.#pending.delete(m.id);
-    p.resolve(m);
+    if (m.error) p.reject(new Error(m.error));
+    else p.resolve(m);
   }
 
   #failAll(e: Error): void {
