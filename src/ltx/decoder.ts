@@ -64,6 +64,10 @@ export interface DecoderOptions {
    * a header covering anything else is refused (a renamed or foreign file).
    */
   expect?: TXIDRange;
+  /** Hears of every chunk of the file read (progress counting). */
+  onBytes?: (n: number) => void;
+  /** Bytes read from the source at a time (default 64 KiB). */
+  readSize?: number;
 }
 
 export class LtxDecoder {
@@ -85,7 +89,7 @@ export class LtxDecoder {
   constructor(source: ByteSource, opts: DecoderOptions = {}) {
     this.file = opts.file ?? "(stream)";
     this.#expect = opts.expect ?? null;
-    this.#r = new BufferedReader(source);
+    this.#r = new BufferedReader(source, opts.readSize, opts.onBytes);
   }
 
   #fail(reason: string): never {

@@ -62,12 +62,22 @@ export class BufferedReader {
   end = 0;
   /** Bytes consumed before `buf[0]` (so `offset` is the absolute position). */
   #base = 0;
-  #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+  #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array> | null = null;
+  /** A byte stream (a file's, say) is read straight into `buf`: no chunk allocated per read. */
+  #byob: ReadableStreamBYOBReader | null = null;
   #done = false;
   #pending: Uint8Array | null = null;
+  readonly #onBytes: ((n: number) => void) | null;
 
-  constructor(src: ByteSource, initialSize = 1 << 16) {
-    this.#it = toAsyncIterator(src);
+  /** `onBytes` hears of every chunk read (progress counting). */
+  constructor(src: ByteSource, initialSize = 1 << 16, onBytes?: (n: number) => void) {
+    this.#onBytes = onBytes ?? null;
+    if (src instanceof ReadableStream) {
+      try {
+        this.#byob = src.getReader({ mode: "byob" });
+      } catch { /* not a byte stream: chunk by chunk */ }
+    }
+    if (!this.#byob) this.#it = toAsyncIterator(src);
     this.buf = new Uint8Array(initialSize);
   }
 
@@ -95,15 +105,42 @@ export class BufferedReader {
         bigger.set(this.buf.subarray(0, this.end));
         this.buf = bigger;
       }
+      if (this.#byob) {
+        if (this.end === this.buf.length) {
+          // no room left to read into: move the unread bytes to the front, or grow
+          if (this.pos > 0) {
+            this.buf.copyWithin(0, this.pos, this.end);
+            this.#base += this.pos;
+            this.end -= this.pos;
+            this.pos = 0;
+          } else {
+            const bigger = new Uint8Array(this.buf.length * 2);
+            bigger.set(this.buf);
+            this.buf = bigger;
+          }
+        }
+        const r = await this.#byob.read(this.buf.subarray(this.end));
+        if (r.done || !r.value) {
+          this.#done = true;
+          if (r.value) this.buf = new Uint8Array(r.value.buffer);
+          continue;
+        }
+        // the read moved the buffer into the stream and back: the same memory, a new object
+        this.buf = new Uint8Array(r.value.buffer);
+        this.end += r.value.byteLength;
+        this.#onBytes?.(r.value.byteLength);
+        continue;
+      }
       let chunk = this.#pending;
       this.#pending = null;
       if (!chunk) {
-        const r = await this.#it.next();
+        const r = await this.#it!.next();
         if (r.done) {
           this.#done = true;
           continue;
         }
         chunk = r.value;
+        this.#onBytes?.(chunk.length);
       }
       const room = this.buf.length - this.end;
       if (chunk.length > room) {
@@ -128,7 +165,8 @@ export class BufferedReader {
     if (!this.#done) {
       this.#done = true;
       this.#pending = null;
-      await this.#it.return?.();
+      if (this.#byob) await this.#byob.cancel();
+      else await this.#it!.return?.();
     }
   }
 }

@@ -189,9 +189,11 @@ export class PageApplier {
   ): Promise<void> {
     const name = replicaFileLabel(client.location, f);
     const stream = await client.openFile(f.level, f.minTXID, f.maxTXID);
-    const dec = new LtxDecoder(progress ? progress.wrap(stream) : stream, {
+    const dec = new LtxDecoder(stream, {
       file: name,
       expect: f,
+      onBytes: progress ? (n) => progress.add(n) : undefined,
+      readSize: 1 << 18,
     });
     try {
       await this.#applyFrom(dec, f, name);
