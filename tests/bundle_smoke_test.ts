@@ -91,10 +91,12 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
     assertEquals(v.code, 0, v.stderr);
     assertMatch(v.stdout, /^strata /);
 
+    // about 10 MB: its full copy is encoded, and its restore decoded, on worker threads (the
+    // page kernel's source is built into each worker: this proves it survives bundling)
     await sql(
       "app.db",
       "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); " +
-        "INSERT INTO t (v) SELECT hex(randomblob(200)) FROM generate_series(1, 500);",
+        "INSERT INTO t (v) SELECT hex(randomblob(400)) FROM generate_series(1, 12000);",
     );
     const rep = replicate(["app.db", "replica"]);
     try {
@@ -114,8 +116,18 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
     assertEquals(stopped.code, 0, dec.decode(stopped.stderr));
     const want = await sql("app.db", "SELECT count(*), sum(length(v)), group_concat(v) FROM t");
 
-    const restored = await strata("restore", "-o", "restored.db", `file://${run}/replica`);
+    // LOG_LEVEL=debug: the restore says it decoded on worker threads
+    const restoredOut = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-config", "--no-lock", "strata.js", "restore", "-o", "restored.db"]
+        .concat(`file://${run}/replica`),
+      cwd: run,
+      env: { ...env, LOG_LEVEL: "debug" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const restored = { code: restoredOut.code, stderr: dec.decode(restoredOut.stderr) };
     assertEquals(restored.code, 0, restored.stderr);
+    assertMatch(restored.stderr, /pages decoded on worker threads threads=[1-9]/);
     assertEquals(
       await sql("restored.db", "SELECT count(*), sum(length(v)), group_concat(v) FROM t"),
       want,

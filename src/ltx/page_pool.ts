@@ -92,6 +92,11 @@ export class PagePool {
     }
   }
 
+  /** Worker threads running (0: the calling thread decodes). */
+  get threads(): number {
+    return this.#workers.length;
+  }
+
   /** Number of batches worth keeping in flight. */
   get depth(): number {
     return Math.max(1, this.#workers.length * 2);

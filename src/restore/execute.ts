@@ -8,9 +8,14 @@
 
 import { PageApplier } from "./apply.ts";
 import { PagePool } from "../ltx/page_pool.ts";
+import { log } from "../log.ts";
+import { PrefetchingReplicaClient } from "./prefetch.ts";
 
 /** Restores reading at least this many bytes decode their pages on worker threads. */
 const POOL_MIN_BYTES = 4 << 20;
+
+/** Bytes of planned files read ahead from a network replica (plus the one being applied). */
+const PREFETCH_BYTES = 64 << 20;
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { ProgressCounter, type ProgressFn } from "../progress.ts";
 import type { RestorePlan } from "./plan.ts";
@@ -61,8 +66,15 @@ export async function executeRestore(
     const applier = new PageApplier(fd);
     // workers pay off past a few MiB; below, starting them costs more than they save
     applier.pool = bytes >= POOL_MIN_BYTES ? new PagePool() : null;
+    if (applier.pool) {
+      log("debug", "restore: pages decoded on worker threads", { threads: applier.pool.threads });
+    }
+    // a network replica's next files download while one is applied (file replicas need not)
+    const reader = client.type === "file"
+      ? client
+      : new PrefetchingReplicaClient(client, plan.files.slice(1), PREFETCH_BYTES);
     try {
-      for (const f of plan.files) await applier.apply(client, f, progress);
+      for (const f of plan.files) await applier.apply(reader, f, progress);
     } finally {
       applier.pool?.close();
       applier.pool = null;
