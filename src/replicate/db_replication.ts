@@ -385,7 +385,9 @@ export class DbReplication {
    * now (the beats are shared, so they do not fall on each database's time).
    */
   #pollOnce(now: number, onBeat: boolean): number {
-    const pressure = !this.#ticking && this.monitor.underPressure();
+    // checked during a capture too: the moment a commit is first seen stamps the file that holds it
+    const atThreshold = this.monitor.underPressure();
+    const pressure = !this.#ticking && atThreshold;
     if (this.monitor.quietChecks === 0) {
       this.#lastActivity = now;
       this.#uncaptured = true;
