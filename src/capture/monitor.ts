@@ -184,8 +184,10 @@ export class Monitor {
   #seenAt = 0;
   #seenSalt1 = 0;
   #seenSalt2 = 0;
-  /** The newest timestamp given to a file: they never go back. */
+  /** The newest timestamp given to a file: each is later than the one before. */
   #lastStamp = 0;
+  /** When the capture being written read the WAL index's end. */
+  #scanAt = 0;
   #pageSize = 0;
   #commit = 0;
   #txid = 0n;
@@ -548,24 +550,28 @@ export class Monitor {
   }
 
   /**
-   * The timestamp of a file holding the state captured now: when a WAL
-   * index check first saw the WAL end exactly where this capture ends (the
-   * state existed from then on: the moment is within a check interval of
-   * the last commit, not up to a monitor-interval later), else now; never
-   * earlier than a previous file's. `atCheck` false: now (full copies,
-   * snapshots).
+   * The timestamp of a file holding the state just captured: a moment the
+   * database was in exactly that state. That is when this capture read the
+   * WAL index's end, or earlier, when a WAL index check first saw the WAL end
+   * where this capture ends (the state existed from then until the read:
+   * the moment is within a check interval of the last commit, not up to a
+   * monitor-interval later). Each file's is later than the one before, so a
+   * time never names two states. `atCheck` false: now (full copies).
    */
   #stamp(atCheck = true): number {
     const now = this.#opts.clock();
     let t = now;
     const h = this.#wal.header;
-    if (
-      atCheck && h && this.#seenAt > 0 && this.#pressureFrames === this.#walPages() &&
-      this.#seenSalt1 === h.salt1 && this.#seenSalt2 === h.salt2
-    ) {
-      t = Math.min(now, this.#seenAt);
+    if (atCheck && this.#scanAt > 0) {
+      t = Math.min(now, this.#scanAt);
+      if (
+        h && this.#seenAt > 0 && this.#pressureFrames === this.#walPages() &&
+        this.#seenSalt1 === h.salt1 && this.#seenSalt2 === h.salt2
+      ) {
+        t = Math.min(t, this.#seenAt);
+      }
     }
-    t = Math.max(t, this.#lastStamp);
+    if (t <= this.#lastStamp) t = this.#lastStamp + 1;
     this.#lastStamp = t;
     return t;
   }
@@ -1003,6 +1009,8 @@ export class Monitor {
         }
       }
     }
+    // the database is in the captured state now (the index's end, read here): the file's time
+    this.#scanAt = this.#opts.clock();
     const end = this.#publishedEnd(this.#wal.header!);
     if (end === null) return false; // the index is mid-update: the next tick reads it
     const scan = scanWal(

@@ -11,44 +11,6 @@
 
 import { pageKernel } from "./kernel.ts";
 
-const POLY_HI = 0xd8000000;
-const POLY_LO = 0x00000000;
-
-/** 8 tables × 256 entries, each entry a (hi, lo) pair of 32-bit halves. */
-const TABLE_HI = new Uint32Array(8 * 256);
-const TABLE_LO = new Uint32Array(8 * 256);
-
-function buildTables(): void {
-  for (let i = 0; i < 256; i++) {
-    let hi = 0;
-    let lo = i;
-    for (let b = 0; b < 8; b++) {
-      const carry = lo & 1;
-      lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
-      hi = hi >>> 1;
-      if (carry) {
-        hi = (hi ^ POLY_HI) >>> 0;
-        lo = (lo ^ POLY_LO) >>> 0;
-      }
-    }
-    TABLE_HI[i] = hi;
-    TABLE_LO[i] = lo;
-  }
-  for (let t = 1; t < 8; t++) {
-    for (let i = 0; i < 256; i++) {
-      const phi = TABLE_HI[(t - 1) * 256 + i];
-      const plo = TABLE_LO[(t - 1) * 256 + i];
-      const idx = plo & 0xff;
-      // shift right by 8 then xor with table[0][low byte]
-      const shi = phi >>> 8;
-      const slo = ((plo >>> 8) | ((phi & 0xff) << 24)) >>> 0;
-      TABLE_HI[t * 256 + i] = (shi ^ TABLE_HI[idx]) >>> 0;
-      TABLE_LO[t * 256 + i] = (slo ^ TABLE_LO[idx]) >>> 0;
-    }
-  }
-}
-buildTables();
-
 /** A CRC-64 value as two unsigned 32-bit halves. */
 export interface Crc64 {
   hi: number;
@@ -87,7 +49,7 @@ export function crc64Update(
 
 const WASM_THRESHOLD = 512;
 
-/** The pure table-driven loop (slicing-by-8 on 32-bit halves). */
+/** The table-driven loop (slicing-by-8 on 32-bit halves, the page kernel's JavaScript). */
 export function crc64UpdateTable(
   prev: Crc64,
   data: Uint8Array,
@@ -95,39 +57,7 @@ export function crc64UpdateTable(
   end = data.length,
   out: Crc64 = { hi: 0, lo: 0 },
 ): Crc64 {
-  let hi = ~prev.hi >>> 0;
-  let lo = ~prev.lo >>> 0;
-  let i = start;
-  const T_HI = TABLE_HI;
-  const T_LO = TABLE_LO;
-  const end8 = end - ((end - i) & 7);
-  while (i < end8) {
-    const a = (lo ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24))) >>>
-      0;
-    const b =
-      (hi ^ (data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24))) >>>
-      0;
-    const i7 = 7 * 256 + (a & 0xff);
-    const i6 = 6 * 256 + ((a >>> 8) & 0xff);
-    const i5 = 5 * 256 + ((a >>> 16) & 0xff);
-    const i4 = 4 * 256 + (a >>> 24);
-    const i3 = 3 * 256 + (b & 0xff);
-    const i2 = 2 * 256 + ((b >>> 8) & 0xff);
-    const i1 = 256 + ((b >>> 16) & 0xff);
-    const i0 = b >>> 24;
-    hi = T_HI[i7] ^ T_HI[i6] ^ T_HI[i5] ^ T_HI[i4] ^ T_HI[i3] ^ T_HI[i2] ^ T_HI[i1] ^ T_HI[i0];
-    lo = T_LO[i7] ^ T_LO[i6] ^ T_LO[i5] ^ T_LO[i4] ^ T_LO[i3] ^ T_LO[i2] ^ T_LO[i1] ^ T_LO[i0];
-    i += 8;
-  }
-  while (i < end) {
-    const idx = (lo ^ data[i]) & 0xff;
-    lo = ((lo >>> 8) | (hi << 24)) ^ T_LO[idx];
-    hi = (hi >>> 8) ^ T_HI[idx];
-    i++;
-  }
-  out.hi = ~hi >>> 0;
-  out.lo = ~lo >>> 0;
-  return out;
+  return pageKernel.crcUpdate(prev, data, start, end, out);
 }
 
 /** CRC-64/ISO of `data` as a bigint. */

@@ -69,6 +69,17 @@ export interface PageKernel {
    * the block's length; null when the kernel has no WebAssembly.
    */
   compress(src: Uint8Array, dst: Uint8Array, dstPos: number): number | null;
+  /**
+   * Continues the finalized CRC-64 `prev` over `data[start, end)` into `out`
+   * (JavaScript, slicing-by-8: for short runs, where a WebAssembly call costs more).
+   */
+  crcUpdate(
+    prev: { hi: number; lo: number },
+    data: Uint8Array,
+    start: number,
+    end: number,
+    out: { hi: number; lo: number },
+  ): { hi: number; lo: number };
   /** The CRC-64 of `data[start, end)` from the empty CRC, into `out` (halves). */
   crc64(data: Uint8Array, start: number, end: number, out: { hi: number; lo: number }): void;
 }
@@ -103,17 +114,16 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     }
   }
 
-  /** CRC of `d[start, end)` from zero; the halves land in hi[k], lo[k]. */
-  function crc(
+  /** Continues the finalized CRC `prev` over `d[start, end)` into `out` (as Go's crc64.Update). */
+  function crcUpdate(
+    prev: { hi: number; lo: number },
     d: Uint8Array,
     start: number,
     end: number,
-    hi: Uint32Array,
-    lo: Uint32Array,
-    k: number,
-  ) {
-    let h = 0xffffffff;
-    let l = 0xffffffff;
+    out: { hi: number; lo: number },
+  ): { hi: number; lo: number } {
+    let h = ~prev.hi >>> 0;
+    let l = ~prev.lo >>> 0;
     let i = start;
     const end8 = end - ((end - i) & 7);
     while (i < end8) {
@@ -137,9 +147,13 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
       h = (h >>> 8) ^ T_HI[idx];
       i++;
     }
-    hi[k] = ~h >>> 0;
-    lo[k] = ~l >>> 0;
+    out.hi = ~h >>> 0;
+    out.lo = ~l >>> 0;
+    return out;
   }
+
+  const EMPTY = { hi: 0, lo: 0 };
+  const one = { hi: 0, lo: 0 };
 
   // ---- LZ4 block decompression
   const PROBLEMS = [
@@ -230,7 +244,9 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
           : `block decompressed to ${got} bytes, expected ${ps}`;
         return { crcHi, crcLo, failed: k, reason };
       }
-      crc(page, 0, ps, crcHi, crcLo, k);
+      crcUpdate(EMPTY, page, 0, ps, one);
+      crcHi[k] = one.hi;
+      crcLo[k] = one.lo;
     }
     return { crcHi, crcLo, failed: -1, reason: "" };
   }
@@ -306,12 +322,9 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
     return { crcHi, crcLo, failed, reason };
   }
 
-  const one = { hi: new Uint32Array(1), lo: new Uint32Array(1) };
   function crc64Of(data: Uint8Array, start: number, end: number, out: { hi: number; lo: number }) {
     if (!wasm) {
-      crc(data, start, end, one.hi, one.lo, 0);
-      out.hi = one.hi[0];
-      out.lo = one.lo[0];
+      crcUpdate(EMPTY, data, start, end, out);
       return;
     }
     const len = end - start;
@@ -370,6 +383,7 @@ export function makePageKernel(wasmBase64?: string): PageKernel {
   }
 
   return {
+    crcUpdate,
     encodeBatch: (b) => wasm ? encodeBatchWasm(wasm, b) : null,
     compress,
     crc64: crc64Of,
