@@ -218,7 +218,8 @@ export class LtxDecoder {
     let count = 0;
     while (count < max && used + bound <= into.src.length) {
       const frameOffset = r.offset;
-      await this.#need(PAGE_HEADER_SIZE, "a page header");
+      // (awaited only when the buffer runs short: a page costs no promise otherwise)
+      if (r.end - r.pos < PAGE_HEADER_SIZE + 4) await this.#need(PAGE_HEADER_SIZE, "a page header");
       const b = r.buf;
       let p = r.pos;
       const pgno = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
@@ -232,12 +233,14 @@ export class LtxDecoder {
       }
       const problem = pageNumberProblem(h, pgno, this.#prevPgno);
       if (problem) this.#fail(problem);
-      await this.#need(PAGE_HEADER_SIZE + 4, "a page header");
+      if (r.end - r.pos < PAGE_HEADER_SIZE + 4) {
+        await this.#need(PAGE_HEADER_SIZE + 4, "a page header");
+      }
       p = r.pos;
       const rb = r.buf;
       const n = ((rb[p + 6] << 24) | (rb[p + 7] << 16) | (rb[p + 8] << 8) | rb[p + 9]) >>> 0;
       if (n === 0 || n > bound) this.#fail(`page ${pgno} has a bad compressed size ${n}`);
-      await this.#need(10 + n, `page ${pgno}`);
+      if (r.end - r.pos < 10 + n) await this.#need(10 + n, `page ${pgno}`);
       p = r.pos;
       into.src.set(r.buf.subarray(p + 10, p + 10 + n), used);
       into.pgno[count] = pgno;

@@ -45,7 +45,13 @@ const LEASE_START_WAIT_MS = 5_000;
  */
 const PRESSURE_CHECK_MS = 5;
 const PRESSURE_BUSY_MAX_MS = 50;
-/** The longest pause between those checks while the app commits nothing. */
+/**
+ * The longest pause between those checks while the app pauses (it committed
+ * within IDLE_AFTER_MS): a burst after a pause is seen within this, before
+ * the WAL has grown far past the checkpoint threshold.
+ */
+const PRESSURE_PAUSE_MS = 100;
+/** The longest pause between those checks once the database is idle. */
 const PRESSURE_IDLE_MS = 1_000;
 /**
  * The monitor tick once the app has committed nothing for IDLE_AFTER_MS: at
@@ -394,11 +400,11 @@ export class DbReplication {
       this.#nextTickAt = Math.min(this.#nextTickAt, now + this.#monitorIntervalMs);
     }
     const due = now >= this.#nextTickAt || (onBeat && this.#nextTickAt - now < IDLE_TICK_MS);
+    const idle = now - this.#lastActivity >= IDLE_AFTER_MS;
     if (pressure || due) {
       if (!this.#uncaptured && !this.#ticking && this.monitor.idleCheck()) {
         // nothing changed in the WAL index since the last capture and nothing is due
       } else if (this.#tick(!this.#uncaptured)) this.#uncaptured = false;
-      const idle = now - this.#lastActivity >= IDLE_AFTER_MS;
       this.#nextTickAt = now +
         (idle ? Math.max(this.#monitorIntervalMs, IDLE_TICK_MS) : this.#monitorIntervalMs);
     }
@@ -407,7 +413,12 @@ export class DbReplication {
       Math.max(this.monitor.thresholdInMs / 4, PRESSURE_CHECK_MS),
       PRESSURE_BUSY_MAX_MS,
     );
-    let delay = Math.min(busy * 2 ** quiet, PRESSURE_IDLE_MS, this.#nextTickAt - now);
+    // a pause between commits backs off to PRESSURE_PAUSE_MS; only an idle database to a second
+    let delay = Math.min(
+      busy * 2 ** quiet,
+      idle ? PRESSURE_IDLE_MS : PRESSURE_PAUSE_MS,
+      this.#nextTickAt - now,
+    );
     this.replicators.forEach((r, k) => {
       // new files ask for a sync as soon as they exist; this retries what is left
       if (r.idle) {
