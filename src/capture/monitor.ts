@@ -130,10 +130,6 @@ interface WalState {
 /** The most frames a capture under the app's write lock takes, when it can (512 KiB of 4 KiB pages). */
 const LOCKED_TAIL_FRAMES = 128;
 
-/** A PASSIVE checkpoint that found the app's write lock busy is tried again after this, doubling. */
-const CHECKPOINT_RETRY_MIN_MS = 100;
-const CHECKPOINT_RETRY_MAX_MS = 1_000;
-
 /** Full copies and snapshots of at least this many pages are encoded on worker threads. */
 const POOL_MIN_PAGES = 2048;
 
@@ -188,8 +184,6 @@ export class Monitor {
   #seenAt = 0;
   #seenSalt1 = 0;
   #seenSalt2 = 0;
-  #checkpointBackoffMs = 0;
-  #checkpointRetryAt = 0;
   /** The newest timestamp given to a file: each is later than the one before. */
   #lastStamp = 0;
   /** When the capture being written read the WAL index's end. */
@@ -1218,7 +1212,6 @@ export class Monitor {
     // app's next commit, and checkpointing again would only take the write lock every tick
     if (this.#restartExpected && !this.#dataSinceCheckpoint) return null;
     const now = this.#opts.clock();
-    if (now < this.#checkpointRetryAt) return null; // the last one found the app's lock busy
     if (
       pages >= this.#opts.minCheckpointPageCount ||
       (this.#dataSinceCheckpoint && now - this.#lastCheckpoint >= this.#opts.checkpointIntervalMs)
@@ -1267,15 +1260,6 @@ export class Monitor {
       if (done) {
         this.#lastCheckpoint = this.#opts.clock();
         this.#dataSinceCheckpoint = false;
-        this.#checkpointBackoffMs = 0;
-      } else {
-        // the app held its write lock throughout: trying again at every capture would take
-        // the lock from it between commits again and again, so wait a little longer each time
-        this.#checkpointBackoffMs = Math.min(
-          Math.max(2 * this.#checkpointBackoffMs, CHECKPOINT_RETRY_MIN_MS),
-          CHECKPOINT_RETRY_MAX_MS,
-        );
-        this.#checkpointRetryAt = this.#opts.clock() + this.#checkpointBackoffMs;
       }
       return done;
     });
