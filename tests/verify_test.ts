@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { FileReplicaClient } from "../src/storage/mod.ts";
 import { listAllFiles, planRestore } from "../src/restore/mod.ts";
-import { formatLtxFileName } from "../src/ltx/mod.ts";
+import { decodeLtx, formatLtxFileName } from "../src/ltx/mod.ts";
 import { exists } from "../src/fsutil.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { digestOf, Replicating, runWriter, strata } from "./helpers/strata.ts";
@@ -90,6 +90,23 @@ Deno.test("validation-interval: replicate restores and compares on a schedule", 
   }
 });
 
+/** Whether two LTX files decode to the same header, pages and trailer (false when either fails). */
+async function samePages(a: Uint8Array, b: Uint8Array): Promise<boolean> {
+  try {
+    const [da, db] = [await decodeLtx(a), await decodeLtx(b)];
+    return JSON.stringify(da.header, (_, v) => typeof v === "bigint" ? String(v) : v) ===
+        JSON.stringify(db.header, (_, v) => typeof v === "bigint" ? String(v) : v) &&
+      da.trailer.postApplyChecksum === db.trailer.postApplyChecksum &&
+      da.trailer.fileChecksum === db.trailer.fileChecksum &&
+      da.pages.length === db.pages.length &&
+      da.pages.every((p, i) =>
+        p.pgno === db.pages[i].pgno && p.data.every((x, j) => x === db.pages[i].data[j])
+      );
+  } catch {
+    return false;
+  }
+}
+
 Deno.test("byte flips in replica files: restore and verify name the file and refuse", async () => {
   const s = await replicated();
   try {
@@ -130,6 +147,14 @@ Deno.test("byte flips in replica files: restore and verify name the file and ref
         const r = await strata(
           ["restore", "-o", out, "-txid", String(f.maxTXID), `file://${s.replica}`],
         );
+        if (r.code === 0 && !r.stderr.includes(name) && await samePages(original, flipped)) {
+          // the flip fell on an LZ4 match offset that points at equal bytes: the file still
+          // holds exactly the same pages and checksums, and the restore is that state
+          assertEquals((await digestOf(out)).digest, want, `flip at ${at} of ${name}`);
+          await Deno.remove(out);
+          await Deno.writeFile(path, original);
+          continue;
+        }
         assert(r.stderr.includes(name), `restore names ${name}: ${r.stderr}`);
         if (r.code === 0) {
           // another file holds the same TXIDs (an L1 merge of them): the flipped one is left
