@@ -293,3 +293,45 @@ Deno.test("a full copy after TXID 1 must carry the checksum of the pages it hold
   const err = await assertRejects(() => write(sum ^ 1n), LtxEncodeError);
   assert(/full copy pages have checksum/.test((err as Error).message));
 });
+
+Deno.test("decoder reads a byte stream into its own buffer (BYOB), growing it for 64 KiB pages", async () => {
+  const { LtxDecoder } = await import("../src/ltx/decoder.ts");
+  const pageSize = 65536;
+  const pages = [1, 2, 3].map((pgno) => ({ pgno, data: textPage(pageSize, pgno) }));
+  const h = makeHeader({ pageSize, commit: 3, minTXID: 1n, maxTXID: 1n, timestamp: 1n });
+  const bytes = await encodeLtx(h, pages);
+  let at = 0;
+  let byob = 0;
+  // a byte stream handing out at most 777 bytes per read
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(c) {
+      const req = c.byobRequest;
+      if (at >= bytes.length) {
+        c.close();
+        req?.respond(0);
+        return;
+      }
+      if (req?.view) {
+        byob++;
+        const n = Math.min(777, req.view.byteLength, bytes.length - at);
+        new Uint8Array(req.view.buffer, req.view.byteOffset, n).set(bytes.subarray(at, at + n));
+        at += n;
+        req.respond(n);
+      } else {
+        c.enqueue(bytes.slice(at, at + 777));
+        at += 777;
+      }
+    },
+  });
+  let counted = 0;
+  const d = new LtxDecoder(stream, { readSize: 64, onBytes: (n) => (counted += n) });
+  for (const want of pages) {
+    const p = await d.nextPage();
+    assertEquals(p?.pgno, want.pgno);
+    assertEquals(p!.data, want.data);
+  }
+  assertEquals(await d.nextPage(), null);
+  assert(byob > 0, "the decoder never read into its own buffer");
+  assertEquals(counted, bytes.length);
+});
