@@ -1009,10 +1009,11 @@ export class Monitor {
         }
       }
     }
-    // the database is in the captured state now (the index's end, read here): the file's time
-    this.#scanAt = this.#opts.clock();
     const end = this.#publishedEnd(this.#wal.header!);
     if (end === null) return false; // the index is mid-update: the next tick reads it
+    // the captured state (the index's end, just read) was committed by now: the file's time.
+    // Read before the index, a commit landing in between would be in a file stamped before it.
+    this.#scanAt = this.#opts.clock();
     const scan = scanWal(
       (o, l) => this.#walFile.readAt(o, l),
       this.#wal.header!,
