@@ -19,7 +19,7 @@
 
 import { join } from "node:path";
 import { makeTextDatabase } from "./sample_db.ts";
-import { machine, writeBenchSection } from "./report.ts";
+import { machine, STRATA_RUN_ARGS, writeBenchSection } from "./report.ts";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import { FileReplicaClient } from "../src/storage/mod.ts";
 import { CountingClient } from "../tests/helpers/counting_client.ts";
@@ -29,13 +29,12 @@ import { BranchReplicaClient, cloneReplica } from "../src/branch/mod.ts";
 const MIB = Number(Deno.env.get("CLONE_BENCH_MIB") ?? 1024);
 const bench = join(PROJECT_ROOT, ".tmp", "bench");
 const dir = join(bench, "clone");
-const MAIN = join(PROJECT_ROOT, "main.ts");
 const dec = new TextDecoder();
 
 async function run(args: string[]): Promise<{ out: string; seconds: number }> {
   const t0 = performance.now();
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: [...STRATA_RUN_ARGS, ...args],
     env: { STRATA_CACHE_SIZE: "0" },
     stdout: "piped",
     stderr: "piped",
@@ -78,7 +77,7 @@ async function main() {
   );
   console.log("replicating (first snapshot of the whole database)…");
   const rep = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "replicate", "-config", cfg],
+    args: [...STRATA_RUN_ARGS, "replicate", "-config", cfg],
     env: { LOG_LEVEL: "warn" },
     stdout: "null",
     stderr: "inherit",

@@ -11,12 +11,12 @@
  */
 
 import { join } from "node:path";
-import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import {
   cpuSeconds,
   machine,
   procStatus,
   run,
+  STRATA_RUN_ARGS,
   switchesBetween,
   threadSwitches,
   writeBenchSection,
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   );
   const t0 = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(PROJECT_ROOT, "main.ts"), "replicate", "-config", cfg],
+    args: [...STRATA_RUN_ARGS, "replicate", "-config", cfg],
     stdout: "null",
     stderr: "piped",
   }).spawn();

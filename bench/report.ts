@@ -6,6 +6,15 @@
 import { join } from "node:path";
 import { homedir } from "node:os";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
+import { V8_FLAGS } from "../compile/build.ts";
+
+/** `deno` arguments running strata from source as the release binary runs (its V8 flags). */
+export const STRATA_RUN_ARGS = [
+  "run",
+  "-A",
+  `--v8-flags=${V8_FLAGS}`,
+  join(PROJECT_ROOT, "main.ts"),
+];
 
 const CACHE = join(homedir(), ".cache/strata-bench");
 /** The released Litestream v0.3.13 binary (npm `@flydotio/litestream-linux-x64`). */
@@ -96,7 +105,7 @@ export class BenchReplicator {
         `      - ${target}\n        sync-interval: ${intervals.sync}\n`,
     );
     const [cmd, args] = tool === "strata"
-      ? [Deno.execPath(), ["run", "-A", join(PROJECT_ROOT, "main.ts"), "replicate", "-config", cfg]]
+      ? [Deno.execPath(), [...STRATA_RUN_ARGS, "replicate", "-config", cfg]]
       : [LITESTREAM, ["replicate", "-config", cfg]];
     this.child = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
   }

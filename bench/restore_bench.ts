@@ -9,12 +9,17 @@
 
 import { join } from "node:path";
 import { makeTextDatabase } from "./sample_db.ts";
-import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
-import { ensureLitestream, LITESTREAM, machine, writeBenchSection } from "./report.ts";
+import {
+  ensureLitestream,
+  LITESTREAM,
+  machine,
+  STRATA_RUN_ARGS,
+  writeBenchSection,
+} from "./report.ts";
 
 const MIB = Number(Deno.env.get("RESTORE_BENCH_MIB") ?? 1024);
 const ROUNDS = Number(Deno.env.get("RESTORE_BENCH_ROUNDS") ?? 3);
-const STRATA = [Deno.execPath(), "run", "-A", join(PROJECT_ROOT, "main.ts")];
+const STRATA = [Deno.execPath(), ...STRATA_RUN_ARGS];
 const TIME = "/usr/bin/time";
 
 interface Run {

@@ -10,7 +10,14 @@ import { join } from "node:path";
 import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import { startS3Server, TEST_CREDENTIALS } from "../tests/helpers/fauxqs.ts";
 import { startFaultProxy } from "../tests/helpers/fault_proxy.ts";
-import { ensureLitestream, LITESTREAM, machine, run, writeBenchSection } from "./report.ts";
+import {
+  ensureLitestream,
+  LITESTREAM,
+  machine,
+  run,
+  STRATA_RUN_ARGS,
+  writeBenchSection,
+} from "./report.ts";
 
 const SECONDS = Number(Deno.env.get("REQUESTS_BENCH_SECONDS") ?? 3600);
 const RATE = 10;
@@ -78,9 +85,7 @@ async function main() {
       }
       const [cmd, args] = tool === "strata"
         ? [Deno.execPath(), [
-          "run",
-          "-A",
-          join(PROJECT_ROOT, "main.ts"),
+          ...STRATA_RUN_ARGS,
           "replicate",
           "-config",
           cfg,

@@ -9,15 +9,20 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { PROJECT_ROOT } from "../tests/helpers/vectors.ts";
 import { startS3Server, TEST_CREDENTIALS } from "../tests/helpers/fauxqs.ts";
 import { makeTextDatabase } from "./sample_db.ts";
-import { ensureLitestream, LITESTREAM, machine, writeBenchSection } from "./report.ts";
+import {
+  ensureLitestream,
+  LITESTREAM,
+  machine,
+  STRATA_RUN_ARGS,
+  writeBenchSection,
+} from "./report.ts";
 
 const MIB = Number(Deno.env.get("S3_RESTORE_BENCH_MIB") ?? 1024);
 const ROUNDS = 3;
 const env = { ...TEST_CREDENTIALS, NO_COLOR: "1" };
-const STRATA = [Deno.execPath(), "run", "-A", join(PROJECT_ROOT, "main.ts")];
+const STRATA = [Deno.execPath(), ...STRATA_RUN_ARGS];
 
 /** Runs a command with the S3 credentials; its stdout and how long it took. */
 async function exec(cmd: string[]): Promise<{ stdout: string; seconds: number }> {
