@@ -221,7 +221,7 @@ Deno.test("restore refuses to overwrite, and a corrupt or missing replica file f
     await Deno.remove(join(l0, names[Math.floor(names.length / 2)]));
     const gap = await strata(["restore", "-o", out, `file://${replica}`]);
     assertEquals(gap.code, 1);
-    assertMatch(gap.stderr, /cannot reach TXID .*no file starts at TXID/);
+    assertMatch(gap.stderr, /cannot reach TXID .*no file holds TXID/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -21,7 +21,14 @@ export interface RestoreReport {
   txid: string;
   /** When that state was in the replica (RFC 3339). */
   time: string;
+  /** The restored database's checksum (computed from its pages when the replica had none). */
   checksum: string;
+  /**
+   * False when the replica's files carry no checksums (Litestream v0.5 writes
+   * them so): each file's own CRC was checked, the database's checksum was
+   * computed but there was nothing to compare it with.
+   */
+  checksumVerified: boolean;
   pageSize: number;
   pages: number;
   files: number;
@@ -46,7 +53,8 @@ export function restoreReport(
     replica,
     txid: formatTXID(r.txid),
     time: r.time.toISOString(),
-    checksum: formatChecksum(r.checksum),
+    checksum: formatChecksum(r.applier.checksums ? r.checksum : r.applier.sum.value),
+    checksumVerified: r.applier.checksums,
     pageSize: r.pageSize,
     pages: r.pages,
     files: r.files,
@@ -81,8 +89,11 @@ export function printRestored(report: RestoreReport, json: boolean): void {
     console.log(JSON.stringify(report));
     return;
   }
+  const sum = report.checksumVerified
+    ? `checksum ${report.checksum}`
+    : `checksum ${report.checksum}, computed: the replica's files carry no checksums to verify it against (as Litestream writes them), only each file's own CRC was checked`;
   console.log(
-    `restored ${report.path} to TXID ${report.txid} as of ${report.time} (${report.pages} pages of ${report.pageSize} bytes, ${report.files} files, checksum ${report.checksum})`,
+    `restored ${report.path} to TXID ${report.txid} as of ${report.time} (${report.pages} pages of ${report.pageSize} bytes, ${report.files} files, ${sum})`,
   );
 }
 

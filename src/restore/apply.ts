@@ -115,7 +115,13 @@ export class PageApplier {
   commit = 0;
   /** The TXID the file is at (0 before the first file). */
   txid = 0n;
-  /** False once a file without checksums was applied: nothing more can be checked. */
+  /**
+   * Whether the state written is verified by the replica: the last file
+   * applied carried a post-apply checksum and it matched. False after a file
+   * without checksums (Litestream v0.5 writes them so); `sum` is still the
+   * database's checksum computed from its pages, and a later file that has
+   * checksums is checked against it (and verifies the state again).
+   */
   checksums = true;
   readonly sum = new DatabaseChecksum();
   #pcHi = new Uint32Array(1024);
@@ -211,8 +217,8 @@ export class PageApplier {
     if (h.pageSize !== pageSize) {
       throw new ReplicaFileCheckError(f, name, `page size ${h.pageSize} differs from ${pageSize}`);
     }
-    if (!hasChecksums(h)) this.checksums = false;
-    if (!isSnapshot(h) && hasChecksums(h) && this.checksums) {
+    const checked = hasChecksums(h);
+    if (!isSnapshot(h) && checked) {
       const before = f.minTXID === this.txid + 1n
         ? this.sum.value
         : this.#history.get(f.minTXID - 1n);
@@ -281,7 +287,8 @@ export class PageApplier {
     this.commit = h.commit;
     fs.ftruncateSync(this.fd, this.commit * pageSize);
     const post = dec.trailer!.postApplyChecksum;
-    if (this.checksums && post !== sum.value) {
+    this.checksums = checked;
+    if (checked && post !== sum.value) {
       throw new ReplicaFileCheckError(
         f,
         name,
@@ -291,7 +298,7 @@ export class PageApplier {
       );
     }
     this.txid = f.maxTXID;
-    if (this.checksums) this.#remember(this.txid, sum.value);
+    this.#remember(this.txid, sum.value);
   }
 
   /**

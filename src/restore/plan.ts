@@ -2,6 +2,15 @@
  * The restore planner: the newest snapshot at or before the target, then the
  * fewest files across levels that reach the target contiguously (each step
  * takes the file reaching furthest without overshooting).
+ *
+ * A next file may start at or before the position reached, as long as it
+ * ends after it (Litestream v0.5's rule): a compacted file that spans the
+ * snapshot's TXID continues it, since it holds the newest version of every
+ * page changed in its range. Litestream keeps such files and lets the L0
+ * files after its snapshot expire, so its replicas often hold no file that
+ * starts right after the snapshot. Applying one gives the state at its end;
+ * its post-apply checksum still verifies that state (its pre-apply checksum
+ * is checked when the applier passed its start, see apply.ts).
  */
 
 import { formatLtxFileName, formatTXID } from "../ltx/mod.ts";
@@ -73,16 +82,13 @@ export function planRestore(
     let pos = snap.maxTXID;
     while (pos < txid) {
       let next: ReplicaFile | null = null;
-      for (const f of files) {
-        if (f.minTXID !== pos + 1n || f.maxTXID > txid) continue;
-        if (!next || f.maxTXID > next.maxTXID) next = f;
-      }
+      for (const f of files) if (continues(f, pos, txid) && better(f, next, pos)) next = f;
       if (!next) break;
       chain.push(next);
       pos = next.maxTXID;
     }
     if (pos === txid) return { files: chain, txid };
-    lastGap = `no file starts at TXID ${formatTXID(pos + 1n)} (after ${
+    lastGap = `no file holds TXID ${formatTXID(pos + 1n)} (after ${
       formatLtxFileName(chain[chain.length - 1].minTXID, chain[chain.length - 1].maxTXID)
     })`;
   }
@@ -90,4 +96,22 @@ export function planRestore(
     `replica ${location} cannot reach TXID ${formatTXID(txid)}: ${lastGap}` +
       (target.txid !== undefined ? " (a TXID must be the end of some file)" : ""),
   );
+}
+
+/** Whether `f` takes a restore at `pos` further without passing `target`. */
+function continues(f: ReplicaFile, pos: bigint, target: bigint): boolean {
+  return f.minTXID <= pos + 1n && f.maxTXID > pos && f.maxTXID <= target;
+}
+
+/**
+ * Whether `f` is a better next step than `than`: it reaches further; at the
+ * same end, it starts right after `pos` (its pre-apply checksum can be
+ * checked), then it is smaller.
+ */
+function better(f: ReplicaFile, than: ReplicaFile | null, pos: bigint): boolean {
+  if (!than) return true;
+  if (f.maxTXID !== than.maxTXID) return f.maxTXID > than.maxTXID;
+  const exact = f.minTXID === pos + 1n;
+  if (exact !== (than.minTXID === pos + 1n)) return exact;
+  return f.size < than.size;
 }

@@ -1,0 +1,136 @@
+/**
+ * Restoring replicas as Litestream v0.5 leaves them (issue 18): files without
+ * checksums, a level-9 snapshot, and compacted files that span the
+ * snapshot's TXID once the L0 files after it have expired. Every restore is
+ * compared byte for byte with the database as it was at that TXID.
+ */
+
+import { join } from "node:path";
+import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
+import { formatChecksum } from "../src/ltx/mod.ts";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
+import { strata } from "./helpers/strata.ts";
+import { databaseStates, ltxOfStates, putFile, stateChecksum } from "./helpers/litestream_v05.ts";
+
+const T0 = Date.parse("2026-06-01T00:00:00Z");
+/** When TXID `n` was written (a minute apart). */
+const at = (n: number) => T0 + n * 60_000;
+
+/** `INSERT INTO t` of `n` rows of deterministic text, tagged `tag`. */
+const insertRows = (n: number, tag: string) =>
+  `INSERT INTO t (body) WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < ${n}) ` +
+  `SELECT printf('${tag} %d %x %s', v, v * 2654435761, substr(replace(printf('%.*c', 30, 'x'), 'x', v), 1, 90)) FROM s`;
+
+function statements(): string[] {
+  const out = [`CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT); ${insertRows(300, "row")}`];
+  for (let i = 2; i <= 12; i++) {
+    out.push(
+      i % 3 === 0
+        ? `DELETE FROM t WHERE id % ${i} = 0`
+        : i % 3 === 1
+        ? `UPDATE t SET body = body || '-${i}' WHERE id % 7 = ${i % 7}`
+        : insertRows(40 * i, `tx ${i}`),
+    );
+  }
+  return out;
+}
+
+async function restore(url: string, out: string, args: string[]) {
+  const r = await strata(["restore", "-json", "-no-progress", "-o", out, ...args, url]);
+  assertEquals(r.code, 0, `restore ${args.join(" ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+Deno.test("Litestream v0.5 replica: an L1 file spanning the snapshot continues it; no checksums, so the restore computes and reports one", async () => {
+  const states = await databaseStates(statements());
+  const dir = await Deno.makeTempDir({ prefix: "strata-ls05-" });
+  try {
+    const rep = join(dir, "replica");
+    const client = new FileReplicaClient(rep);
+    const put = async (level: number, min: number, max: number) =>
+      await putFile(
+        client,
+        level,
+        BigInt(min),
+        BigInt(max),
+        await ltxOfStates(states, BigInt(min), BigInt(max), at(max)),
+        at(max),
+      );
+    await put(SNAPSHOT_LEVEL, 1, 5);
+    await put(1, 3, 8); // spans the snapshot: no file starts at TXID 6
+    await put(1, 9, 10);
+    await put(0, 11, 11);
+    await put(0, 12, 12);
+    const url = `file://${rep}`;
+    let n = 0;
+    const check = async (args: string[], txid: number) => {
+      const out = join(dir, `out-${n++}.db`);
+      const report = await restore(url, out, args);
+      assertEquals(BigInt("0x" + report.txid), BigInt(txid), `${args.join(" ")}: TXID`);
+      const got = await Deno.readFile(out);
+      assert(
+        got.length === states[txid - 1].length && got.every((b, i) => b === states[txid - 1][i]),
+        `${args.join(" ") || "latest"}: the restored file equals the database at TXID ${txid}`,
+      );
+      assertEquals(report.checksumVerified, false);
+      assertEquals(report.checksum, formatChecksum(stateChecksum(states[txid - 1])));
+      return report;
+    };
+    await check([], 12);
+    await check(["-txid", "8"], 8);
+    await check(["-txid", "10"], 10);
+    await check(["-txid", "5"], 5);
+    // by time: the newest state in the replica at that moment
+    await check(["-timestamp", new Date(at(8) + 30_000).toISOString()], 8);
+    await check(["-timestamp", new Date(at(11)).toISOString()], 11);
+    // the text report says what could not be verified
+    const r = await strata(["restore", "-no-progress", "-o", join(dir, "text.db"), url]);
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stdout, /carry no checksums/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a checksummed file after Litestream's unverified ones is checked against the computed state, and verifies it again", async () => {
+  const states = await databaseStates(statements());
+  const dir = await Deno.makeTempDir({ prefix: "strata-ls05-" });
+  try {
+    const rep = join(dir, "replica");
+    const client = new FileReplicaClient(rep);
+    const file = (min: number, max: number, checksums = false) =>
+      ltxOfStates(states, BigInt(min), BigInt(max), at(max), { checksums });
+    await putFile(client, SNAPSHOT_LEVEL, 1n, 6n, await file(1, 6), at(6));
+    await putFile(client, 0, 7n, 7n, await file(7, 7, true), at(7)); // strata continuing it
+    const url = `file://${rep}`;
+    const report = await restore(url, join(dir, "a.db"), []);
+    assertEquals(report.checksumVerified, true);
+    assertEquals(report.checksum, formatChecksum(stateChecksum(states[6])));
+
+    // a strata file whose pre-apply checksum is not the state restored so far: refused by name
+    const bad = join(dir, "bad");
+    const badClient = new FileReplicaClient(bad);
+    await putFile(badClient, SNAPSHOT_LEVEL, 1n, 5n, await file(1, 5), at(5));
+    const wrong = await ltxOfStates(states, 7n, 7n, at(7), { checksums: true }); // pre = state 6
+    await putFile(badClient, 0, 6n, 6n, await file(6, 6), at(6));
+    // TXID 7's file claims TXID 6's successor but state 6 is replaced by a different one
+    const other = await databaseStates([...statements().slice(0, 5), "DELETE FROM t"]);
+    await Deno.remove(join(bad, "ltx", "0", "0000000000000006-0000000000000006.ltx"));
+    await putFile(
+      badClient,
+      0,
+      6n,
+      6n,
+      await ltxOfStates(other, 6n, 6n, at(6)),
+      at(6),
+    );
+    await putFile(badClient, 0, 7n, 7n, wrong, at(7));
+    const out = join(dir, "b.db");
+    const r = await strata(["restore", "-no-progress", "-o", out, `file://${bad}`]);
+    assert(r.code !== 0, "a chain that does not continue is refused");
+    assertMatch(r.stderr, /0000000000000007-0000000000000007\.ltx.*pre-apply checksum/s);
+    assert(!(await Deno.stat(out).then(() => true, () => false)), "nothing written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
