@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import { formatChecksum } from "../src/ltx/mod.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
-import { strata } from "./helpers/strata.ts";
+import { Replicating, strata } from "./helpers/strata.ts";
+import { python, waitFor } from "./helpers/ops.ts";
 import { databaseStates, ltxOfStates, putFile, stateChecksum } from "./helpers/litestream_v05.ts";
 
 const T0 = Date.parse("2026-06-01T00:00:00Z");
@@ -130,6 +131,89 @@ Deno.test("a checksummed file after Litestream's unverified ones is checked agai
     assert(r.code !== 0, "a chain that does not continue is refused");
     assertMatch(r.stderr, /0000000000000007-0000000000000007\.ltx.*pre-apply checksum/s);
     assert(!(await Deno.stat(out).then(() => true, () => false)), "nothing written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A digest of table t's rows and the integrity check, read by Python (another process). */
+async function rowsOf(db: string): Promise<string> {
+  return (await python(
+    `import hashlib, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+h = hashlib.sha256()
+for row in con.execute("SELECT * FROM t ORDER BY id"):
+    h.update(repr(row).encode())
+print(h.hexdigest(), con.execute("PRAGMA integrity_check").fetchone()[0])`,
+    db,
+  )).trim();
+}
+
+Deno.test("strata replicate continues a Litestream v0.5 replica of the same database: no divergence, one chain", async () => {
+  const states = await databaseStates(statements(), { wal: true });
+  const dir = await Deno.makeTempDir({ prefix: "strata-ls05-" });
+  try {
+    // the app's database, as Litestream left it at TXID 11
+    const db = join(dir, "app.db");
+    await Deno.writeFile(db, states[10]);
+    const rep = join(dir, "replica");
+    const client = new FileReplicaClient(rep);
+    const put = async (level: number, min: number, max: number) =>
+      await putFile(
+        client,
+        level,
+        BigInt(min),
+        BigInt(max),
+        await ltxOfStates(states, BigInt(min), BigInt(max), at(max)),
+        at(max),
+      );
+    await put(SNAPSHOT_LEVEL, 1, 5);
+    await put(1, 3, 8);
+    await put(1, 9, 10);
+    await put(0, 11, 11);
+    const before = await rowsOf(db);
+    const rep1 = new Replicating([db, `file://${rep}`], { LOG_LEVEL: "info" });
+    let out;
+    try {
+      await rep1.waitForLog(/carries no checksum/);
+      // the app writes on (its own process)
+      await python(
+        `import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+for i in range(20):
+    with con:
+        con.execute("INSERT INTO t (body) VALUES (?)", (f"after the switch {i}",))`,
+        db,
+      );
+      const want = await rowsOf(db);
+      assert(want !== before, "the app changed the database");
+      await waitFor("the replica to hold the app's new rows", async () => {
+        const o = join(dir, `probe-${crypto.randomUUID().slice(0, 6)}.db`);
+        const r = await strata(["restore", "-no-progress", "-o", o, `file://${rep}`]);
+        const ok = r.code === 0 && (await rowsOf(o)) === want;
+        await Deno.remove(o).catch(() => {});
+        return ok;
+      });
+    } finally {
+      out = await rep1.stop();
+    }
+    assertEquals(out.code, 0, out.stderr);
+    assert(!/diverged/i.test(out.stderr), `no divergence:\n${out.stderr}`);
+    // Litestream's files are all still there, and strata's go on from TXID 12
+    const l0 = await client.listFiles(0);
+    assert(
+      l0.some((f) => f.minTXID === 12n),
+      `a file continues at TXID 12: ${l0.map((f) => f.minTXID)}`,
+    );
+    assertEquals((await client.listFiles(SNAPSHOT_LEVEL)).map((f) => f.maxTXID), [5n]);
+    // the state Litestream wrote is still restorable exactly
+    const old = join(dir, "old.db");
+    await restore(`file://${rep}`, old, ["-txid", "11"]);
+    const got = await Deno.readFile(old);
+    assert(got.every((b, i) => b === states[10][i]) && got.length === states[10].length);
+    // and the latest is verified by strata's checksums again
+    const latest = await restore(`file://${rep}`, join(dir, "latest.db"), []);
+    assertEquals(latest.checksumVerified, true);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

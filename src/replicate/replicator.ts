@@ -22,6 +22,7 @@ import {
   SNAPSHOT_LEVEL,
 } from "../storage/mod.ts";
 import { planRestore } from "../restore/plan.ts";
+import { restoreTarget } from "../restore/verified_restore.ts";
 import { log } from "../log.ts";
 import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
@@ -138,12 +139,47 @@ export class Replicator {
     return this.#divergence;
   }
 
+  /** A replica state's checksum computed by restoring it: by TXID, for the last one asked. */
+  #computed: Position | null = null;
+
+  /**
+   * The replica's position with a checksum to compare: a newest file without
+   * one (zero: Litestream v0.5 writes no checksums) gets its state's checksum
+   * computed by restoring the replica into the meta directory once, so that
+   * whether the database continues it is decided by content, and strata's
+   * files continue the same chain (their pre-apply checksum is that state's).
+   */
+  async #withChecksum(pos: Position): Promise<Position> {
+    if (pos.txid === 0n || pos.postApplyChecksum !== 0n) return pos;
+    if (this.#computed?.txid === pos.txid) return this.#computed;
+    const tmp = join(this.monitor.metaPath, `replica-state-${crypto.randomUUID().slice(0, 8)}.db`);
+    try {
+      const r = await restoreTarget(this.client, { txid: pos.txid }, tmp, {
+        integrityCheck: "none",
+        files: this.index.all(),
+      });
+      this.#computed = { txid: pos.txid, postApplyChecksum: r.checksum };
+      log(
+        "info",
+        "the replica's newest file carries no checksum (as Litestream writes them): computed its state's by restoring it",
+        {
+          db: this.monitor.dbPath,
+          replica: this.client.location,
+          position: formatPosition(this.#computed),
+        },
+      );
+      return this.#computed;
+    } finally {
+      await Deno.remove(tmp).catch(() => {});
+    }
+  }
+
   async #loadReplicaPosition(): Promise<Position> {
     await this.index.load();
     const all = this.index.all();
     const broken = this.index.restoreProblem();
     if (broken !== null) this.#reseed ??= broken;
-    const pos = await readReplicaPosition(this.client, all);
+    const pos = await this.#withChecksum(await readReplicaPosition(this.client, all));
     // A snapshot may be ahead of the levels' chain (strata stopped after an
     // extra snapshot, before L0 caught up with it): go on from the chain's
     // end when the local files continue it, so L0 keeps every TXID.

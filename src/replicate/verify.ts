@@ -66,6 +66,9 @@ export async function verifyReplica(
     });
     report.txid = formatTXID(r.txid);
     report.checksum = formatChecksum(r.checksum);
+    if (!r.verified) {
+      report.comparedWith = "nothing: the replica's files carry no checksums (computed from its pages)";
+    }
     if (r.skipped.length > 0) {
       // restorable along another path, but the replica holds files that fail their checks
       report.error = `restored TXID ${formatTXID(r.txid)} only by leaving out ${

@@ -28,7 +28,14 @@ export interface RestoreResult {
   txid: bigint;
   /** When the restored state was in the replica: the creation time of the last file applied. */
   time: Date;
+  /** The restored database's checksum, computed from its pages. */
   checksum: bigint;
+  /**
+   * Whether the replica verified that checksum: the last file applied
+   * carried one and it matched (false for files without checksums, such as
+   * Litestream v0.5 writes).
+   */
+  verified: boolean;
   pageSize: number;
   pages: number;
   files: number;
@@ -85,7 +92,8 @@ export async function executeRestore(
       path: outPath,
       txid: plan.txid,
       time: plan.files[plan.files.length - 1].createdAt,
-      checksum: applier.checksums ? applier.sum.value : 0n,
+      checksum: applier.sum.value,
+      verified: applier.checksums,
       pageSize: applier.pageSize,
       pages: applier.commit,
       files: plan.files.length,

@@ -16,17 +16,22 @@ import type { ReplicaClient } from "../../src/storage/mod.ts";
 /**
  * The database file after each of `statements` (one transaction each, in a
  * rollback-journal database, so the file is the whole state): index i is
- * TXID i + 1.
+ * TXID i + 1. With `wal`, a WAL database checkpointed after each (as
+ * Litestream's databases are: their first page says WAL).
  */
-export async function databaseStates(statements: string[]): Promise<Uint8Array[]> {
+export async function databaseStates(
+  statements: string[],
+  opts: { wal?: boolean } = {},
+): Promise<Uint8Array[]> {
   const dir = await Deno.makeTempDir({ prefix: "strata-states-" });
   const path = join(dir, "app.db");
   const db = new DatabaseSync(path);
   try {
-    db.exec("PRAGMA journal_mode=DELETE; PRAGMA page_size=4096;");
+    db.exec(`PRAGMA page_size=4096; PRAGMA journal_mode=${opts.wal ? "WAL" : "DELETE"};`);
     const states: Uint8Array[] = [];
     for (const s of statements) {
       db.exec(`BEGIN; ${s}; COMMIT;`);
+      if (opts.wal) db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
       states.push(await Deno.readFile(path));
     }
     return states;
