@@ -27,7 +27,8 @@ export const CONFIG_FLAGS: FlagSpecs = {
   config: {
     type: "string",
     value: "PATH",
-    help: "config file (default $STRATA_CONFIG or /etc/strata.yml)",
+    help:
+      "config file (default $STRATA_CONFIG, $LITESTREAM_CONFIG, /etc/strata.yml or /etc/litestream.yml)",
   },
   "no-expand-env": {
     type: "bool",

@@ -271,9 +271,26 @@ export function parseConfig(
   return { dbs, dirs, logging, compaction, shutdownSyncTimeoutMs, ...parseServing(r, top) };
 }
 
-/** The config path: flag, then $STRATA_CONFIG, then /etc/strata.yml. */
-export function defaultConfigPath(): string {
-  return Deno.env.get("STRATA_CONFIG") ?? "/etc/strata.yml";
+/**
+ * The config path when no -config flag names one: $STRATA_CONFIG, then
+ * $LITESTREAM_CONFIG, then /etc/strata.yml, then /etc/litestream.yml (the
+ * first that exists of those two; /etc/strata.yml when neither does), so a
+ * Litestream setup works unchanged.
+ */
+export function defaultConfigPath(env = Deno.env.toObject(), exists = fileExists): string {
+  const named = env.STRATA_CONFIG ?? env.LITESTREAM_CONFIG;
+  if (named !== undefined && named !== "") return named;
+  for (const p of ["/etc/strata.yml", "/etc/litestream.yml"]) if (exists(p)) return p;
+  return "/etc/strata.yml";
+}
+
+function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function loadConfig(
