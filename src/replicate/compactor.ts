@@ -6,7 +6,9 @@
  *   ones; inputs come from the local meta directory when it still has them;
  * - retention deletes snapshots older than the retention (never the newest),
  *   files of levels 1..8 wholly before the oldest kept snapshot, and L0 files
- *   that are covered by L1 (or a kept snapshot) and older than l0-retention.
+ *   that are covered by L1 (or a kept snapshot) and older than l0-retention,
+ *   but never the newest L0 file (Litestream v0.5 reads a replica's position
+ *   from L0 alone).
  *   It never deletes a file the newest state needs, nor a file a live
  *   branch (`strata clone`) points at: those stay until the branch is deleted.
  */
@@ -206,10 +208,11 @@ export class Compactor {
     }
     const l1 = this.index.last(1)?.maxTXID ?? 0n;
     const covered = l1 > floor ? l1 : floor;
+    // the newest L0 file always stays, as Litestream v0.5 keeps it: Litestream takes a
+    // replica's position from its L0 files alone, so switching back continues the chain
+    const l0 = this.index.files(0).slice(0, -1);
     out.push(
-      ...this.index.files(0).filter((f) =>
-        f.maxTXID <= covered && now - f.createdAt.getTime() > s.l0RetentionMs
-      ),
+      ...l0.filter((f) => f.maxTXID <= covered && now - f.createdAt.getTime() > s.l0RetentionMs),
     );
     return out;
   }

@@ -67,7 +67,8 @@ export async function verifyReplica(
     report.txid = formatTXID(r.txid);
     report.checksum = formatChecksum(r.checksum);
     if (!r.verified) {
-      report.comparedWith = "nothing: the replica's files carry no checksums (computed from its pages)";
+      report.comparedWith =
+        "nothing: the replica's files carry no checksums (computed from its pages)";
     }
     if (r.skipped.length > 0) {
       // restorable along another path, but the replica holds files that fail their checks
