@@ -7,6 +7,7 @@ const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 }
 export function parseLogLevel(s: string): LogLevel | null {
   const l = s.trim().toLowerCase();
   if (l === "trace") return "debug";
+  if (l === "warning") return "warn";
   return l in ORDER ? l as LogLevel : null;
 }
 

@@ -45,18 +45,21 @@ Deno.test("config: Litestream keys parse; durations; env expansion", () => {
 Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys name the key and line", () => {
   const cases: [string, RegExp][] = [
     ["dbs: [\n  - path: x\n", /t\.yml(:\d+)?: malformed YAML/],
-    ["dbs:\n  - path: /a.db\n    replcia:\n      path: /b\n", /t\.yml:3: unknown key "replcia"/],
+    [
+      "dbs:\n  - path: /a.db\n    replcia:\n      path: /b\n",
+      /t\.yml:3: unknown key "replcia" in a dbs entry: did you mean "replica"\?/,
+    ],
     [
       "dbs:\n  - path: /a.db\n    sync-interval: 1s\n    replica:\n      path: /b\n",
-      /t\.yml:3: unknown key "sync-interval"/,
+      /t\.yml:3: key "sync-interval" does not go in a dbs entry: it goes in a replica entry/,
     ],
     [
       "dbs:\n  - path: /a.db\n    replica:\n      path: /b\n      sync-interval: fast\n",
       /t\.yml:5: "sync-interval": invalid duration "fast"/,
     ],
     [
-      "mcp-addr: :3001\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
-      /t\.yml:1: key "mcp-addr" in the top level is not supported yet/,
+      "dbs:\n  - path: /a.db\n    replica:\n      path: /b\n      age:\n        recipients: [x]\n",
+      /t\.yml:5: key "age" in a replica of \/a\.db is not supported yet/,
     ],
     ["dbs:\n  - path: /a.db\n", /database \/a\.db has no replica/],
     [
@@ -68,8 +71,8 @@ Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys nam
       /t\.yml:3: level 2's interval must be longer than level 1's/,
     ],
     [
-      "levels:\n  - every: 5m\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
-      /t\.yml:2: unknown key "every" in level 1/,
+      "levels:\n  - intervl: 5m\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",
+      /t\.yml:2: unknown key "intervl" in level 1: did you mean "interval"\?/,
     ],
     [
       "snapshot:\n  interval: 0s\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",

@@ -56,8 +56,8 @@ Deno.test("config: bad addr, socket and directory settings name the key and line
       /t\.yml:2: "permissions" must be a file mode/,
     ],
     [
-      `socket:\n  port: 1\ndbs:\n  - path: /a.db\n${REPLICA}`,
-      /t\.yml:2: unknown key "port" in socket/,
+      `socket:\n  enabeld: true\ndbs:\n  - path: /a.db\n${REPLICA}`,
+      /t\.yml:2: unknown key "enabeld" in socket: did you mean "enabled"\?/,
     ],
     [`dbs:\n  - dir: /data\n${REPLICA}`, /t\.yml:2: directory \/data needs "pattern"/],
     [
@@ -75,7 +75,7 @@ Deno.test("config: bad addr, socket and directory settings name the key and line
     ],
     [
       `logging:\n  level: loud\ndbs:\n  - path: /a.db\n${REPLICA}`,
-      /t\.yml:2: "level" must be debug, info, warn or error/,
+      /t\.yml:2: "level" must be trace, debug, info, warn or error/,
     ],
   ];
   for (const [text, re] of cases) {

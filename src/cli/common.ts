@@ -11,7 +11,7 @@ import { AbsReplicaClient } from "../storage/abs_client.ts";
 import { GcsReplicaClient } from "../storage/gcs_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
-import { configureLogging } from "../log.ts";
+import { configureLogging, log } from "../log.ts";
 import { allowedBranchSource } from "./branch_source.ts";
 import { BranchReplicaClient } from "../branch/mod.ts";
 import { CachingReplicaClient, restoreCache } from "../restore/mod.ts";
@@ -112,6 +112,7 @@ export async function readConfig(flags: ParsedFlags, required: boolean): Promise
   }
   const cfg = await loadConfig(path, { expandEnv: !flags.bools.has("no-expand-env") });
   configureLogging(cfg.logging);
+  for (const w of cfg.warnings ?? []) log("warn", w);
   return cfg;
 }
 

@@ -68,10 +68,27 @@ const FLAGS: FlagSpecs = {
     value: "LEVEL",
     help: "debug, info, warn or error (overrides LOG_LEVEL and the config file)",
   },
+  "restore-if-db-not-exists": {
+    type: "bool",
+    help: "before replicating a database that does not exist, restore it from its first replica",
+  },
+  once: {
+    type: "bool",
+    help: "capture and upload what is committed, then exit (no -exec)",
+  },
+  "force-snapshot": {
+    type: "bool",
+    help: "with -once: upload a snapshot of every database to every replica too",
+  },
+  "enforce-retention": {
+    type: "bool",
+    help: "with -once: delete what retention allows from every replica too",
+  },
 };
 const USAGE = `Usage:
   strata replicate [-config PATH] [-new-lineage] [-exec CMD] [-log-level LEVEL]
-                   [-shutdown-sync-timeout DURATION]
+                   [-shutdown-sync-timeout DURATION] [-restore-if-db-not-exists]
+                   [-once [-force-snapshot] [-enforce-retention]]
   strata replicate [-new-lineage] [-exec CMD] [-log-level LEVEL] [-shutdown-sync-timeout DURATION]
                    DB_PATH REPLICA_URL [REPLICA_URL...]
 
@@ -82,6 +99,13 @@ it, and when the child exits does a final sync and exits with its code. The
 final sync may take up to shutdown-sync-timeout (default 10s); when a replica
 did not receive every committed transaction by then (unreachable, read-only,
 too slow), the log names it and the TXIDs it lacks and the exit code is 1.
+
+With -once it captures and uploads what is committed and exits (the same final
+sync and exit code), after a snapshot of each database with -force-snapshot and
+after deleting what retention allows with -enforce-retention.
+-restore-if-db-not-exists (or restore-if-db-not-exists: true on a dbs entry)
+restores a database that does not exist from its first replica before
+replicating it; a replica with no backup leaves it to be created by the app.
 
 A replica whose newest TXID and checksum are not a point of the local history
 has diverged: strata stops uploading to it (nothing in it is deleted) until it
@@ -139,8 +163,13 @@ export async function runReplicate(argv: string[]): Promise<number> {
     if (!level) throw new UsageError(`-log-level must be debug, info, warn or error`);
     overrideLogLevel(level);
   }
+  const once = flags.bools.has("once");
+  for (const f of ["force-snapshot", "enforce-retention"]) {
+    if (flags.bools.has(f) && !once) throw new UsageError(`-${f} goes with -once`);
+  }
+  if (once && flags.strings.has("exec")) throw new UsageError("-once and -exec do not go together");
   const cfg = await settingsFrom(flags);
-  const exec = flags.strings.get("exec") ?? cfg.exec;
+  const exec = once ? undefined : flags.strings.get("exec") ?? cfg.exec;
   const shutdownSyncTimeoutMs = shutdownSyncTimeoutFrom(flags, cfg);
 
   const set = new DbSet();
@@ -187,7 +216,11 @@ export async function runReplicate(argv: string[]): Promise<number> {
     if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
     if (cfg.socket.enabled) control = await serveControl(set, cfg.socket);
     for (const db of cfg.dbs) {
-      if (!shutdown.received) await set.add(resolve(db.path), replication(db));
+      if (shutdown.received) break;
+      if (flags.bools.has("restore-if-db-not-exists") || db.restoreIfDbNotExists) {
+        await restoreIfMissing(db, cfg);
+      }
+      await set.add(resolve(db.path), replication(db));
     }
     for (const d of cfg.dirs) {
       if (!shutdown.received) watchers.push(...await addDirectory(set, d, replication));
@@ -200,7 +233,14 @@ export async function runReplicate(argv: string[]): Promise<number> {
   }
 
   let code = 0;
-  if (exec && !shutdown.received) {
+  if (once && !shutdown.received) {
+    shutdown.cancel();
+    code = await runOnce(
+      set,
+      flags.bools.has("force-snapshot"),
+      flags.bools.has("enforce-retention"),
+    );
+  } else if (exec && !shutdown.received) {
     shutdown.cancel(); // the child gets the signals from here on
     try {
       code = await runChild(exec);
@@ -270,4 +310,63 @@ async function addDirectory(
   await watcher.ready;
   log("info", "watching directory for databases", { dir, pattern: d.pattern });
   return [watcher];
+}
+
+/**
+ * `-once`: every database's pending changes are captured and uploaded by the
+ * final sync of the stop that follows; before it, a snapshot of each and
+ * retention when asked. 1 when any of those failed (logged).
+ */
+async function runOnce(set: DbSet, snapshot: boolean, retention: boolean): Promise<number> {
+  let code = 0;
+  for (const db of set.running()) {
+    try {
+      await db.syncAll();
+      if (snapshot) await db.snapshot("-force-snapshot");
+      if (retention) {
+        for (let k = 0; k < db.replicators.length; k++) await db.enforceRetention(k);
+      }
+    } catch (e) {
+      log("error", "replicate -once failed", { db: db.monitor.dbPath, error: e });
+      code = 1;
+    }
+  }
+  log("info", "replicate -once: done, syncing before exit");
+  return code;
+}
+
+/**
+ * Restores `db` from its first replica when the file does not exist (none of
+ * its -wal, -shm either: a half-deleted database is not "missing"). A replica
+ * without a backup leaves the path to the app.
+ */
+async function restoreIfMissing(db: DbConfig, cfg: Settings): Promise<void> {
+  const path = resolve(db.path);
+  for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+    if (await Deno.lstat(p).then(() => true, () => false)) return;
+  }
+  const { restoreReplica } = await import("../branch/restore_branch.ts");
+  const { RestorePlanError } = await import("../restore/plan.ts");
+  const client = branchAwareClientFor(
+    db.replicas[0],
+    undefined,
+    cfg.dbs.flatMap((d) => d.replicas),
+  );
+  try {
+    const r = await restoreReplica(client, {}, path, { integrityCheck: "quick" });
+    log("info", "restored the missing database before replicating it", {
+      db: path,
+      replica: client.location,
+      txid: r.txid,
+    });
+  } catch (e) {
+    if (e instanceof RestorePlanError && /has no backup files/.test(e.message)) {
+      log("info", "database does not exist and its replica has no backup: starting without one", {
+        db: path,
+        replica: client.location,
+      });
+      return;
+    }
+    throw e;
+  }
 }

@@ -13,7 +13,12 @@ export const COMPACTION_KEYS = [
   "retention",
 ];
 
-export function parseCompaction(r: Reader, top: Map<string, YamlNode>): CompactionSettings {
+/** `snapshotFromDb`: a dbs entry's `snapshot:` standing for the top level's (see config.ts). */
+export function parseCompaction(
+  r: Reader,
+  top: Map<string, YamlNode>,
+  snapshotFromDb?: YamlNode,
+): CompactionSettings {
   const d = DEFAULT_COMPACTION;
   let levelIntervalsMs = d.levelIntervalsMs;
   const levels = top.get("levels");
@@ -34,7 +39,7 @@ export function parseCompaction(r: Reader, top: Map<string, YamlNode>): Compacti
   }
   let snapshotIntervalMs = d.snapshotIntervalMs;
   let snapshotRetentionMs = d.snapshotRetentionMs;
-  const snap = top.get("snapshot");
+  const snap = top.get("snapshot") ?? snapshotFromDb;
   if (snap !== undefined && snap !== null) {
     const e = r.entries(snap, "snapshot", ["interval", "retention"]);
     snapshotIntervalMs = r.duration(

@@ -4,7 +4,7 @@
  * yet say so.
  */
 
-import { isSeq, LineCounter, type Node as YamlNode, parseDocument } from "yaml";
+import { isMap, isSeq, LineCounter, type Node as YamlNode, parseDocument } from "yaml";
 import { globToRegExp } from "./glob.ts";
 import { parseReplicaUrl } from "./replica_url.ts";
 import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
@@ -64,17 +64,44 @@ const DB_KEYS = [
   "max-pending-files",
   "truncate-page-n",
   "busy-timeout",
+  "snapshot",
+  "restore-if-db-not-exists",
 ];
-const REPLICA_KEYS = [
-  "type",
-  "path",
-  "url",
-  "name",
+/** Replica settings that may also stand at the top level, as every replica's default. */
+const REPLICA_DEFAULT_KEYS = [
   "sync-interval",
   "validation-interval",
-  ...REMOTE_REPLICA_KEYS,
-  ...S3_KEYS,
+  ...new Set([...REMOTE_REPLICA_KEYS, ...S3_KEYS]),
 ];
+const REPLICA_KEYS = ["type", "path", "url", "name", ...REPLICA_DEFAULT_KEYS];
+const TOP_KEYS = [
+  "dbs",
+  "logging",
+  ...SERVING_KEYS,
+  "shutdown-sync-timeout",
+  ...COMPACTION_KEYS,
+  ...REPLICA_DEFAULT_KEYS,
+];
+
+/** Where each key goes, for a key found in the wrong place. */
+const HOMES: Record<string, string> = Object.fromEntries([
+  ...TOP_KEYS.map((k) => [k, "the top level"]),
+  ...DB_KEYS.map((k) => [k, "a dbs entry"]),
+  ...REPLICA_KEYS.map((k) => [k, "a replica entry (or the top level, as every replica's default)"]),
+]);
+
+/**
+ * A database path as Litestream reads it: `sqlite://` and `sqlite3://`
+ * prefixes dropped, a leading `~/` is $HOME.
+ */
+export function databasePath(p: string): string {
+  const bare = p.replace(/^sqlite3?:\/\//i, "");
+  if (bare === "~" || bare.startsWith("~/")) {
+    const home = Deno.env.get("HOME");
+    if (home) return home + bare.slice(1);
+  }
+  return bare;
+}
 
 /** Parses config text (already read from `file`). */
 export function parseConfig(
@@ -93,19 +120,14 @@ export function parseConfig(
     );
   }
   const r: Reader = new Reader(file, lines);
+  r.elsewhere = HOMES;
   if (opts.expandEnv !== false) {
     expandEnvInDocument(doc, (node, key, e) => r.fail(node, `"${key}": ${e.message}`));
   }
   const root = doc.contents as YamlNode | null;
   if (!root) throw new ConfigError(file, "empty configuration: no dbs");
-  const top = r.entries(root, "the top level", [
-    "dbs",
-    "logging",
-    ...SERVING_KEYS,
-    "shutdown-sync-timeout",
-    ...COMPACTION_KEYS,
-  ]);
-  const compaction = parseCompaction(r, top);
+  const top = r.entries(root, "the top level", TOP_KEYS);
+  const compaction = parseCompaction(r, top, dbSnapshot(r, top));
   const logging: Config["logging"] = {};
   const lg = top.get("logging");
   if (lg) {
@@ -113,13 +135,15 @@ export function parseConfig(
     const level = r.string(e.get("level"), "level");
     if (level !== undefined) {
       const l = parseLogLevel(level);
-      if (!l) r.fail(e.get("level"), `"level" must be debug, info, warn or error`);
+      if (!l) r.fail(e.get("level"), `"level" must be trace, debug, info, warn or error`);
       logging.level = l;
     }
-    const type = r.string(e.get("type"), "type");
+    const type = r.string(e.get("type"), "type")?.toLowerCase();
     if (type !== undefined) {
-      if (type !== "text" && type !== "json") r.fail(e.get("type"), `"type" must be text or json`);
-      logging.type = type;
+      if (type !== "text" && type !== "json" && type !== "pretty") {
+        r.fail(e.get("type"), `"type" must be text, json or pretty`);
+      }
+      logging.type = type === "json" ? "json" : "text"; // pretty: Litestream's coloured text
     }
   }
   const dbsNode = top.get("dbs");
@@ -131,8 +155,10 @@ export function parseConfig(
   const places: EntryPlace[] = [];
   for (const item of dbsNode.items as YamlNode[]) {
     const e = r.entries(item, "a dbs entry", DB_KEYS);
-    const dir = r.string(e.get("dir"), "dir");
-    const path = r.string(e.get("path"), "path") ?? dir;
+    const rawDir = r.string(e.get("dir"), "dir");
+    const dir = rawDir === undefined ? undefined : databasePath(rawDir);
+    const rawPath = r.string(e.get("path"), "path");
+    const path = rawPath === undefined ? dir : databasePath(rawPath);
     if (e.has("path") && e.has("dir")) {
       r.fail(e.get("dir"), `a dbs entry takes "path" or "dir", not both`);
     }
@@ -162,7 +188,10 @@ export function parseConfig(
     }
     if (replicaNodes.length === 0) r.fail(item, `database ${path} has no replica`);
     const replicas = replicaNodes.map((n) => {
-      const re = r.entries(n, `a replica of ${path}`, REPLICA_KEYS);
+      const own = r.entries(n, `a replica of ${path}`, REPLICA_KEYS);
+      // the top level's replica settings are every replica's defaults (Litestream's too)
+      const re = new Map(own);
+      for (const k of REPLICA_DEFAULT_KEYS) if (!re.has(k) && top.has(k)) re.set(k, top.get(k)!);
       const url = r.string(re.get("url"), "url");
       const rpath = r.string(re.get("path"), "path");
       const type = r.string(re.get("type"), "type");
@@ -173,7 +202,7 @@ export function parseConfig(
         L["sync-interval"],
       );
       try {
-        const cfg = s3ReplicaConfig(url, type, (k) => r.string(re.get(k), k), re.keys()) ??
+        const cfg = s3ReplicaConfig(url, type, (k) => r.string(re.get(k), k), own.keys()) ??
           remoteReplicaConfig(url, type, (k) => r.string(re.get(k), k)) ??
           (url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file"));
         if (url && type && type !== cfg.type) {
@@ -236,6 +265,9 @@ export function parseConfig(
         L["busy-timeout"],
       ),
       replicas,
+      ...(r.bool(e.get("restore-if-db-not-exists"), "restore-if-db-not-exists", false)
+        ? { restoreIfDbNotExists: true }
+        : {}),
     };
     places.push({
       path: canonicalPath(path),
@@ -268,7 +300,16 @@ export function parseConfig(
     DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
     L["shutdown-sync-timeout"],
   );
-  return { dbs, dirs, logging, compaction, shutdownSyncTimeoutMs, ...parseServing(r, top) };
+  const serving = parseServing(r, top);
+  return {
+    dbs,
+    dirs,
+    logging,
+    compaction,
+    shutdownSyncTimeoutMs,
+    ...serving,
+    warnings: r.warnings,
+  };
 }
 
 /**
@@ -305,4 +346,26 @@ export async function loadConfig(
     throw new ConfigError(path, (e as Error).message);
   }
   return parseConfig(text, path, opts);
+}
+
+/**
+ * A `snapshot:` given in dbs entries (Litestream v0.5 promotes it to the
+ * global setting, which is the only one): the one node to use when the top
+ * level has none. Entries that disagree with each other or with the top
+ * level are refused, as Litestream refuses them.
+ */
+function dbSnapshot(r: Reader, top: Map<string, YamlNode>): YamlNode | undefined {
+  const dbs = top.get("dbs");
+  if (!dbs || !isSeq(dbs)) return undefined;
+  let found: YamlNode | undefined = top.get("snapshot");
+  for (const item of dbs.items as YamlNode[]) {
+    if (!isMap(item)) continue;
+    const node = item.get("snapshot", true) as YamlNode | undefined;
+    if (node === undefined || node === null) continue;
+    if (found !== undefined && String(found) !== String(node)) {
+      r.fail(node, `"snapshot" differs from the one at line ${r.line(found)}: snapshots are set once for every database`);
+    }
+    found ??= node;
+  }
+  return top.has("snapshot") ? undefined : found;
 }

@@ -15,6 +15,8 @@ export interface DbConfig {
   truncatePageN: number;
   busyTimeoutMs: number;
   replicas: ReplicaConfig[];
+  /** Restore the database from its first replica at start when it does not exist. */
+  restoreIfDbNotExists?: boolean;
 }
 
 /** A `dbs` entry with `dir`: every SQLite database beneath `dir` whose file name matches `pattern`. */
@@ -52,6 +54,8 @@ export interface Config {
   compaction: CompactionSettings;
   /** `shutdown-sync-timeout`: how long the final sync at stop may take. */
   shutdownSyncTimeoutMs?: number;
+  /** Keys left out (Litestream keys strata does not act on, unknown keys), each said once. */
+  warnings?: string[];
 }
 
 /** Default `shutdown-sync-timeout`. */
