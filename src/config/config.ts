@@ -4,7 +4,7 @@
  * yet say so.
  */
 
-import { isMap, isSeq, LineCounter, type Node as YamlNode, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, type Node as YamlNode, parseDocument } from "yaml";
 import { globToRegExp } from "./glob.ts";
 import { parseReplicaUrl } from "./replica_url.ts";
 import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
@@ -127,7 +127,7 @@ export function parseConfig(
   const root = doc.contents as YamlNode | null;
   if (!root) throw new ConfigError(file, "empty configuration: no dbs");
   const top = r.entries(root, "the top level", TOP_KEYS);
-  const compaction = parseCompaction(r, top, dbSnapshot(r, top));
+  const compaction = parseCompaction(r, top, dbSnapshot(r, root, top));
   const logging: Config["logging"] = {};
   const lg = top.get("logging");
   if (lg) {
@@ -354,18 +354,28 @@ export async function loadConfig(
  * level has none. Entries that disagree with each other or with the top
  * level are refused, as Litestream refuses them.
  */
-function dbSnapshot(r: Reader, top: Map<string, YamlNode>): YamlNode | undefined {
+function dbSnapshot(
+  r: Reader,
+  root: YamlNode,
+  top: Map<string, YamlNode>,
+): YamlNode | undefined {
   const dbs = top.get("dbs");
   if (!dbs || !isSeq(dbs)) return undefined;
-  let found: YamlNode | undefined = top.get("snapshot");
+  const keyOf = (m: YamlNode) =>
+    isMap(m) ? m.items.find((p) => isScalar(p.key) && p.key.value === "snapshot") : undefined;
+  let found = keyOf(root);
   for (const item of dbs.items as YamlNode[]) {
-    if (!isMap(item)) continue;
-    const node = item.get("snapshot", true) as YamlNode | undefined;
-    if (node === undefined || node === null) continue;
-    if (found !== undefined && String(found) !== String(node)) {
-      r.fail(node, `"snapshot" differs from the one at line ${r.line(found)}: snapshots are set once for every database`);
+    const pair = keyOf(item);
+    if (!pair || pair.value === null) continue;
+    if (found && String(found.value) !== String(pair.value)) {
+      r.fail(
+        pair.key as YamlNode,
+        `"snapshot" differs from the one at line ${
+          r.line(found.key as YamlNode)
+        }: snapshots are set once for every database`,
+      );
     }
-    found ??= node;
+    found ??= pair;
   }
-  return top.has("snapshot") ? undefined : found;
+  return top.has("snapshot") ? undefined : found?.value as YamlNode | undefined;
 }
