@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
-import { digestOf, strata } from "./helpers/strata.ts";
+import { digestOf, Replicating, strata } from "./helpers/strata.ts";
 import { createAppDb } from "./helpers/live.ts";
 import { python } from "./helpers/ops.ts";
 
@@ -104,6 +104,139 @@ Deno.test("-restore-if-db-not-exists (flag or dbs key): a missing database is re
       `file://${join(dir, "empty")}`,
     ]);
     assertMatch(r.stderr, /its replica has no backup/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Litestream's socket commands: info, list, register, unregister; /txid", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-sock-" });
+  const sock = join(dir, "strata.sock");
+  const a = join(dir, "a.db");
+  const b = join(dir, "b.db");
+  await createAppDb(a);
+  await createAppDb(b);
+  const cfg = join(dir, "strata.yml");
+  await Deno.writeTextFile(
+    cfg,
+    `socket:\n  enabled: true\n  path: ${sock}\ndbs:\n  - path: ${a}\n    replica:\n      url: file://${
+      join(dir, "ra")
+    }\n`,
+  );
+  const rep = new Replicating(["-config", cfg]);
+  try {
+    await rep.waitForLog(/control socket listening/);
+    let r = await strata(["info", "-socket", sock, "-json"]);
+    assertEquals(r.code, 0, r.stderr);
+    const info = JSON.parse(r.stdout);
+    assertEquals([info.pid, info.database_count], [rep.pid, 1]);
+
+    const rb = `file://${join(dir, "rb")}`;
+    r = await strata(["register", "-socket", sock, "-replica", rb, "-json", b]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(JSON.parse(r.stdout).status, "registered");
+    r = await strata(["register", "-socket", sock, "-replica", rb, "-json", b]);
+    assertEquals(JSON.parse(r.stdout).status, "already_registered");
+    // a second database into the same replica would mix histories: refused
+    r = await strata(["register", "-socket", sock, "-replica", rb, join(dir, "c.db")]);
+    assert(r.code !== 0, "a replica already in use is refused");
+
+    await addRows(b, 20, "registered");
+    r = await strata(["sync", "-socket", sock, "-wait", b]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(await restoredDigest(rb, dir), (await digestOf(b)).digest);
+
+    r = await strata(["list", "-socket", sock, "-json"]);
+    const list = JSON.parse(r.stdout).databases as { path: string; status: string }[];
+    assertEquals(list.map((d) => d.path).sort(), [a, b].sort());
+    r = await strata(["list", "-socket", sock]);
+    assertMatch(r.stdout, new RegExp(`${b} \\[replicating\\] \\(last sync: \\d{4}-`));
+
+    const txid = await controlTxid(sock, b);
+    assert(/^[0-9a-f]{16}$/.test(txid), txid);
+
+    r = await strata(["unregister", "-socket", sock, "-json", b]);
+    assertEquals(r.code, 0, r.stderr);
+    const un = JSON.parse(r.stdout);
+    assertEquals([un.status, un.final_txid], ["unregistered", txid]);
+    r = await strata(["unregister", "-socket", sock, "-json", b]);
+    assertEquals(JSON.parse(r.stdout).status, "already_unregistered");
+    r = await strata(["info", "-socket", sock, "-json"]);
+    assertEquals(JSON.parse(r.stdout).database_count, 1);
+  } finally {
+    const out = await rep.stop();
+    assertEquals(out.code, 0, out.stderr);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function controlTxid(sock: string, db: string): Promise<string> {
+  const { controlRequest } = await import("../src/server/mod.ts");
+  const a = await controlRequest(sock, "GET", `/txid?path=${encodeURIComponent(db)}`) as {
+    txid: string;
+  };
+  return a.txid;
+}
+
+Deno.test("reset removes the local meta directory (refused while replicating); version -verbose; databases -json; restore -parallelism", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-reset-" });
+  try {
+    const db = join(dir, "app.db");
+    await createAppDb(db);
+    const url = `file://${join(dir, "rep")}`;
+    let r = await strata(["replicate", "-once", db, url]);
+    assertEquals(r.code, 0, r.stderr);
+    const meta = join(dir, ".app.db-strata");
+
+    const rep = new Replicating([db, url]);
+    try {
+      await rep.waitForLog();
+      r = await strata(["reset", db]);
+      assert(r.code !== 0, "refused while a replicate holds it");
+      assertMatch(r.stderr, /another strata replicate process/);
+    } finally {
+      await rep.stop();
+    }
+    r = await strata(["reset", "-dry-run", db]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(await Deno.stat(meta).then(() => true, () => false), "dry run keeps it");
+    r = await strata(["reset", db]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(!(await Deno.stat(meta).then(() => true, () => false)), "removed");
+    // the replica simply continues (the database equals its newest state), then takes new commits
+    r = await strata(["replicate", "-once", db, url]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(!/diverged/.test(r.stderr), r.stderr);
+    await addRows(db, 5, "after reset");
+    r = await strata(["replicate", "-once", db, url]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(await restoredDigest(url, dir), (await digestOf(db)).digest);
+
+    r = await strata(["version", "-verbose"]);
+    assertMatch(r.stdout, /^strata .*\nDeno \d+\.\d+\.\d+ \(V8 .*\nOS\/Arch: linux\//);
+
+    const cfg = join(dir, "s.yml");
+    await Deno.writeTextFile(cfg, `dbs:\n  - path: ${db}\n    replica:\n      url: ${url}\n`);
+    r = await strata(["databases", "-json", "-config", cfg]);
+    assertEquals(JSON.parse(r.stdout), [{
+      path: db,
+      replica: "file",
+      replicas: [{ type: "file", path: join(dir, "rep") }],
+    }]);
+
+    r = await strata([
+      "restore",
+      "-parallelism",
+      "8",
+      "-no-progress",
+      "-o",
+      join(dir, "p.db"),
+      url,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    r = await strata(["restore", "-parallelism", "0", "-o", join(dir, "q.db"), url]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, /-parallelism must be a number from 1 to 64/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

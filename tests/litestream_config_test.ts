@@ -162,3 +162,10 @@ Deno.test("unknown keys: warned about and left out, but a likely typo or a mispl
     assertMatch(e.message, re);
   }
 });
+
+Deno.test("no dbs: only with the control socket (databases come through strata register)", () => {
+  const cfg = parseConfig("socket:\n  enabled: true\n  path: /tmp/x.sock\n", "t.yml");
+  assertEquals([cfg.dbs.length, cfg.dirs.length], [0, 0]);
+  const e = assertThrows(() => parseConfig("addr: :9090\n", "t.yml"), ConfigError);
+  assertMatch(e.message, /"dbs" must list at least one database \(or socket\.enabled/);
+});

@@ -116,3 +116,105 @@ export const runStop = startStop(
 Stops replicating DB_PATH in the running strata replicate, after a final
 capture and sync; the process keeps replicating the other databases.`,
 );
+
+function textOrJson(answer: unknown, json: boolean, text: () => string): void {
+  console.log(json ? JSON.stringify(answer, null, 2) : text());
+}
+
+const INFO_USAGE = `Usage: strata info [-timeout SECONDS] [-socket PATH] [-json]
+
+Asks the running strata replicate about itself: version, process id, uptime
+and how many databases it replicates.`;
+
+export async function runInfo(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, INFO_USAGE, FLAGS)) return 0;
+  const f = parse(argv, FLAGS);
+  if (f.args.length > 0) throw new UsageError("strata info takes no arguments");
+  const timeout = f.strings.has("timeout") ? timeoutOf(f) : 10;
+  const a = await controlRequest(await socketPath(f), "GET", "/info", undefined, timeout) as {
+    version: string;
+    pid: number;
+    uptime_seconds: number;
+    started_at: string;
+    database_count: number;
+  };
+  textOrJson(a, f.bools.has("json"), () =>
+    [
+      `strata ${a.version}`,
+      `PID: ${a.pid}`,
+      `Uptime: ${a.uptime_seconds}s`,
+      `Started at: ${a.started_at}`,
+      `Databases: ${a.database_count}`,
+    ].join("\n"));
+  return 0;
+}
+
+const LIST_USAGE = `Usage: strata list [-timeout SECONDS] [-socket PATH] [-json]
+
+Lists the databases the running strata replicate has, their state and the
+time of their last sync.`;
+
+export async function runList(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, LIST_USAGE, FLAGS)) return 0;
+  const f = parse(argv, FLAGS);
+  if (f.args.length > 0) throw new UsageError("strata list takes no arguments");
+  const timeout = f.strings.has("timeout") ? timeoutOf(f) : 10;
+  const a = await controlRequest(await socketPath(f), "GET", "/list", undefined, timeout) as {
+    databases: { path: string; status: string; last_sync_at?: string }[];
+  };
+  textOrJson(
+    a,
+    f.bools.has("json"),
+    () =>
+      a.databases.length === 0
+        ? "No databases configured"
+        : a.databases.map((d) =>
+          `${d.path} [${d.status}] (last sync: ${d.last_sync_at ?? "never"})`
+        ).join("\n"),
+  );
+  return 0;
+}
+
+const REGISTER_USAGE =
+  `Usage: strata register -replica URL [-timeout SECONDS] [-socket PATH] [-json] DB_PATH
+
+Makes the running strata replicate replicate DB_PATH to the replica at URL
+from now on (until strata unregister or the process stops).`;
+
+export async function runRegister(argv: string[]): Promise<number> {
+  const flags: FlagSpecs = {
+    ...FLAGS,
+    replica: { type: "string", value: "URL", help: "the replica URL (required)" },
+  };
+  if (wantsHelp(argv, REGISTER_USAGE, flags)) return 0;
+  const f = parse(argv, flags);
+  const path = onePath(f);
+  const replica = f.strings.get("replica");
+  if (!replica) throw new UsageError("-replica URL is required");
+  const timeout = timeoutOf(f);
+  const a = await controlRequest(await socketPath(f), "POST", "/register", {
+    path,
+    replica,
+    timeout,
+  }, timeout) as Record<string, unknown>;
+  print(a, f.bools.has("json"));
+  return 0;
+}
+
+const UNREGISTER_USAGE = `Usage: strata unregister [-timeout SECONDS] [-socket PATH] [-json] DB_PATH
+
+Stops replicating DB_PATH in the running strata replicate after a final sync,
+and forgets it.`;
+
+export async function runUnregister(argv: string[]): Promise<number> {
+  if (wantsHelp(argv, UNREGISTER_USAGE, FLAGS)) return 0;
+  const f = parse(argv, FLAGS);
+  const path = onePath(f);
+  const timeout = timeoutOf(f);
+  const a = await controlRequest(await socketPath(f), "POST", "/unregister", {
+    path,
+    timeout,
+  }, timeout) as Record<string, unknown>;
+  print(a, f.bools.has("json"));
+  return 0;
+}

@@ -54,14 +54,42 @@ const commands: Record<string, Command> = {
     summary: "Stop replicating a database in a running replicate",
     run: (a) => import("./control.ts").then((m) => m.runStop(a)),
   },
+  info: {
+    summary: "Ask a running replicate about itself (version, pid, uptime)",
+    run: (a) => import("./control.ts").then((m) => m.runInfo(a)),
+  },
+  list: {
+    summary: "List the databases of a running replicate and their last sync",
+    run: (a) => import("./control.ts").then((m) => m.runList(a)),
+  },
+  register: {
+    summary: "Add a database to a running replicate (-replica URL)",
+    run: (a) => import("./control.ts").then((m) => m.runRegister(a)),
+  },
+  unregister: {
+    summary: "Stop and forget a database in a running replicate",
+    run: (a) => import("./control.ts").then((m) => m.runUnregister(a)),
+  },
+  reset: {
+    summary: "Remove a database's local meta directory (replicas untouched)",
+    run: (a) => import("./reset.ts").then((m) => m.runReset(a)),
+  },
   demo: {
     summary: "Show strata working on a sample database",
     run: (a) => import("./demo.ts").then((m) => m.runDemo(a)),
   },
   version: {
     summary: "Print the version",
-    run: () => {
-      console.log(`strata ${VERSION}`);
+    run: (a) => {
+      if (a.includes("-verbose") || a.includes("--verbose")) {
+        console.log(
+          [
+            `strata ${VERSION}`,
+            `Deno ${Deno.version.deno} (V8 ${Deno.version.v8}, TypeScript ${Deno.version.typescript})`,
+            `OS/Arch: ${Deno.build.os}/${Deno.build.arch}`,
+          ].join("\n"),
+        );
+      } else console.log(`strata ${VERSION}`);
       return Promise.resolve(0);
     },
   },

@@ -214,7 +214,28 @@ export async function runReplicate(argv: string[]): Promise<number> {
   shutdown.signal.then(() => set.abortStarting());
   try {
     if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
-    if (cfg.socket.enabled) control = await serveControl(set, cfg.socket);
+    if (cfg.socket.enabled) {
+      // strata register DB_PATH -replica URL: one more database, as the positional form makes it
+      const registered: DbConfig[] = [];
+      const register = async (dbPath: string, url: string) => {
+        const replicas = [{ ...parseReplicaUrl(url), syncIntervalMs: DEFAULTS.syncIntervalMs }];
+        const db: DbConfig = {
+          path: resolve(dbPath),
+          ...DEFAULTS,
+          monitorIntervalMs: defaultMonitorInterval(replicas),
+          replicas,
+        };
+        const live = [...cfg.dbs, ...registered].filter((d) => set.has(resolve(d.path)));
+        const overlap = findOverlap([...live, db].map((d) => ({
+          path: canonicalPath(d.path),
+          replicas: d.replicas.map((replica) => ({ replica })),
+        })));
+        if (overlap) throw new Error(overlap.message);
+        await set.add(db.path, replication(db));
+        registered.push(db);
+      };
+      control = await serveControl(set, { ...cfg.socket, register });
+    }
     for (const db of cfg.dbs) {
       if (shutdown.received) break;
       if (flags.bools.has("restore-if-db-not-exists") || db.restoreIfDbNotExists) {

@@ -74,6 +74,12 @@ const FLAGS: FlagSpecs = {
     help: "check run on the restored database (default quick)",
   },
   "dry-run": { type: "bool", help: "print the plan without restoring" },
+  parallelism: {
+    type: "string",
+    value: "N",
+    help:
+      "files downloaded at once ahead of the one applied, from a network replica (1 to 64, default 4)",
+  },
   f: {
     type: "bool",
     help: "follow: after restoring, keep the copy up to date by applying new files as they arrive",
@@ -125,6 +131,16 @@ export async function runRestore(argv: string[]): Promise<number> {
     throw new UsageError("-f cannot be combined with -dry-run");
   }
   const showProgress = !flags.bools.has("no-progress");
+  const parallelism = flags.strings.get("parallelism");
+  if (parallelism !== undefined) {
+    const n = /^\d{1,2}$/.test(parallelism) ? Number(parallelism) : NaN;
+    if (!(n >= 1 && n <= 64)) {
+      throw new UsageError(
+        `-parallelism must be a number from 1 to 64, got ${JSON.stringify(parallelism)}`,
+      );
+    }
+    (await import("../restore/prefetch.ts")).setFilesAhead(n);
+  }
 
   const { clients, dbPath } = await replicasFor(flags.args[0], flags);
   const out = flags.strings.has("o") ? resolve(flags.strings.get("o")!) : dbPath;

@@ -146,14 +146,21 @@ export function parseConfig(
       logging.type = type === "json" ? "json" : "text"; // pretty: Litestream's coloured text
     }
   }
+  const serving = parseServing(r, top);
   const dbsNode = top.get("dbs");
-  if (!dbsNode || !isSeq(dbsNode) || dbsNode.items.length === 0) {
-    r.fail(dbsNode ?? root, '"dbs" must list at least one database');
+  const noDbs = !dbsNode || (isSeq(dbsNode) && dbsNode.items.length === 0);
+  // databases may all come later through the control socket (strata register)
+  if ((noDbs && !serving.socket.enabled) || (dbsNode && !isSeq(dbsNode))) {
+    r.fail(
+      dbsNode ?? root,
+      '"dbs" must list at least one database (or socket.enabled, for strata register)',
+    );
   }
   const dbs: DbConfig[] = [];
   const dirs: DirConfig[] = [];
   const places: EntryPlace[] = [];
-  for (const item of dbsNode.items as YamlNode[]) {
+  const dbItems = dbsNode && isSeq(dbsNode) ? dbsNode.items as YamlNode[] : [];
+  for (const item of dbItems) {
     const e = r.entries(item, "a dbs entry", DB_KEYS);
     const rawDir = r.string(e.get("dir"), "dir");
     const dir = rawDir === undefined ? undefined : databasePath(rawDir);
@@ -300,7 +307,6 @@ export function parseConfig(
     DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
     L["shutdown-sync-timeout"],
   );
-  const serving = parseServing(r, top);
   return {
     dbs,
     dirs,

@@ -10,8 +10,13 @@
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { ForwardingReplicaClient } from "../storage/forwarding_client.ts";
 
-/** Files read ahead at once, at most. */
-const AHEAD = 4;
+/** Files read ahead at once, at most (`restore -parallelism`). */
+let ahead = 4;
+
+/** Sets how many planned files are downloaded ahead at once (1 to 64). */
+export function setFilesAhead(n: number): void {
+  ahead = Math.max(1, Math.min(64, Math.floor(n)));
+}
 
 interface Ahead {
   file: ReplicaFile;
@@ -40,7 +45,7 @@ export class PrefetchingReplicaClient extends ForwardingReplicaClient {
 
   /** Starts reading files ahead while they fit. */
   #fill(): void {
-    while (this.#queue.length > 0 && this.#ahead.size < AHEAD) {
+    while (this.#queue.length > 0 && this.#ahead.size < ahead) {
       const f = this.#queue[0];
       if (this.#used + f.size > this.#budget) {
         // the file does not fit now: read when its turn comes, unless it will never fit

@@ -113,7 +113,9 @@ function errorResponse(e: unknown): Response {
   return json(status, { error: (e as Error).message });
 }
 
-async function body(req: Request): Promise<{ path: string; wait: boolean; timeout: number }> {
+async function body(
+  req: Request,
+): Promise<{ path: string; wait: boolean; timeout: number; replica?: string }> {
   let b: Record<string, unknown>;
   try {
     b = await req.json();
@@ -127,7 +129,15 @@ async function body(req: Request): Promise<{ path: string; wait: boolean; timeou
   if (t !== 0 && !(typeof t === "number" && t * 1000 >= min && t * 1000 <= max)) {
     throw new BadRequest(`timeout must be a number of seconds from ${min / 1000} to ${max / 1000}`);
   }
-  return { path: b.path, wait: b.wait === true, timeout: (t as number) || 30 };
+  if (b.replica !== undefined && typeof b.replica !== "string") {
+    throw new BadRequest("replica must be a replica URL");
+  }
+  return {
+    path: b.path,
+    wait: b.wait === true,
+    timeout: (t as number) || 30,
+    ...(b.replica ? { replica: b.replica as string } : {}),
+  };
 }
 
 class BadRequest extends Error {}
@@ -161,7 +171,12 @@ export interface ControlServer {
 /** Serves the control API for `set` on the Unix socket at `path` (mode `permissions`). */
 export async function serveControl(
   set: DbSet,
-  opts: { path: string; permissions: number },
+  opts: {
+    path: string;
+    permissions: number;
+    /** `POST /register`: replicates database `path` to replica `url` from now on. */
+    register?: (path: string, url: string) => Promise<void>;
+  },
 ): Promise<ControlServer> {
   try {
     const st = await Deno.lstat(opts.path);
@@ -213,8 +228,46 @@ export async function serveControl(
         }
         case "GET /list":
           return json(200, {
-            databases: set.list().map((d) => ({ path: d.path, status: d.state })),
+            databases: set.list().map((d) => {
+              const at = d.replication?.replicators.map((r) => r.lastSyncAt?.getTime() ?? 0)
+                .reduce((a, b) => Math.max(a, b), 0);
+              return {
+                path: d.path,
+                status: d.state,
+                ...(at ? { last_sync_at: new Date(at).toISOString() } : {}),
+              };
+            }),
           });
+        case "GET /txid": {
+          const p = url.searchParams.get("path") ?? "";
+          if (!set.has(p)) throw new DbNotFoundError(p);
+          return json(200, { path: p, txid: txidOf(set, p) });
+        }
+        case "POST /register": {
+          const b = await body(req);
+          const replica = b.replica;
+          if (!replica) throw new BadRequest("replica required (a replica URL)");
+          if (!opts.register) throw new BadRequest("this process does not take new databases");
+          if (set.has(b.path)) {
+            return json(200, { status: "already_registered", path: b.path, replica });
+          }
+          await within(b.timeout, `register ${b.path}`, opts.register(b.path, replica));
+          return json(200, {
+            status: "registered",
+            path: b.path,
+            replica,
+            txid: txidOf(set, b.path),
+          });
+        }
+        case "POST /unregister": {
+          const b = await body(req);
+          if (!set.has(b.path)) {
+            return json(200, { status: "already_unregistered", path: b.path });
+          }
+          const txid = txidOf(set, b.path);
+          await within(b.timeout, `unregister ${b.path}`, set.remove(b.path));
+          return json(200, { status: "unregistered", path: b.path, final_txid: txid });
+        }
         case "GET /info":
           return json(200, {
             version: VERSION,
