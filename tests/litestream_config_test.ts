@@ -164,8 +164,13 @@ Deno.test("unknown keys: warned about and left out, but a likely typo or a mispl
 });
 
 Deno.test("no dbs: only with the control socket (databases come through strata register)", () => {
-  const cfg = parseConfig("socket:\n  enabled: true\n  path: /tmp/x.sock\n", "t.yml");
+  const cfg = parseConfig(
+    "socket:\n  enabled: true\n  path: /tmp/x.sock\n  permissions: 0640\n",
+    "t.yml",
+  );
   assertEquals([cfg.dbs.length, cfg.dirs.length], [0, 0]);
+  // unquoted 0640 is octal, as Litestream (YAML 1.1) reads it
+  assertEquals(cfg.socket.permissions, 0o640);
   const e = assertThrows(() => parseConfig("addr: :9090\n", "t.yml"), ConfigError);
   assertMatch(e.message, /"dbs" must list at least one database \(or socket\.enabled/);
 });

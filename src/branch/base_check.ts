@@ -90,9 +90,8 @@ export async function verifyBranchBase(
   }
   if (!hasChecksums(h)) throw refuse(`its file ${label(last)} carries no checksums`);
   const t = decodeTrailer(await readRange(source, last, last.size - TRAILER_SIZE, TRAILER_SIZE));
-  if (t.postApplyChecksum !== m.base.checksum) {
-    throw refuse(
-      `its file ${label(last)} ends at checksum ${formatChecksum(t.postApplyChecksum)}`,
-    );
+  const post = h.kept?.post ?? t.postApplyChecksum; // a file in Litestream's form keeps it in the header
+  if (post !== m.base.checksum) {
+    throw refuse(`its file ${label(last)} ends at checksum ${formatChecksum(post)}`);
   }
 }

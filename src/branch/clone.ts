@@ -103,7 +103,8 @@ export async function cloneReplica(opts: CloneOptions): Promise<CloneResult> {
       dest: opts.destUrl,
       base: {
         txid: plan.txid,
-        checksum: trailer.postApplyChecksum,
+        // a file in Litestream's form keeps its post-apply checksum in the header
+        checksum: header.kept?.post ?? trailer.postApplyChecksum,
         pageSize: header.pageSize,
         time: last.createdAt,
       },

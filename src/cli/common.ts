@@ -10,6 +10,7 @@ import { SftpReplicaClient } from "../storage/sftp_client.ts";
 import { AbsReplicaClient } from "../storage/abs_client.ts";
 import { GcsReplicaClient } from "../storage/gcs_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
+import { LitestreamFormClient } from "../storage/litestream_form_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging, log } from "../log.ts";
 import { allowedBranchSource } from "./branch_source.ts";
@@ -37,6 +38,12 @@ export const CONFIG_FLAGS: FlagSpecs = {
 };
 
 export function clientFor(r: ReplicaConfig): ReplicaClient {
+  const c = storeClientFor(r);
+  // written so released Litestream v0.5 restores it (reads take both forms anyway)
+  return r.format === "litestream" ? new LitestreamFormClient(c) : c;
+}
+
+function storeClientFor(r: ReplicaConfig): ReplicaClient {
   switch (r.type) {
     case "file":
       return new FileReplicaClient(r.path);

@@ -71,6 +71,7 @@ const DB_KEYS = [
 const REPLICA_DEFAULT_KEYS = [
   "sync-interval",
   "validation-interval",
+  "format",
   ...new Set([...REMOTE_REPLICA_KEYS, ...S3_KEYS]),
 ];
 const REPLICA_KEYS = ["type", "path", "url", "name", ...REPLICA_DEFAULT_KEYS];
@@ -119,7 +120,7 @@ export function parseConfig(
       e.linePos?.[0]?.line,
     );
   }
-  const r: Reader = new Reader(file, lines);
+  const r: Reader = new Reader(file, lines, text);
   r.elsewhere = HOMES;
   if (opts.expandEnv !== false) {
     expandEnvInDocument(doc, (node, key, e) => r.fail(node, `"${key}": ${e.message}`));
@@ -201,7 +202,9 @@ export function parseConfig(
       for (const k of REPLICA_DEFAULT_KEYS) if (!re.has(k) && top.has(k)) re.set(k, top.get(k)!);
       const url = r.string(re.get("url"), "url");
       const rpath = r.string(re.get("path"), "path");
-      const type = r.string(re.get("type"), "type");
+      // "gcs" is Litestream v0.3's name for Google Cloud Storage (v0.5: "gs")
+      const rawType = r.string(re.get("type"), "type");
+      const type = rawType === "gcs" ? "gs" : rawType;
       const syncIntervalMs = r.duration(
         re.get("sync-interval"),
         "sync-interval",
@@ -221,8 +224,16 @@ export function parseConfig(
           0,
           L["validation-interval"],
         );
+        const format = r.string(re.get("format"), "format");
+        if (format !== undefined && format !== "strata" && format !== "litestream") {
+          r.fail(
+            re.get("format"),
+            `"format" must be strata or litestream, got ${JSON.stringify(format)}`,
+          );
+        }
         return {
           ...cfg,
+          ...(format === "litestream" ? { format: "litestream" as const } : {}),
           name: r.string(re.get("name"), "name"),
           syncIntervalMs,
           ...(validationIntervalMs > 0 ? { validationIntervalMs } : {}),

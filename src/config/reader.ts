@@ -76,7 +76,13 @@ export class Reader {
   readonly warnings: string[] = [];
   /** Keys valid somewhere else in a config, and where they go (a misplaced key is refused). */
   elsewhere: Record<string, string> = {};
-  constructor(readonly file: string, readonly lines: LineCounter) {}
+  constructor(readonly file: string, readonly lines: LineCounter, readonly text = "") {}
+  /** A scalar as written in the file (`0600` stays `0600`, where YAML 1.2 reads the number 600). */
+  written(node: YamlNode): string {
+    if (isScalar(node) && typeof node.value === "string") return node.value;
+    const r = (node as { range?: [number, number, number] }).range;
+    return r && this.text ? this.text.slice(r[0], r[1]) : String(isScalar(node) ? node.value : "");
+  }
   warn(node: YamlNode | null | undefined, msg: string): void {
     const line = this.line(node);
     this.warnings.push(`config ${this.file}${line ? `:${line}` : ""}: ${msg}`);

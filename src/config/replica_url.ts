@@ -28,6 +28,8 @@ export type ReplicaConfig =
   & {
     /** Restore-and-compare the replica this often (`validation-interval`); 0 or unset: never. */
     validationIntervalMs?: number;
+    /** `format: litestream`: files written so released Litestream v0.5 restores them. */
+    format?: "strata" | "litestream";
   };
 
 const LATER: Record<string, string> = {

@@ -38,7 +38,7 @@ export function parseServing(
  * reads it; a decimal `600` (mode 01130) is refused rather than applied.
  */
 function fileMode(r: Reader, node: YamlNode): number {
-  const src = isScalar(node) ? String(node.source ?? node.value) : "";
+  const src = isScalar(node) ? r.written(node) : "";
   const m = /^0o?([0-7]{1,3})$/.exec(src.trim());
   if (!m) {
     r.fail(

@@ -358,7 +358,7 @@ export class LtxDecoder {
     if (declared !== BigInt(indexLen)) {
       this.#fail(`page index size field says ${declared}, index is ${indexLen} bytes`);
     }
-    const post = dv.getBigUint64(8);
+    let post = dv.getBigUint64(8);
     const stored = dv.getBigUint64(16);
     crc64UpdateTable(this.#fileCrc, r.buf, r.pos, r.pos + 16, this.#fileCrc);
     r.pos += 8 + TRAILER_SIZE;
@@ -372,6 +372,11 @@ export class LtxDecoder {
           formatChecksum(computed)
         }`,
       );
+    }
+    if (h.kept) {
+      // Litestream's form: the trailer says nothing (as Litestream reads it); the header kept it
+      if (post !== 0n) this.#fail("a file in Litestream's form with a post-apply checksum");
+      post = h.kept.post;
     }
     if (!hasChecksums(h)) {
       if (post !== 0n) this.#fail("NoChecksum file with a non-zero post-apply checksum");

@@ -16,6 +16,7 @@ import {
 import { LtxEncodeError } from "./errors.ts";
 import {
   encodeHeader,
+  FLAG_NO_CHECKSUM,
   hasChecksums,
   HEADER_SIZE,
   headerProblem,
@@ -23,10 +24,11 @@ import {
   type LtxHeader,
   type LtxTrailer,
   PAGE_FLAG_SIZE,
+  PAGE_HEADER_SIZE,
   pageNumberProblem,
 } from "./header.ts";
 import { type ByteSink, MemorySink } from "./io.ts";
-import { lz4CompressBlock, lz4CompressBound } from "./lz4.ts";
+import { lz4CompressBlock, lz4CompressBound, lz4FrameBound, lz4WriteFrame } from "./lz4.ts";
 import { putUvarint } from "./varint.ts";
 
 const FLUSH_SIZE = 256 * 1024;
@@ -40,6 +42,15 @@ export interface EncoderOptions {
    * post-apply checksum it is given against the pages, as for a snapshot.
    */
   fullCopy?: boolean;
+  /**
+   * Write the file in Litestream's form, which every Litestream v0.5 release
+   * restores: the NoChecksum flag, zero pre- and post-apply checksums, each
+   * page as flags 0 and one LZ4 frame. The file's checksums are kept in the
+   * header's reserved bytes (Litestream ignores them; strata's decoder reads
+   * the file as the checksummed one), so `post` (the post-apply checksum
+   * `finish` will be given or compute) is needed before the first byte.
+   */
+  litestream?: { post: bigint };
 }
 
 /** What `finish` reports about the written file. */
@@ -56,6 +67,9 @@ export class LtxEncoder {
   readonly #snapshot: boolean;
   readonly #allPages: boolean;
   readonly #checksums: boolean;
+  /** Litestream's form: the post-apply checksum kept in the header (null: strata's form). */
+  readonly #kept: bigint | null;
+  readonly #litestreamForm: boolean;
   #buf: Uint8Array;
   #bufLen = 0;
   #offset = 0;
@@ -77,8 +91,18 @@ export class LtxEncoder {
     this.#snapshot = isSnapshot(header);
     this.#allPages = this.#snapshot || opts.fullCopy === true;
     this.#checksums = hasChecksums(header);
-    this.#buf = new Uint8Array(Math.max(FLUSH_SIZE, lz4CompressBound(header.pageSize) + 64));
-    encodeHeader(this.header, this.#buf);
+    this.#buf = new Uint8Array(Math.max(FLUSH_SIZE, lz4FrameBound(header.pageSize) + 64));
+    let wire = this.header;
+    this.#kept = null;
+    this.#litestreamForm = opts.litestream !== undefined;
+    if (opts.litestream) {
+      wire = { ...header, flags: header.flags | FLAG_NO_CHECKSUM, preApplyChecksum: 0n };
+      if (this.#checksums) {
+        this.#kept = opts.litestream.post;
+        wire.kept = { pre: header.preApplyChecksum, post: this.#kept };
+      }
+    }
+    encodeHeader(wire, this.#buf);
     this.#bufLen = HEADER_SIZE;
     crc64UpdateTable(this.#fileCrc, this.#buf, 0, HEADER_SIZE, this.#fileCrc);
   }
@@ -109,10 +133,17 @@ export class LtxEncoder {
   /** Adds a page; pages must come in strictly ascending order. */
   async writePage(pgno: number, page: Uint8Array): Promise<void> {
     this.#checkPage(pgno, page.length);
+    crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, this.#pageCrc);
+    if (this.#litestreamForm) {
+      await this.#room(PAGE_HEADER_SIZE + lz4FrameBound(this.header.pageSize));
+      const start = this.#bufLen;
+      const n = lz4WriteFrame(page, this.#buf, start + PAGE_HEADER_SIZE);
+      this.#endFrame(pgno, start, n, 0);
+      return;
+    }
     await this.#room(10 + lz4CompressBound(this.header.pageSize));
     const start = this.#bufLen;
     const n = lz4CompressBlock(page, this.#buf, start + 10);
-    crc64Update({ hi: 0, lo: 0 }, page, 0, page.length, this.#pageCrc);
     this.#endFrame(pgno, start, n);
   }
 
@@ -121,6 +152,9 @@ export class LtxEncoder {
    * block `block` and the CRC-64 of its bytes. The same rules as writePage.
    */
   async writeCompressed(pgno: number, block: Uint8Array, crc: Readonly<Crc64>): Promise<void> {
+    if (this.#litestreamForm) {
+      throw new LtxEncodeError(this.#file, "Litestream's form takes whole pages (writePage)");
+    }
     this.#checkPage(pgno, this.header.pageSize);
     const bound = lz4CompressBound(this.header.pageSize);
     if (block.length === 0 || block.length > bound) {
@@ -158,25 +192,32 @@ export class LtxEncoder {
     this.#prevPgno = pgno;
   }
 
-  /** The frame at `start` holds an `n`-byte block of page `pgno` (CRC in #pageCrc): its header, index entry and checksums. */
-  #endFrame(pgno: number, start: number, n: number): void {
+  /**
+   * The frame at `start` holds page `pgno` (CRC in #pageCrc) as an `n`-byte
+   * LZ4 block after a size (flags PAGE_FLAG_SIZE), or an `n`-byte LZ4 frame
+   * (flags 0, Litestream's form): its header, index entry and checksums.
+   */
+  #endFrame(pgno: number, start: number, n: number, flags = PAGE_FLAG_SIZE): void {
     const buf = this.#buf;
     buf[start] = pgno >>> 24;
     buf[start + 1] = pgno >>> 16;
     buf[start + 2] = pgno >>> 8;
     buf[start + 3] = pgno;
     buf[start + 4] = 0;
-    buf[start + 5] = PAGE_FLAG_SIZE;
-    buf[start + 6] = n >>> 24;
-    buf[start + 7] = n >>> 16;
-    buf[start + 8] = n >>> 8;
-    buf[start + 9] = n;
-    const frameLen = 10 + n;
+    buf[start + 5] = flags;
+    const head = flags === PAGE_FLAG_SIZE ? 10 : PAGE_HEADER_SIZE;
+    if (flags === PAGE_FLAG_SIZE) {
+      buf[start + 6] = n >>> 24;
+      buf[start + 7] = n >>> 16;
+      buf[start + 8] = n >>> 8;
+      buf[start + 9] = n;
+    }
+    const frameLen = head + n;
     this.#bufLen += frameLen;
     this.#index.push(pgno, this.#offset + start, frameLen);
-    // file checksum: page header, then the uncompressed page
+    // file checksum: page header (and size), then the uncompressed page
     const ps = this.header.pageSize;
-    crc64UpdateTable(this.#fileCrc, buf, start, start + 10, this.#fileCrc);
+    crc64UpdateTable(this.#fileCrc, buf, start, start + head, this.#fileCrc);
     crc64Combine(this.#fileCrc, this.#pageCrc, ps, this.#fileCrc);
     if (this.#allPages && this.#checksums) {
       this.#dbSum.xor(pageChecksumFromCrc(pgno, this.#pageCrc, ps, this.#pageSum));
@@ -230,7 +271,16 @@ export class LtxEncoder {
         );
       }
     }
+    if (this.#kept !== null && post !== this.#kept) {
+      throw new LtxEncodeError(
+        this.#file,
+        `post-apply checksum ${formatChecksum(post)} is not the one kept in the header (${
+          formatChecksum(this.#kept)
+        })`,
+      );
+    }
     this.#finished = true;
+    const wirePost = this.#litestreamForm ? 0n : post;
 
     // terminator + index
     const idx = this.#index;
@@ -247,7 +297,7 @@ export class LtxEncoder {
     const tail = new Uint8Array(6 + p + 16);
     tail.set(indexBytes.subarray(0, p), 6);
     const dv = new DataView(tail.buffer);
-    dv.setBigUint64(6 + p, post);
+    dv.setBigUint64(6 + p, wirePost);
     crc64UpdateTable(this.#fileCrc, tail, 0, 6 + p + 8, this.#fileCrc);
     const fileChecksum = ((BigInt(this.#fileCrc.hi) << 32n) | BigInt(this.#fileCrc.lo)) |
       CHECKSUM_FLAG;

@@ -28,7 +28,24 @@ export interface LtxHeader {
   walSalt1: number;
   walSalt2: number;
   nodeID: bigint;
+  /**
+   * A file in Litestream's form (see litestream_form.ts) carrying strata's
+   * checksums in the header's reserved bytes. Decoded, such a file reads as
+   * the checksummed file it was made from: `flags` without NoChecksum,
+   * `preApplyChecksum` the kept one, its trailer's post-apply checksum the
+   * kept `post`.
+   */
+  kept?: KeptChecksums;
 }
+
+/** Pre- and post-apply checksums kept in the reserved header bytes 80..99. */
+export interface KeptChecksums {
+  pre: bigint;
+  post: bigint;
+}
+
+/** "STRC": the reserved bytes hold kept checksums (Litestream writes zeros there). */
+const KEPT_MAGIC = 0x53545243;
 
 export interface LtxTrailer {
   postApplyChecksum: bigint;
@@ -126,6 +143,11 @@ export function encodeHeader(
   dv.setUint32(64, h.walSalt1);
   dv.setUint32(68, h.walSalt2);
   dv.setBigUint64(72, h.nodeID);
+  if (h.kept) {
+    dv.setUint32(80, KEPT_MAGIC);
+    dv.setBigUint64(84, h.kept.pre);
+    dv.setBigUint64(92, h.kept.post);
+  }
   return out;
 }
 
@@ -158,6 +180,21 @@ export function decodeHeader(b: Uint8Array, file: string): LtxHeader {
   }
   const problem = headerProblem(h);
   if (problem) throw new LtxFormatError(file, problem);
+  if (dv.getUint32(80) === KEPT_MAGIC) {
+    const kept = { pre: dv.getBigUint64(84), post: dv.getBigUint64(92) };
+    const lifted: LtxHeader = {
+      ...h,
+      flags: h.flags & ~FLAG_NO_CHECKSUM,
+      preApplyChecksum: kept.pre,
+      kept,
+    };
+    const why = hasChecksums(h)
+      ? "kept checksums in a file that has its own"
+      : headerProblem(lifted) ??
+        ((kept.post & CHECKSUM_FLAG) === 0n ? "kept post-apply checksum lacks the flag" : null);
+    if (why) throw new LtxFormatError(file, why);
+    return lifted;
+  }
   return h;
 }
 

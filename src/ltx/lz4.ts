@@ -334,3 +334,44 @@ function decodeFrame(
   }
   return { used: ip - start, size: op };
 }
+
+/** Bytes an LZ4 frame of one `n`-byte block (content checksum, no block checksum) may take. */
+export function lz4FrameBound(n: number): number {
+  return 7 + 4 + Math.max(n, lz4CompressBound(n)) + 4 + 4;
+}
+
+/**
+ * Writes `src` (at most 64 KiB) as one LZ4 frame at `dst[dstPos..]`, the way
+ * Litestream v0.5.0–v0.5.15 writes each LTX page (pierrec/lz4 with 64 KiB
+ * blocks): version 1, independent blocks, a content checksum (xxHash32), no
+ * content size; one block, stored uncompressed when compressing does not
+ * shrink it; the end mark. Returns the frame's length.
+ */
+export function lz4WriteFrame(src: Uint8Array, dst: Uint8Array, dstPos = 0): number {
+  if (src.length > 65536) throw new LZ4Error(`a frame of one block holds at most 64 KiB`);
+  let p = dstPos;
+  const u32 = (v: number) => {
+    dst[p] = v;
+    dst[p + 1] = v >>> 8;
+    dst[p + 2] = v >>> 16;
+    dst[p + 3] = v >>> 24;
+    p += 4;
+  };
+  u32(FRAME_MAGIC);
+  dst[p] = 0x64; // version 01, block independence, content checksum
+  dst[p + 1] = 0x40; // blocks up to 64 KiB
+  dst[p + 2] = (xxHash32(dst.subarray(p, p + 2), 0) >>> 8) & 0xff;
+  p += 3;
+  const n = lz4CompressBlock(src, dst, p + 4);
+  if (n > 0 && n < src.length) {
+    u32(n);
+    p += n;
+  } else {
+    u32((src.length | 0x80000000) >>> 0);
+    dst.set(src, p);
+    p += src.length;
+  }
+  u32(0); // end mark
+  u32(xxHash32(src, 0));
+  return p - dstPos;
+}
