@@ -26,9 +26,10 @@ Deno.test("file lease: refused while held, taken over when expired or when its p
     await a.acquire();
     assert(a.held);
     const body = JSON.parse(await Deno.readTextFile(join(dir, "lock.json")));
+    // Litestream v0.5's lock.json fields: generation, expires_at (RFC 3339), owner
     assertEquals(body.owner, "host-a:11");
-    assertEquals(body.token, 1);
-    assertEquals(body.expires_at, (now + 30_000) / 1000);
+    assertEquals(body.generation, 1);
+    assertEquals(body.expires_at, new Date(now + 30_000).toISOString());
     const err = await assertRejects(() => b.acquire(), LeaseHeldError);
     assert(err.message.includes("held by host-a:11"), err.message);
     assertEquals(await b.ensure(), false);
@@ -40,7 +41,7 @@ Deno.test("file lease: refused while held, taken over when expired or when its p
     await assertRejects(() => b.acquire(), LeaseHeldError); // renewed: still held
     now += 31_000; // a stopped renewing (hung, partitioned): expired
     await b.acquire();
-    assertEquals(JSON.parse(await Deno.readTextFile(join(dir, "lock.json"))).token, 2);
+    assertEquals(JSON.parse(await Deno.readTextFile(join(dir, "lock.json"))).generation, 2);
     await a.renew();
     assertEquals(a.held, false, "the old holder lost it");
     assert(a.problem?.includes("taken by another process"));
@@ -48,6 +49,22 @@ Deno.test("file lease: refused while held, taken over when expired or when its p
     assert(JSON.parse(await Deno.readTextFile(join(dir, "lock.json"))).owner === "host-b:22");
     await b.release();
     assertEquals(await store.read(), null);
+
+    // a lease as Litestream v0.5 writes it (nanoseconds, a zone offset): held until then
+    await Deno.writeTextFile(
+      join(dir, "lock.json"),
+      JSON.stringify({
+        generation: 7,
+        expires_at: new Date(now + 10_000).toISOString().replace("Z", "123456+00:00"),
+        owner: "litestream-host:4321",
+      }),
+    );
+    const e2 = await assertRejects(() => b.acquire(), LeaseHeldError);
+    assert(e2.message.includes("held by litestream-host:4321"), e2.message);
+    now += 11_000;
+    await b.acquire();
+    assertEquals(JSON.parse(await Deno.readTextFile(join(dir, "lock.json"))).generation, 8);
+    await b.release();
 
     // a holder on this host whose process is gone (kill -9): taken over at once
     const dead = new Lease(store, { owner: `${hostname()}:999999`, clock });

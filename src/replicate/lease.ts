@@ -1,7 +1,8 @@
 /**
  * One writer per replica: a time-limited lease held in the replica's
- * `lock.json` (Litestream's object name and fields: token, expires_at in
- * Unix seconds, owner "host:pid"; strata adds a random instance id), taken
+ * `lock.json` (Litestream v0.5's object name and fields: `generation`,
+ * `expires_at` as an RFC 3339 time, `owner` "host:pid"; strata adds a random
+ * `instance` id, which Litestream's JSON reading ignores), taken
  * with a conditional create, renewed with a conditional replace once half
  * its lifetime has passed while the replicator writes (every write calls
  * `ensure` first), and deleted on a clean stop. An idle replicator makes no
@@ -30,10 +31,35 @@ export class LeaseHeldError extends Error {
 }
 
 interface LeaseBody {
-  token: number;
-  expires_at: number;
+  generation: number;
+  /** RFC 3339 (Go's time.Time in JSON). */
+  expires_at: string;
   owner: string;
   instance?: string;
+}
+
+/**
+ * A lease object's generation and expiry (ms), as Litestream writes it or
+ * as strata before it did (`token`, `expires_at` in Unix seconds); null when
+ * it is not a lease.
+ */
+function readLease(
+  text: string,
+): { generation: number; expiresMs: number; owner: string; instance?: string } | null {
+  try {
+    const b = JSON.parse(text);
+    const expiresMs = typeof b.expires_at === "string"
+      ? Date.parse(b.expires_at)
+      : typeof b.expires_at === "number"
+      ? b.expires_at * 1000
+      : NaN;
+    const generation = b.generation ?? b.token ?? 0;
+    if (!Number.isFinite(expiresMs) || typeof b.owner !== "string") return null;
+    if (!Number.isInteger(generation) || generation < 0) return null;
+    return { generation, expiresMs, owner: b.owner, instance: b.instance };
+  } catch {
+    return null;
+  }
 }
 
 export interface LeaseOptions {
@@ -92,8 +118,8 @@ export class Lease {
 
   #body(token: number): string {
     const b: LeaseBody = {
-      token,
-      expires_at: (this.#clock() + this.ttlMs) / 1000,
+      generation: token,
+      expires_at: new Date(this.#clock() + this.ttlMs).toISOString(),
       owner: this.owner,
       instance: this.instance,
     };
@@ -110,17 +136,14 @@ export class Lease {
       version = await this.store.create(this.#body(token));
       if (version === null) return await this.acquire(); // created meanwhile: look again
     } else {
-      let b: LeaseBody;
-      try {
-        b = JSON.parse(cur.body);
-        if (typeof b.expires_at !== "number" || typeof b.owner !== "string") throw new Error();
-      } catch {
+      const b = readLease(cur.body);
+      if (!b) {
         throw new Error(`replica lease ${this.store.location} is not a lease object; remove it`);
       }
       const ours = b.instance === this.instance;
-      const expired = b.expires_at * 1000 <= this.#clock();
+      const expired = b.expiresMs <= this.#clock();
       if (!ours && !expired && !this.#holderGone(b.owner)) {
-        throw new LeaseHeldError(this.store.location, b.owner, new Date(b.expires_at * 1000));
+        throw new LeaseHeldError(this.store.location, b.owner, new Date(b.expiresMs));
       }
       if (!ours) {
         log("info", "taking over the replica lease", {
@@ -129,7 +152,7 @@ export class Lease {
           reason: expired ? "expired" : "its process is gone",
         });
       }
-      token = ours ? b.token : (b.token ?? 0) + 1;
+      token = ours ? b.generation : b.generation + 1;
       version = await this.store.replace(this.#body(token), cur.version);
       if (version === null) {
         throw new LeaseHeldError(this.store.location, "another process (just now)", new Date());
