@@ -200,7 +200,7 @@ Deno.test("restore and clone refuse times without a zone, impossible dates, ambi
       }
     }, 60);
     assertEquals((await replicating.stop()).code, 0);
-    const listing = await strata(["ltx", "-json", `file://${rep}`]);
+    const listing = await strata(["ltx", "-level", "all", "-json", `file://${rep}`]);
     assertEquals(listing.code, 0, listing.stderr);
     const maxTXIDs: string[] = JSON.parse(listing.stdout).map((f: { maxTXID: string }) =>
       f.maxTXID

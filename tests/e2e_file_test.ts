@@ -51,7 +51,7 @@ Deno.test("replicate while an app writes; restore latest, timestamps and a TXID 
     // the first full copy is the replica's snapshot, once: not an L0 file, not in the meta directory
     type Listed = { level: number; minTXID: string; maxTXID: string; size: number };
     const listed = JSON.parse(
-      (await strata(["ltx", "-json", `file://${replica}`])).stdout,
+      (await strata(["ltx", "-level", "all", "-json", `file://${replica}`])).stdout,
     ) as Listed[];
     const firsts = listed.filter((f) => BigInt("0x" + f.minTXID) === 1n);
     assertEquals(firsts.map((f) => f.level), [9], JSON.stringify(listed));
@@ -264,7 +264,7 @@ Deno.test("an idle database: no compaction output, no uploads, no deletions, no 
     // (the first full copy is the snapshot; what the app commits next goes through the levels)
     await runWriter(db, "more", 5, marks);
     const listing = async () => {
-      const r = await strata(["ltx", "-json", `file://${replica}`]);
+      const r = await strata(["ltx", "-level", "all", "-json", `file://${replica}`]);
       return JSON.stringify(JSON.parse(r.stdout));
     };
     // the first sync, then L1, L2 and a snapshot catch up once (however long that takes here):

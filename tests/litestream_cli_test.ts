@@ -224,6 +224,12 @@ Deno.test("reset removes the local meta directory (refused while replicating); v
       replicas: [{ type: "file", path: join(dir, "rep") }],
     }]);
 
+    // ltx: level 0 by default, Litestream's JSON fields
+    r = await strata(["ltx", "-json", url]);
+    const files = JSON.parse(r.stdout) as Record<string, unknown>[];
+    assert(files.length > 0 && files.every((f) => f.level === 0), r.stdout);
+    for (const k of ["min_txid", "max_txid", "size", "timestamp"]) assert(k in files[0], k);
+
     r = await strata([
       "restore",
       "-parallelism",

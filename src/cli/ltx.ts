@@ -8,7 +8,7 @@ import { type FlagSpecs, UsageError } from "./flags.ts";
 const FLAGS: FlagSpecs = {
   ...CONFIG_FLAGS,
   ...BRANCH_SOURCE_FLAGS,
-  level: { type: "string", value: "N|all", help: "level to list (default all)" },
+  level: { type: "string", value: "N|all", help: "level to list (default 0, as Litestream)" },
   json: { type: "bool", help: "print JSON" },
 };
 
@@ -18,7 +18,7 @@ export async function runLtx(argv: string[]): Promise<number> {
   }
   const flags = parse(argv, FLAGS);
   if (flags.args.length !== 1) throw new UsageError("need exactly one DB_PATH or REPLICA_URL");
-  const lv = flags.strings.get("level") ?? "all";
+  const lv = flags.strings.get("level") ?? "0";
   let levels = ALL_LEVELS;
   if (lv !== "all") {
     const n = Number(lv);
@@ -32,13 +32,20 @@ export async function runLtx(argv: string[]): Promise<number> {
   for (const c of clients) {
     for (const level of levels) {
       for (const f of await c.listFiles(level)) {
+        const min = formatTXID(f.minTXID);
+        const max = formatTXID(f.maxTXID);
+        const at = f.createdAt.toISOString();
         rows.push({
-          replica: c.location,
+          // Litestream's fields, then the names earlier strata printed (kept for scripts)
           level,
-          minTXID: formatTXID(f.minTXID),
-          maxTXID: formatTXID(f.maxTXID),
+          min_txid: min,
+          max_txid: max,
           size: f.size,
-          createdAt: f.createdAt.toISOString(),
+          timestamp: at,
+          replica: c.location,
+          minTXID: min,
+          maxTXID: max,
+          createdAt: at,
         });
       }
     }
