@@ -128,8 +128,10 @@ async function main() {
     const s = median(snapTimes);
     const l = median(latestTimes);
     const mb = (n: number) => (n / 1e6).toFixed(0);
-    const text =
-      `Point-in-time restore ${HOURS} h after the snapshot (\`deno task bench\`, bench/pitr_bench.ts;
+    const date = new Date().toISOString().slice(0, 10);
+    const text = `## ${date} — point-in-time restore ${HOURS} h after the snapshot (issue 17)
+
+Point-in-time restore ${HOURS} h after the snapshot (\`deno task bench\`, bench/pitr_bench.ts;
 ${machine()}). A ${MIB} MiB text database; an app updates ${UPDATES_PER_HOUR} random rows per hour,
 one transaction each; strata's capture and merge build the replica a default-level replica holds
 after ${HOURS} h with no newer snapshot (L9 + ${HOURS} hourly L3 files), on a simulated clock. Restores
@@ -140,8 +142,8 @@ database byte for byte.
 | --- | --- | --- | --- |
 | the snapshot alone (\`-txid 1\`) | 1 | ${mb(snapshotBytes)} MB | ${s.toFixed(2)} s |
 | ${HOURS} h later (latest) | ${1 + HOURS} | ${mb(snapshotBytes + l3Bytes)} MB | ${
-        l.toFixed(2)
-      } s (${(l / s).toFixed(2)}×) |
+      l.toFixed(2)
+    } s (${(l / s).toFixed(2)}×) |
 `;
     console.log(text);
     await writeBenchSection("pitr", text);
