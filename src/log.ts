@@ -20,15 +20,20 @@ function envLevel(): LogLevel | null {
 let minLevel: LogLevel = envLevel() ?? "info";
 let overridden = false;
 let json = false;
+/** `logging.stderr: false`: log lines go to stdout, as Litestream's do by default. */
+let toStdout = false;
 
 /**
  * The config file's `logging` settings. As in Litestream, `LOG_LEVEL` in the
  * environment wins over the file's level, and `-log-level` (see
  * `overrideLogLevel`) over both.
  */
-export function configureLogging(opts: { level?: LogLevel; type?: "text" | "json" }): void {
+export function configureLogging(
+  opts: { level?: LogLevel; type?: "text" | "json"; stderr?: boolean },
+): void {
   if (opts.level && !overridden && envLevel() === null) minLevel = opts.level;
   if (opts.type) json = opts.type === "json";
+  if (opts.stderr !== undefined) toStdout = !opts.stderr;
 }
 
 /** The `-log-level` flag: wins over `LOG_LEVEL` and the config file. */
@@ -62,5 +67,6 @@ export function log(level: LogLevel, msg: string, fields: Record<string, unknown
     const kv = Object.entries(fields).map(([k, v]) => `${k}=${fmtValue(v)}`).join(" ");
     line = `${time} ${level.toUpperCase()} ${msg}${kv ? " " + kv : ""}`;
   }
-  console.error(line);
+  if (toStdout) console.log(line);
+  else console.error(line);
 }

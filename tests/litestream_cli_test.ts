@@ -9,7 +9,7 @@ import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { digestOf, Replicating, strata } from "./helpers/strata.ts";
 import { createAppDb } from "./helpers/live.ts";
-import { python } from "./helpers/ops.ts";
+import { python, waitFor } from "./helpers/ops.ts";
 
 async function addRows(db: string, n: number, tag: string): Promise<void> {
   await python(
@@ -244,6 +244,48 @@ Deno.test("reset removes the local meta directory (refused while replicating); v
     assertEquals(r.code, 2);
     assertMatch(r.stderr, /-parallelism must be a number from 1 to 64/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("heartbeat-url: pinged while every replica is backed up, not while one fails; logging.stderr: false logs to stdout", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-heartbeat-" });
+  let pings = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => {
+      pings++;
+      return new Response("ok");
+    },
+  );
+  const db = join(dir, "app.db");
+  const rep = join(dir, "replica");
+  await createAppDb(db);
+  const cfg = join(dir, "strata.yml");
+  await Deno.writeTextFile(
+    cfg,
+    `heartbeat-url: http://127.0.0.1:${server.addr.port}/ping?token=secret\nheartbeat-interval: 1s\nlogging:\n  stderr: false\ndbs:\n  - path: ${db}\n    replica:\n      url: file://${rep}\n      sync-interval: 100ms\n`,
+  );
+  const s = new Replicating(["-config", cfg]);
+  try {
+    await waitFor("two heartbeat pings", () => pings >= 2);
+    // the replica fails (a file where its directory was) while the app writes: no more pings
+    await Deno.rename(rep, rep + ".away");
+    await Deno.writeTextFile(rep, "not a directory");
+    await addRows(db, 5, "while down");
+    await new Promise((r) => setTimeout(r, 2500)); // the last good sync is older than the interval
+    const before = pings;
+    await new Promise((r) => setTimeout(r, 2500));
+    assertEquals(pings, before, "no ping while a replica fails");
+    await Deno.remove(rep);
+    await Deno.rename(rep + ".away", rep);
+    await waitFor("pings again once the replica is back", () => pings > before);
+  } finally {
+    const out = await s.stop();
+    await server.shutdown();
+    assertMatch(out.stdout, /INFO replicating db=/);
+    assert(!/INFO replicating db=/.test(out.stderr), "logs went to stdout");
+    assert(!out.stdout.includes("secret"), "the heartbeat URL's token is never logged");
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -118,7 +118,8 @@ export async function readConfig(flags: ParsedFlags, required: boolean): Promise
     }
   }
   const cfg = await loadConfig(path, { expandEnv: !flags.bools.has("no-expand-env") });
-  configureLogging(cfg.logging);
+  // logs go to stdout only for replicate (other commands print their results there)
+  configureLogging({ level: cfg.logging.level, type: cfg.logging.type });
   for (const w of cfg.warnings ?? []) log("warn", w);
   return cfg;
 }

@@ -16,6 +16,7 @@ import {
   globToRegExp,
   parseReplicaUrl,
 } from "../config/mod.ts";
+import { allBackedUp, Heartbeat } from "../replicate/heartbeat.ts";
 import {
   DbReplication,
   DbSet,
@@ -31,7 +32,7 @@ import {
   serveControl,
   serveMetrics,
 } from "../server/mod.ts";
-import { log, overrideLogLevel, parseLogLevel } from "../log.ts";
+import { configureLogging, log, overrideLogLevel, parseLogLevel } from "../log.ts";
 import {
   branchAwareClientFor,
   CONFIG_FLAGS,
@@ -112,10 +113,12 @@ has diverged: strata stops uploading to it (nothing in it is deleted) until it
 is restarted with -new-lineage, which continues with a full copy numbered past
 the replica's newest TXID and a fresh snapshot.`;
 
-type Settings = Pick<
-  Config,
-  "dbs" | "dirs" | "compaction" | "addr" | "exec" | "socket" | "shutdownSyncTimeoutMs"
->;
+type Settings =
+  & Pick<
+    Config,
+    "dbs" | "dirs" | "compaction" | "addr" | "exec" | "socket" | "shutdownSyncTimeoutMs"
+  >
+  & Partial<Pick<Config, "logging" | "heartbeat">>;
 
 /** -shutdown-sync-timeout, else the config's, else the default (validated). */
 function shutdownSyncTimeoutFrom(flags: ReturnType<typeof parse>, cfg: Settings): number {
@@ -169,10 +172,18 @@ export async function runReplicate(argv: string[]): Promise<number> {
   }
   if (once && flags.strings.has("exec")) throw new UsageError("-once and -exec do not go together");
   const cfg = await settingsFrom(flags);
+  configureLogging({ stderr: cfg.logging?.stderr });
   const exec = once ? undefined : flags.strings.get("exec") ?? cfg.exec;
   const shutdownSyncTimeoutMs = shutdownSyncTimeoutFrom(flags, cfg);
 
   const set = new DbSet();
+  const heartbeat = cfg.heartbeat
+    ? new Heartbeat(
+      cfg.heartbeat.url,
+      cfg.heartbeat.intervalMs,
+      () => allBackedUp(set.running(), cfg.heartbeat!.intervalMs),
+    )
+    : null;
   const metrics = cfg.addr ? new Metrics(() => set.running(), () => set.list()) : null;
   const replication = (db: DbConfig) => () =>
     new DbReplication({
@@ -202,6 +213,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
   let metricsServer: MetricsServer | null = null;
   let control: ControlServer | null = null;
   const closeServers = async () => {
+    heartbeat?.stop();
     for (const w of watchers) w.close();
     await Promise.allSettled(watchers.map((w) => w.done));
     await control?.close().catch(() => {});
@@ -214,6 +226,7 @@ export async function runReplicate(argv: string[]): Promise<number> {
   shutdown.signal.then(() => set.abortStarting());
   try {
     if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
+    heartbeat?.start();
     if (cfg.socket.enabled) {
       // strata register DB_PATH -replica URL: one more database, as the positional form makes it
       const registered: DbConfig[] = [];

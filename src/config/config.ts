@@ -21,6 +21,7 @@ import {
   type DirConfig,
 } from "./config_types.ts";
 import { canonicalPath, type EntryPlace, findOverlap } from "./overlap.ts";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../replicate/heartbeat.ts";
 import { parseLogLevel } from "../log.ts";
 
 export * from "./config_types.ts";
@@ -78,6 +79,8 @@ const REPLICA_KEYS = ["type", "path", "url", "name", ...REPLICA_DEFAULT_KEYS];
 const TOP_KEYS = [
   "dbs",
   "logging",
+  "heartbeat-url",
+  "heartbeat-interval",
   ...SERVING_KEYS,
   "shutdown-sync-timeout",
   ...COMPACTION_KEYS,
@@ -146,6 +149,7 @@ export function parseConfig(
       }
       logging.type = type === "json" ? "json" : "text"; // pretty: Litestream's coloured text
     }
+    if (e.has("stderr")) logging.stderr = r.bool(e.get("stderr"), "stderr", true);
   }
   const serving = parseServing(r, top);
   const dbsNode = top.get("dbs");
@@ -318,7 +322,23 @@ export function parseConfig(
     DEFAULT_SHUTDOWN_SYNC_TIMEOUT_MS,
     L["shutdown-sync-timeout"],
   );
+  const heartbeatUrl = r.string(top.get("heartbeat-url"), "heartbeat-url");
+  if (heartbeatUrl !== undefined && !/^https?:\/\/[^/]/i.test(heartbeatUrl)) {
+    r.fail(top.get("heartbeat-url"), `"heartbeat-url" must be an http or https URL`);
+  }
+  const heartbeat = heartbeatUrl
+    ? {
+      url: heartbeatUrl,
+      intervalMs: r.duration(
+        top.get("heartbeat-interval"),
+        "heartbeat-interval",
+        DEFAULT_HEARTBEAT_INTERVAL_MS,
+        L["heartbeat-interval"],
+      ),
+    }
+    : undefined;
   return {
+    ...(heartbeat ? { heartbeat } : {}),
     dbs,
     dirs,
     logging,

@@ -49,11 +49,14 @@ export interface Config {
   /** `exec`: the app to run as a child process (a command line, split as a shell would). */
   exec?: string;
   socket: SocketConfig;
-  logging: { level?: LogLevel; type?: "text" | "json" };
+  /** `stderr: false`: `replicate` logs to stdout (Litestream's default); strata's is stderr. */
+  logging: { level?: LogLevel; type?: "text" | "json"; stderr?: boolean };
   /** Levels, snapshots and retention (global, as Litestream v0.5). */
   compaction: CompactionSettings;
   /** `shutdown-sync-timeout`: how long the final sync at stop may take. */
   shutdownSyncTimeoutMs?: number;
+  /** `heartbeat-url` and `heartbeat-interval`: a GET while every database is backed up. */
+  heartbeat?: { url: string; intervalMs: number };
   /** Keys left out (Litestream keys strata does not act on, unknown keys), each said once. */
   warnings?: string[];
 }

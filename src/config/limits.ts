@@ -30,6 +30,8 @@ export const DURATION_LIMITS = {
   "control timeout": { min: MS, max: MAX_INTERVAL_MS },
   /** `verify -max-lag`: how far behind the local files a replica may be. */
   "max-lag": { min: SECOND, max: MAX_INTERVAL_MS },
+  /** How often at most `heartbeat-url` is pinged (Litestream: at least 1m). */
+  "heartbeat-interval": { min: SECOND, max: MAX_INTERVAL_MS },
   /** The final sync at stop (key and flag). */
   "shutdown-sync-timeout": { min: 100 * MS, max: HOUR },
 } satisfies Record<string, DurationRange>;

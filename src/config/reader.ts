@@ -26,8 +26,6 @@ const LITESTREAM_IGNORED: Record<string, string> = {
     "strata's final sync at shutdown retries within shutdown-sync-timeout on its own schedule",
   validation: "strata validates each replica on its own validation-interval",
   "verify-compaction": "strata checks every compacted file's checksums as it writes it",
-  "heartbeat-url": "strata has no heartbeat; watch its metrics (addr) instead",
-  "heartbeat-interval": "strata has no heartbeat; watch its metrics (addr) instead",
   "max-checkpoint-page-count":
     "removed in Litestream v0.5; strata checkpoints by min-checkpoint-page-count and truncate-page-n",
   "meta-dir": "use meta-path (the meta directory of each database)",
