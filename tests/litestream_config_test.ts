@@ -110,12 +110,11 @@ dbs:
     43_200_000,
   ]);
   assertEquals(cfg.logging, { level: "warn", type: "text" });
+  assertEquals(cfg.heartbeat, { url: "https://example.com/ping", intervalMs: 300_000 });
   const w = cfg.warnings!.join("\n");
   for (
     const k of [
       "mcp-addr",
-      "heartbeat-url",
-      "heartbeat-interval",
       "shutdown-sync-interval",
       "validation",
       "verify-compaction",
@@ -173,4 +172,50 @@ Deno.test("no dbs: only with the control socket (databases come through strata r
   assertEquals(cfg.socket.permissions, 0o640);
   const e = assertThrows(() => parseConfig("addr: :9090\n", "t.yml"), ConfigError);
   assertMatch(e.message, /"dbs" must list at least one database \(or socket\.enabled/);
+});
+
+Deno.test("oss replicas (Alibaba OSS) go through its S3 API, laid out as Litestream's", () => {
+  const cfg = parseConfig(
+    `dbs:
+  - path: /a.db
+    replica:
+      url: oss://bucket.oss-cn-shanghai.aliyuncs.com/app/db
+  - path: /b.db
+    replica:
+      type: oss
+      bucket: other
+      path: b
+      access-key-id: K
+      secret-access-key: S
+`,
+    "t.yml",
+  );
+  const [a, b] = cfg.dbs.map((d) =>
+    d.replicas[0] as {
+      type: string;
+      bucket: string;
+      path: string;
+      region: string;
+      endpoint: string;
+      forcePathStyle: boolean;
+    }
+  );
+  assertEquals(
+    [a.type, a.bucket, a.path, a.region, a.endpoint, a.forcePathStyle],
+    ["s3", "bucket", "app/db", "cn-shanghai", "https://oss-cn-shanghai.aliyuncs.com", false],
+  );
+  assertEquals([b.bucket, b.region, b.endpoint], [
+    "other",
+    "cn-hangzhou",
+    "https://oss-cn-hangzhou.aliyuncs.com",
+  ]);
+  const e = assertThrows(
+    () =>
+      parseConfig(
+        "dbs:\n  - path: /a.db\n    replica:\n      url: oss://oss-cn-shanghai.aliyuncs.com/x\n",
+        "t.yml",
+      ),
+    ConfigError,
+  );
+  assertMatch(e.message, /no bucket before the OSS host/);
 });

@@ -219,7 +219,8 @@ export function parseConfig(
         const cfg = s3ReplicaConfig(url, type, (k) => r.string(re.get(k), k), own.keys()) ??
           remoteReplicaConfig(url, type, (k) => r.string(re.get(k), k)) ??
           (url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file"));
-        if (url && type && type !== cfg.type) {
+        const scheme = url ? /^([a-z0-9+.-]+):/i.exec(url)?.[1]?.toLowerCase() : undefined;
+        if (url && type && type !== cfg.type && type !== scheme) {
           r.fail(re.get("type"), `"type" ${type} contradicts url ${url}`);
         }
         const validationIntervalMs = r.duration(

@@ -2,7 +2,7 @@
 
 import { resolve } from "node:path";
 import { ReplicaUrlError } from "./replica_error.ts";
-import { parseS3Url, type S3ReplicaConfig } from "./s3_config.ts";
+import { parseS3Url, type S3ReplicaConfig, s3ReplicaConfig } from "./s3_config.ts";
 import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
 import { type AbsReplicaConfig, parseAbsUrl } from "./abs_config.ts";
 import { type GcsReplicaConfig, parseGcsUrl } from "./gcs_config.ts";
@@ -61,6 +61,7 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
   if (scheme === "abs") return parseAbsUrl(url);
   if (scheme === "gs") return parseGcsUrl(url);
   if (scheme === "s3") return parseS3Url(url);
+  if (scheme === "oss") return s3ReplicaConfig(url, undefined, () => undefined)!;
   if (LATER[scheme]) {
     throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);
   }

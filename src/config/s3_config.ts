@@ -578,12 +578,45 @@ export function s3ReplicaConfig(
   get: (key: string) => string | undefined,
   present: Iterable<string> = [],
 ): S3ReplicaConfig | null {
-  const isS3 = url ? /^s3:\/\//i.test(url) : type === "s3";
+  const isOss = url ? /^oss:\/\//i.test(url) : type === "oss";
+  const isS3 = isOss || (url ? /^s3:\/\//i.test(url) : type === "s3");
   if (!isS3) return null;
   for (const k of present) {
     if (!COMMON_KEYS.has(k) && !S3_KEYS.includes(k)) {
       throw new S3SettingError(`key "${k}" does not apply to s3 replicas`, k);
     }
   }
-  return s3ConfigFromKeys(url, get);
+  if (!isOss) return s3ConfigFromKeys(url, get);
+  // Alibaba OSS through its S3-compatible API, laid out as Litestream's oss replicas
+  const oss = url ? ossUrlParts(url) : { bucket: get("bucket"), region: get("region") };
+  const region = get("region") ?? oss.region ?? OSS_DEFAULT_REGION;
+  const s3Url = url
+    ? `s3://${oss.bucket}/${encodeURI((ossUrlParts(url).path ?? "").replace(/^\/+/, ""))}`
+    : undefined;
+  const cfg = s3ConfigFromKeys(s3Url, (k) => {
+    if (k === "region") return region;
+    if (k === "endpoint") return get("endpoint") ?? `https://oss-${region}.aliyuncs.com`;
+    if (k === "force-path-style") return get(k) ?? "false"; // OSS serves virtual-hosted buckets only
+    return k === "bucket" && url ? undefined : get(k);
+  });
+  return cfg;
+}
+
+/** Litestream's default OSS region. */
+const OSS_DEFAULT_REGION = "cn-hangzhou";
+
+/**
+ * `oss://BUCKET[.oss-REGION[-internal].aliyuncs.com]/PATH`, as Litestream
+ * reads it: the bucket, the region when the host names one, the path.
+ */
+export function ossUrlParts(url: string): { bucket: string; region?: string; path?: string } {
+  const m = /^oss:\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(url.trim());
+  if (!m) throw new ReplicaUrlError(url, "expected oss://bucket[.oss-region.aliyuncs.com]/path");
+  const host = m[1].toLowerCase();
+  const h = /^(?:([^.]+)\.)?oss-(.+?)(?:-internal)?\.aliyuncs\.com$/.exec(host);
+  if (h) {
+    if (!h[1]) throw new ReplicaUrlError(url, "no bucket before the OSS host");
+    return { bucket: h[1], region: h[2], path: m[2] };
+  }
+  return { bucket: host, path: m[2] };
 }
