@@ -9,6 +9,7 @@
  * unless the user set them.
  */
 
+import { createHash } from "node:crypto";
 import { ReplicaUrlError } from "./replica_error.ts";
 
 export interface S3ReplicaConfig {
@@ -29,9 +30,20 @@ export interface S3ReplicaConfig {
   requireContentMD5: boolean;
   /** The S3-compatible provider recognised from the endpoint, if any. */
   provider?: S3Provider;
+  /** Server-side encryption, as Litestream's `sse-*` settings ask for it. */
+  sse?: S3Encryption;
   name?: string;
   syncIntervalMs?: number;
 }
+
+/**
+ * Server-side encryption: with a key of the customer's (SSE-C: AES256, the
+ * 32-byte key base64-encoded, sent with every write and read), or with a KMS
+ * key (SSE-KMS, sent with writes). Never both.
+ */
+export type S3Encryption =
+  | { customerAlgorithm: "AES256"; customerKey: string; customerKeyMD5: string }
+  | { kmsKeyId: string };
 
 export type S3Provider =
   | "aws"
@@ -58,6 +70,10 @@ export const S3_KEYS = [
   "part-size",
   "concurrency",
   "require-content-md5",
+  "sse-customer-algorithm",
+  "sse-customer-key",
+  "sse-customer-key-path",
+  "sse-kms-key-id",
 ];
 
 /** A bad s3 setting; `key` names the config key when the setting came from one. */
@@ -254,6 +270,9 @@ interface S3Parts {
   partSize?: number;
   concurrency?: number;
   requireContentMD5?: boolean;
+  sseCustomerAlgorithm?: string;
+  sseCustomerKey?: string;
+  sseKmsKeyId?: string;
 }
 
 /** Provider host forms: bucket, region, endpoint and path style from `s3://HOST/…`, as Litestream's ParseHost. */
@@ -322,6 +341,12 @@ const QUERY_KEYS: Record<string, string> = {
   concurrency: "concurrency",
   requireContentMD5: "require-content-md5",
   "require-content-md5": "require-content-md5",
+  sseCustomerAlgorithm: "sse-customer-algorithm",
+  "sse-customer-algorithm": "sse-customer-algorithm",
+  sseCustomerKey: "sse-customer-key",
+  "sse-customer-key": "sse-customer-key",
+  sseKmsKeyId: "sse-kms-key-id",
+  "sse-kms-key-id": "sse-kms-key-id",
 };
 
 function parseS3Parts(url: string): S3Parts {
@@ -369,7 +394,7 @@ function parseS3Parts(url: string): S3Parts {
     const name = QUERY_KEYS[k];
     if (!name) {
       fail(
-        `unknown query parameter "${k}" (known: endpoint, region, forcePathStyle, skipVerify, storageClass, partSize, concurrency, requireContentMD5)`,
+        `unknown query parameter "${k}" (known: endpoint, region, forcePathStyle, skipVerify, storageClass, partSize, concurrency, requireContentMD5, sseCustomerAlgorithm, sseCustomerKey, sseKmsKeyId)`,
       );
     }
     if (seen.has(name)) fail(`query parameter "${k}" given twice`);
@@ -401,6 +426,15 @@ function parseS3Parts(url: string): S3Parts {
           break;
         case "require-content-md5":
           parts.requireContentMD5 = parseBool(v, k);
+          break;
+        case "sse-customer-algorithm":
+          parts.sseCustomerAlgorithm = v;
+          break;
+        case "sse-customer-key":
+          parts.sseCustomerKey = v;
+          break;
+        case "sse-kms-key-id":
+          parts.sseKmsKeyId = v;
           break;
       }
     } catch (e) {
@@ -455,7 +489,63 @@ function finish(
   if (p.partSize !== undefined) cfg.partSize = p.partSize;
   const concurrency = p.concurrency ?? (provider === "cloudflare-r2" ? R2_CONCURRENCY : undefined);
   if (concurrency !== undefined) cfg.concurrency = concurrency;
+  const sse = encryptionOf(p);
+  if (sse) cfg.sse = sse;
   return cfg;
+}
+
+/** The `sse-*` settings checked as Litestream checks them; null when none is set. */
+function encryptionOf(p: S3Parts): S3Encryption | null {
+  const { sseCustomerAlgorithm: alg, sseCustomerKey: key, sseKmsKeyId: kms } = p;
+  if (key !== undefined && kms !== undefined) {
+    throw new S3SettingError(
+      `"sse-customer-key" and "sse-kms-key-id" exclude each other`,
+      "sse-kms-key-id",
+    );
+  }
+  if (kms !== undefined) {
+    if (!kms) throw new S3SettingError(`"sse-kms-key-id" is empty`, "sse-kms-key-id");
+    if (alg !== undefined) {
+      throw new S3SettingError(
+        `"sse-customer-algorithm" goes with "sse-customer-key"`,
+        "sse-customer-algorithm",
+      );
+    }
+    return { kmsKeyId: kms };
+  }
+  if (key === undefined) {
+    if (alg !== undefined) {
+      throw new S3SettingError(
+        `"sse-customer-algorithm" needs "sse-customer-key"`,
+        "sse-customer-algorithm",
+      );
+    }
+    return null;
+  }
+  if ((alg ?? "AES256") !== "AES256") {
+    throw new S3SettingError(
+      `"sse-customer-algorithm" must be AES256, got ${JSON.stringify(alg)}`,
+      "sse-customer-algorithm",
+    );
+  }
+  let raw: Uint8Array;
+  try {
+    raw = Uint8Array.from(atob(key.trim()), (c) => c.charCodeAt(0));
+  } catch {
+    throw new S3SettingError(`"sse-customer-key" is not base64`, "sse-customer-key");
+  }
+  if (raw.length !== 32) {
+    throw new S3SettingError(
+      `"sse-customer-key" must be a 256-bit key (32 bytes, base64-encoded), got ${raw.length} bytes`,
+      "sse-customer-key",
+    );
+  }
+  const md5 = createHash("md5").update(raw).digest("base64");
+  return {
+    customerAlgorithm: "AES256",
+    customerKey: btoa(String.fromCharCode(...raw)),
+    customerKeyMD5: md5,
+  };
 }
 
 /** Parses an `s3://` replica URL. Throws ReplicaUrlError. */
@@ -537,6 +627,28 @@ export function s3ConfigFromKeys(
     p.accessKeyId = keyId;
     p.secretAccessKey = secret;
   }
+  const sseKey = get("sse-customer-key");
+  const sseKeyPath = get("sse-customer-key-path");
+  if (sseKey !== undefined && sseKeyPath !== undefined) {
+    throw new S3SettingError(
+      `use "sse-customer-key" or "sse-customer-key-path", not both`,
+      "sse-customer-key-path",
+    );
+  }
+  if (sseKeyPath !== undefined) {
+    try {
+      p.sseCustomerKey = Deno.readTextFileSync(sseKeyPath).trim();
+    } catch (e) {
+      throw new S3SettingError(
+        `"sse-customer-key-path" ${sseKeyPath}: ${(e as Error).message}`,
+        "sse-customer-key-path",
+      );
+    }
+  } else if (sseKey !== undefined) p.sseCustomerKey = sseKey;
+  const alg = get("sse-customer-algorithm");
+  if (alg !== undefined) p.sseCustomerAlgorithm = alg;
+  const kms = get("sse-kms-key-id");
+  if (kms !== undefined) p.sseKmsKeyId = kms;
   return finish(p);
 }
 
@@ -555,6 +667,7 @@ export function s3ClientOptions(c: S3ReplicaConfig) {
     partSize: c.partSize,
     concurrency: c.concurrency,
     requireContentMD5: c.requireContentMD5,
+    sse: c.sse,
   };
 }
 

@@ -12,6 +12,7 @@
  * atomically, aborted on failure) above it.
  */
 
+import type { S3Encryption } from "../config/s3_config.ts";
 import type { _Object, GetObjectCommandOutput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { formatLtxFileName, formatTXID, parseLtxFileName } from "../ltx/names.ts";
 import {
@@ -56,6 +57,8 @@ export interface S3ClientOptions {
   concurrency?: number;
   /** Send Content-MD5 with DeleteObjects (some stores require it). Default true. */
   requireContentMD5?: boolean;
+  /** Server-side encryption (SSE-C headers on every write and read; SSE-KMS on writes). */
+  sse?: S3Encryption;
   /** Attempts per request, the first included. Default 10. */
   maxAttempts?: number;
   /** First retry delay ceiling in ms (doubles per attempt). Default 200. */
@@ -491,7 +494,10 @@ export class S3ReplicaClient implements ReplicaClient {
         head = await this.#retryOuter(
           "HeadObject",
           f.key,
-          () => client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: f.key })),
+          () =>
+            client.send(
+              new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: f.key, ...this.#sseRead() }),
+            ),
         );
       } catch (e) {
         const s = statusOf((e as Error).cause ?? e);
@@ -618,6 +624,25 @@ export class S3ReplicaClient implements ReplicaClient {
     }, { highWaterMark: 0 });
   }
 
+  /** Encryption parameters of a write (PutObject, CreateMultipartUpload, UploadPart). */
+  #sseWrite(): Record<string, string> {
+    const e = this.opts.sse;
+    if (!e) return {};
+    if ("kmsKeyId" in e) return { ServerSideEncryption: "aws:kms", SSEKMSKeyId: e.kmsKeyId };
+    return this.#sseRead();
+  }
+
+  /** Encryption parameters of a read (SSE-C: the key again; KMS objects need none). */
+  #sseRead(): Record<string, string> {
+    const e = this.opts.sse;
+    if (!e || "kmsKeyId" in e) return {};
+    return {
+      SSECustomerAlgorithm: e.customerAlgorithm,
+      SSECustomerKey: e.customerKey,
+      SSECustomerKeyMD5: e.customerKeyMD5,
+    };
+  }
+
   /** GET of bytes [a, b] (b inclusive; b undefined = to the end), or the whole object. */
   async #get(
     key: string,
@@ -633,6 +658,7 @@ export class S3ReplicaClient implements ReplicaClient {
         new sdk.GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
+          ...this.#sseRead(),
           Range: wantRange ? `bytes=${a}-${b ?? ""}` : undefined,
           IfMatch: etag,
         }),
@@ -789,6 +815,7 @@ export class S3ReplicaClient implements ReplicaClient {
       Key: key,
       Metadata: { [METADATA_TIMESTAMP]: formatRFC3339Nano(createdAt) },
       StorageClass: this.opts.storageClass as undefined,
+      ...this.#sseWrite(),
     };
     // Buffer up to one part: a smaller file is one PUT (atomic, retryable).
     const reader = data.getReader();
@@ -878,7 +905,9 @@ export class S3ReplicaClient implements ReplicaClient {
     const sdk = await loadSdk();
     const client = await this.client();
     try {
-      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const head = await client.send(
+        new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key, ...this.#sseRead() }),
+      );
       return head.ContentLength === size && head.Metadata?.[METADATA_TIMESTAMP] === timestamp;
     } catch {
       return false;

@@ -40,6 +40,8 @@ export interface RequestInfo {
   path: string;
   /** Sequence number of the request (from 0). */
   n: number;
+  /** The request's header lines as sent ("Name: value"). */
+  headers: string[];
 }
 
 export interface FaultProxy {
@@ -164,7 +166,9 @@ export function startFaultProxy(upstream: string, stallMs = 1500): FaultProxy {
       const head = dec.decode(buf.subarray(0, end));
       const [requestLine, ...headerLines] = head.slice(0, -4).split("\r\n");
       const [method, path] = requestLine.split(" ");
-      const fault = stopped ? "reset" : proxy.choose({ method, path, n: seq++ });
+      const fault = stopped
+        ? "reset"
+        : proxy.choose({ method, path, n: seq++, headers: headerLines });
       counts[fault]++;
       if (Deno.env.get("FAULT_PROXY_DEBUG")) {
         console.error(`proxy: #${seq - 1} ${method} ${path} → ${fault}`);
