@@ -80,7 +80,7 @@ Deno.test("-restore-if-db-not-exists (flag or dbs key): a missing database is re
     const cfg = join(dir, "strata.yml");
     await Deno.writeTextFile(
       cfg,
-      `dbs:\n  - path: ${db}\n    restore-if-db-not-exists: true\n    replicas:\n      - url: ${url}\n`,
+      `shutdown-sync-timeout: 0\ndbs:\n  - path: ${db}\n    restore-if-db-not-exists: true\n    replicas:\n      - url: ${url}\n`,
     );
     r = await strata(["replicate", "-once", "-config", cfg]);
     assertEquals(r.code, 0, r.stderr);

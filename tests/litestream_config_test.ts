@@ -65,6 +65,7 @@ mcp-addr: ":3001"
 heartbeat-url: https://example.com/ping
 heartbeat-interval: 5m
 shutdown-sync-interval: 500ms
+shutdown-sync-timeout: 0
 validation:
   interval: 12h
 verify-compaction: true
@@ -111,6 +112,7 @@ dbs:
   ]);
   assertEquals(cfg.logging, { level: "warn", type: "text" });
   assertEquals(cfg.heartbeat, { url: "https://example.com/ping", intervalMs: 300_000 });
+  assertEquals(cfg.shutdownSyncTimeoutMs, 0, "0: one final sync attempt without a time limit");
   const w = cfg.warnings!.join("\n");
   for (
     const k of [

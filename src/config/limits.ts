@@ -33,7 +33,11 @@ export const DURATION_LIMITS = {
   /** How often at most `heartbeat-url` is pinged (Litestream: at least 1m). */
   "heartbeat-interval": { min: SECOND, max: MAX_INTERVAL_MS },
   /** The final sync at stop (key and flag). */
-  "shutdown-sync-timeout": { min: 100 * MS, max: HOUR },
+  "shutdown-sync-timeout": {
+    min: 100 * MS,
+    max: HOUR,
+    zero: "one attempt, without a time limit (as Litestream's 0)",
+  },
 } satisfies Record<string, DurationRange>;
 
 /** An integer setting's range; 0 too when `zero` says what it means. */

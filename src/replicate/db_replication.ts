@@ -564,7 +564,10 @@ export class DbReplication {
     const closed = work.finally(() => this.monitor.close()).catch(() => {});
     let done: true | null;
     try {
-      done = await withinMs(work.then(() => true as const), timeoutMs);
+      // 0: one attempt however long its requests' own retries take (Litestream's meaning)
+      done = timeoutMs === 0
+        ? await work.then(() => true as const)
+        : await withinMs(work.then(() => true as const), timeoutMs);
       if (done) await closed;
       else void this.monitor.close().catch(() => {}); // a hung upload keeps no read transaction
     } catch (e) {
