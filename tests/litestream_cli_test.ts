@@ -230,6 +230,11 @@ Deno.test("reset removes the local meta directory (refused while replicating); v
     assert(files.length > 0 && files.every((f) => f.level === 0), r.stdout);
     for (const k of ["min_txid", "max_txid", "size", "timestamp"]) assert(k in files[0], k);
 
+    r = await strata(["restore", "-json", "-no-progress", "-o", join(dir, "j.db"), url]);
+    const j = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    assertEquals([j.db_path, j.integrity_check], [join(dir, "j.db"), "quick"]);
+    assert(typeof j.duration_ms === "number" && /^[0-9a-f]{16}$/.test(j.txid), r.stdout);
+
     r = await strata([
       "restore",
       "-parallelism",

@@ -209,6 +209,7 @@ export async function runRestore(argv: string[]): Promise<number> {
         return 0;
       }
       const display = showProgress ? progressDisplay(`restore ${basename(out)}`) : null;
+      const started = performance.now();
       let r;
       try {
         r = await restoreReplica(client, target, out, {
@@ -222,7 +223,13 @@ export async function runRestore(argv: string[]): Promise<number> {
         display?.finish(r !== undefined);
       }
       printRestored(
-        restoreReport(r, client.location, target, earlierThanAsked(files, target, r.txid)),
+        {
+          ...restoreReport(r, client.location, target, earlierThanAsked(files, target, r.txid)),
+          // Litestream's restore -json fields besides strata's
+          db_path: out,
+          duration_ms: Math.round(performance.now() - started),
+          integrity_check: check,
+        },
         json,
       );
       if (follow) {

@@ -39,6 +39,10 @@ export interface RestoreReport {
   next: { txid: string; time: string; level: number; file: string } | null;
   /** Replica files that failed their checks and were left out (the restore took another path). */
   skipped: { file: string; reason: string }[];
+  /** Litestream's `restore -json` fields (the output path, the time taken, the check run). */
+  db_path?: string;
+  duration_ms?: number;
+  integrity_check?: string;
 }
 
 export function restoreReport(
