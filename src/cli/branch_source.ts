@@ -50,6 +50,8 @@ export function storeOf(r: ReplicaConfig): string {
       return `abs ${origin(r.endpoint, r.accountName ?? "")} container ${r.container}`;
     case "sftp":
       return `sftp ${r.user}@${r.host.toLowerCase()}:${r.port}`;
+    case "webdav":
+      return `webdav ${r.url.toLowerCase()}`;
   }
 }
 

@@ -9,6 +9,7 @@ import { FileReplicaClient, type ReplicaClient } from "../storage/mod.ts";
 import { SftpReplicaClient } from "../storage/sftp_client.ts";
 import { AbsReplicaClient } from "../storage/abs_client.ts";
 import { GcsReplicaClient } from "../storage/gcs_client.ts";
+import { WebDavReplicaClient } from "../storage/webdav_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { LitestreamFormClient } from "../storage/litestream_form_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
@@ -55,6 +56,8 @@ function storeClientFor(r: ReplicaConfig): ReplicaClient {
       return new AbsReplicaClient(r);
     case "gs":
       return new GcsReplicaClient(r);
+    case "webdav":
+      return new WebDavReplicaClient(r);
   }
 }
 

@@ -94,6 +94,12 @@ function placeOf(r: ReplicaConfig): Place {
         segments: segments(r.path),
         shown: `gs://${r.bucket}/${r.path}`,
       };
+    case "webdav":
+      return {
+        space: `webdav ${r.url.toLowerCase()}`,
+        segments: segments(r.path),
+        shown: `${r.url}${r.path}`,
+      };
   }
 }
 

@@ -7,6 +7,7 @@ import type { ReplicaConfig } from "./replica_url.ts";
 import { SFTP_KEYS, sftpConfigFromKeys } from "./sftp_config.ts";
 import { ABS_KEYS, absConfigFromKeys } from "./abs_config.ts";
 import { GCS_KEYS, gcsConfigFromKeys } from "./gcs_config.ts";
+import { WEBDAV_KEYS, webDavConfigFromKeys } from "./webdav_config.ts";
 
 type Builder = (url: string | undefined, get: (key: string) => string | undefined) => ReplicaConfig;
 
@@ -14,6 +15,8 @@ const BUILDERS: Record<string, { keys: string[]; build: Builder }> = {
   sftp: { keys: SFTP_KEYS, build: sftpConfigFromKeys },
   abs: { keys: ABS_KEYS, build: absConfigFromKeys },
   gs: { keys: GCS_KEYS, build: gcsConfigFromKeys },
+  webdav: { keys: WEBDAV_KEYS, build: webDavConfigFromKeys },
+  webdavs: { keys: WEBDAV_KEYS, build: webDavConfigFromKeys },
 };
 
 /** Every key these replica types add to a replica entry. */

@@ -6,6 +6,7 @@ import { parseS3Url, type S3ReplicaConfig, s3ReplicaConfig } from "./s3_config.t
 import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
 import { type AbsReplicaConfig, parseAbsUrl } from "./abs_config.ts";
 import { type GcsReplicaConfig, parseGcsUrl } from "./gcs_config.ts";
+import { parseWebDavUrl, type WebDavReplicaConfig } from "./webdav_config.ts";
 
 export interface FileReplicaConfig {
   type: "file";
@@ -24,6 +25,7 @@ export type ReplicaConfig =
     | AbsReplicaConfig
     | GcsReplicaConfig
     | S3ReplicaConfig
+    | WebDavReplicaConfig
   )
   & {
     /** Restore-and-compare the replica this often (`validation-interval`); 0 or unset: never. */
@@ -33,7 +35,6 @@ export type ReplicaConfig =
   };
 
 const LATER: Record<string, string> = {
-  webdav: "WebDAV replicas",
   nats: "NATS replicas",
 };
 
@@ -60,6 +61,7 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
   if (scheme === "sftp") return parseSftpUrl(url);
   if (scheme === "abs") return parseAbsUrl(url);
   if (scheme === "gs") return parseGcsUrl(url);
+  if (scheme === "webdav" || scheme === "webdavs") return parseWebDavUrl(url);
   if (scheme === "s3") return parseS3Url(url);
   if (scheme === "oss") return s3ReplicaConfig(url, undefined, () => undefined)!;
   if (LATER[scheme]) {
