@@ -63,8 +63,8 @@ Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys nam
     ],
     ["dbs:\n  - path: /a.db\n", /database \/a\.db has no replica/],
     [
-      "dbs:\n  - path: /a.db\n    replica:\n      url: nats://host/db\n",
-      /NATS replicas are not supported yet/,
+      "dbs:\n  - path: /a.db\n    replica:\n      url: nats://host:4222\n",
+      /bucket required for a nats replica URL/,
     ],
     [
       "levels:\n  - interval: 5m\n  - interval: 30s\ndbs:\n  - path: /a.db\n    replica:\n      path: /b\n",

@@ -19,6 +19,7 @@ import { ensureAzurite } from "./helpers/azurite.ts";
 import { ensureFirebaseTools } from "./helpers/gcs_emulator.ts";
 import { ensureLitestream } from "./helpers/litestream.ts";
 import { SSHD } from "./helpers/sshd.ts";
+import { NATS_SERVER } from "./helpers/nats_server.ts";
 
 /** A program the suite runs, and the Debian package that provides it. */
 interface Needed {
@@ -33,6 +34,7 @@ const NEEDED: Needed[] = [
   { program: SSHD, debianPackage: "openssh-server", why: "the SFTP replica's server" },
   { program: "ssh-keygen", debianPackage: "openssh-client", why: "keys for the SFTP server" },
   { program: "node", debianPackage: "nodejs", why: "the Azure and GCS emulators" },
+  { program: NATS_SERVER, debianPackage: "nats-server", why: "the NATS replica's server" },
   { program: "npm", debianPackage: "npm", why: "installs the emulators and Litestream" },
 ];
 

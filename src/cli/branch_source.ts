@@ -52,6 +52,8 @@ export function storeOf(r: ReplicaConfig): string {
       return `sftp ${r.user}@${r.host.toLowerCase()}:${r.port}`;
     case "webdav":
       return `webdav ${r.url.toLowerCase()}`;
+    case "nats":
+      return `nats ${r.server.toLowerCase()} bucket ${r.bucket}`;
   }
 }
 

@@ -10,6 +10,7 @@ import { SftpReplicaClient } from "../storage/sftp_client.ts";
 import { AbsReplicaClient } from "../storage/abs_client.ts";
 import { GcsReplicaClient } from "../storage/gcs_client.ts";
 import { WebDavReplicaClient } from "../storage/webdav_client.ts";
+import { NatsReplicaClient } from "../storage/nats_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { LitestreamFormClient } from "../storage/litestream_form_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
@@ -58,6 +59,8 @@ function storeClientFor(r: ReplicaConfig): ReplicaClient {
       return new GcsReplicaClient(r);
     case "webdav":
       return new WebDavReplicaClient(r);
+    case "nats":
+      return new NatsReplicaClient(r);
   }
 }
 

@@ -100,6 +100,12 @@ function placeOf(r: ReplicaConfig): Place {
         segments: segments(r.path),
         shown: `${r.url}${r.path}`,
       };
+    case "nats":
+      return {
+        space: `nats ${r.server.toLowerCase()} ${r.bucket}`,
+        segments: segments(r.path),
+        shown: `${r.server}/${r.bucket}${r.path ? `/${r.path}` : ""}`,
+      };
   }
 }
 

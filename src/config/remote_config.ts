@@ -8,6 +8,7 @@ import { SFTP_KEYS, sftpConfigFromKeys } from "./sftp_config.ts";
 import { ABS_KEYS, absConfigFromKeys } from "./abs_config.ts";
 import { GCS_KEYS, gcsConfigFromKeys } from "./gcs_config.ts";
 import { WEBDAV_KEYS, webDavConfigFromKeys } from "./webdav_config.ts";
+import { NATS_KEYS, natsConfigFromKeys } from "./nats_config.ts";
 
 type Builder = (url: string | undefined, get: (key: string) => string | undefined) => ReplicaConfig;
 
@@ -17,6 +18,7 @@ const BUILDERS: Record<string, { keys: string[]; build: Builder }> = {
   gs: { keys: GCS_KEYS, build: gcsConfigFromKeys },
   webdav: { keys: WEBDAV_KEYS, build: webDavConfigFromKeys },
   webdavs: { keys: WEBDAV_KEYS, build: webDavConfigFromKeys },
+  nats: { keys: NATS_KEYS, build: natsConfigFromKeys },
 };
 
 /** Every key these replica types add to a replica entry. */

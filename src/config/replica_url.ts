@@ -7,6 +7,7 @@ import { parseSftpUrl, type SftpReplicaConfig } from "./sftp_config.ts";
 import { type AbsReplicaConfig, parseAbsUrl } from "./abs_config.ts";
 import { type GcsReplicaConfig, parseGcsUrl } from "./gcs_config.ts";
 import { parseWebDavUrl, type WebDavReplicaConfig } from "./webdav_config.ts";
+import { type NatsReplicaConfig, parseNatsUrl } from "./nats_config.ts";
 
 export interface FileReplicaConfig {
   type: "file";
@@ -26,6 +27,7 @@ export type ReplicaConfig =
     | GcsReplicaConfig
     | S3ReplicaConfig
     | WebDavReplicaConfig
+    | NatsReplicaConfig
   )
   & {
     /** Restore-and-compare the replica this often (`validation-interval`); 0 or unset: never. */
@@ -34,11 +36,7 @@ export type ReplicaConfig =
     format?: "strata" | "litestream";
   };
 
-const LATER: Record<string, string> = {
-  nats: "NATS replicas",
-};
-
-/** Parses `file:///path`, a plain path, or (later) s3://, gs://, abs://, sftp:// URLs. */
+/** Parses `file:///path`, a plain path, or s3://, oss://, gs://, abs://, sftp://, webdav[s]://, nats:// URLs. */
 export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
   if (!url) {
     throw new ReplicaUrlError(url, "empty; give a path or a URL such as file:///backups/db");
@@ -62,10 +60,8 @@ export function parseReplicaUrl(url: string, type = "file"): ReplicaConfig {
   if (scheme === "abs") return parseAbsUrl(url);
   if (scheme === "gs") return parseGcsUrl(url);
   if (scheme === "webdav" || scheme === "webdavs") return parseWebDavUrl(url);
+  if (scheme === "nats") return parseNatsUrl(url);
   if (scheme === "s3") return parseS3Url(url);
   if (scheme === "oss") return s3ReplicaConfig(url, undefined, () => undefined)!;
-  if (LATER[scheme]) {
-    throw new ReplicaUrlError(url, `${LATER[scheme]} are not supported yet by strata`);
-  }
   throw new ReplicaUrlError(url, `unknown scheme "${scheme}"`);
 }
