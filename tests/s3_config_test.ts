@@ -1,6 +1,6 @@
 /** s3 replica URLs and config keys: every provider form, precedence, clear errors. */
 
-import { assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
 import { parseReplicaUrl, ReplicaUrlError } from "../src/config/replica_url.ts";
 import { ConfigError, parseConfig } from "../src/config/config.ts";
 import {
@@ -177,12 +177,22 @@ Deno.test("s3 URL: bad input is a clear error", () => {
     ["s3://bkt/db?part-size=10TB", "size in bytes"],
     ["s3://bkt/db?concurrency=0", "integer from 1 to 1000"],
     ["s3://bkt/db?forcePathStyle=maybe", "true or false"],
-    ["s3://bkt/db?sseKmsKeyId=abc", `unknown query parameter "sseKmsKeyId"`],
+    ["s3://bkt/db?sseColor=abc", `unknown query parameter "sseColor"`],
+    ["s3://bkt/db?sseCustomerKey=c2hvcnQ=", "must be a 256-bit key"],
     ["s3://bkt/db?region=a&region=b", "given twice"],
     ["s3://key:secret@bkt/db", "take no credentials"],
     ["s3://bkt/db#frag", "no fragment"],
     ["s3://arn:aws:s3:us-east-1:1:bucket/x", "access point"],
   ];
+  // secrets in a bad URL never reach the message
+  const e1 = assertThrows(
+    () => parseReplicaUrl("s3://bkt/db?sseCustomerKey=c2VjcmV0LXZhbHVl"),
+    ReplicaUrlError,
+  );
+  assert(!e1.message.includes("c2VjcmV0LXZhbHVl"), e1.message);
+  assertMatch(e1.message, /sseCustomerKey=\*\*\*/);
+  const e2 = assertThrows(() => parseReplicaUrl("webdav://u:hunter2@/x"), ReplicaUrlError);
+  assert(!e2.message.includes("hunter2"), e2.message);
   for (const [url, msg] of bad) {
     const e = assertThrows(() => parseReplicaUrl(url), ReplicaUrlError);
     assertMatch(e.message, new RegExp(msg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")), url);

@@ -6,9 +6,19 @@
 
 export class ReplicaUrlError extends Error {
   constructor(url: string, reason: string) {
-    super(`bad replica URL ${JSON.stringify(url)}: ${reason}`);
+    super(`bad replica URL ${JSON.stringify(redactUrl(url))}: ${reason}`);
     this.name = "ReplicaUrlError";
   }
+}
+
+/**
+ * A URL as messages may show it: a password in its user info and the values
+ * of query parameters that carry secrets (keys, tokens, signatures) as `***`.
+ */
+export function redactUrl(url: string): string {
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#@]*@/i, "$1:***@")
+    .replace(/([?&][^=&#]*(?:key|secret|token|password|sig|credential)[^=&#]*=)[^&#]*/gi, "$1***");
 }
 
 /** `a//b/./c/` → `a/b/c`, keeping a leading slash; "" stays "". */

@@ -550,7 +550,12 @@ function encryptionOf(p: S3Parts): S3Encryption | null {
 
 /** Parses an `s3://` replica URL. Throws ReplicaUrlError. */
 export function parseS3Url(url: string): S3ReplicaConfig {
-  return finish(parseS3Parts(url));
+  try {
+    return finish(parseS3Parts(url));
+  } catch (e) {
+    if (e instanceof S3SettingError) throw new ReplicaUrlError(url, e.message);
+    throw e;
+  }
 }
 
 /**
