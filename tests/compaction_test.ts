@@ -11,11 +11,17 @@ import { encodeLtx, makeHeader } from "../src/ltx/mod.ts";
 import { FileReplicaClient, type ReplicaFile, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import type { ByteRange } from "../src/storage/client.ts";
 import { ForwardingReplicaClient } from "../src/storage/forwarding_client.ts";
-import { type CompactionSettings, Compactor, ReplicaIndex } from "../src/replicate/mod.ts";
+import {
+  type CompactionSettings,
+  Compactor,
+  DEFAULT_COMPACTION,
+  ReplicaIndex,
+} from "../src/replicate/mod.ts";
 import { listAllFiles, planRestore } from "../src/restore/plan.ts";
 import { executeRestore } from "../src/restore/execute.ts";
 import { restoreTarget } from "../src/restore/verified_restore.ts";
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
+import { history } from "./helpers/history.ts";
 import { modelChecksum, rng, textPage } from "./helpers/pages.ts";
 
 const PAGE = 512;
@@ -216,6 +222,34 @@ Deno.test("a restore whose planned file is deleted by retention re-plans once an
     assertEquals(res.txid, db.txid);
     assertEquals(res.checksum, db.sum);
     assertEquals(res.files, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a compaction whose input fails its checks is refused and counted (litestream_compaction_verify_error_count)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-compact-verify-" });
+  try {
+    const client = new FileReplicaClient(dir);
+    const { files } = await history(11, 512, 4);
+    for (let i = 0; i < files.length; i++) {
+      const t = BigInt(i + 1);
+      const bytes = files[i].slice();
+      if (i === 2) bytes[bytes.length - 30] ^= 0xff; // a flipped byte in TXID 3's index
+      await client.writeFile(
+        i === 0 ? 9 : 0,
+        t,
+        t,
+        ReadableStream.from([bytes]),
+        new Date(1000 * (i + 1)),
+      );
+    }
+    const compactor = new Compactor(new ReplicaIndex(client), DEFAULT_COMPACTION);
+    let err = "";
+    await compactor.compact(1).catch((e) => (err = (e as Error).message));
+    assertMatch(err, /0000000000000003-0000000000000003\.ltx/);
+    assertEquals(compactor.verifyErrors, 1);
+    assertEquals(await client.listFiles(1), [], "nothing written at L1");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

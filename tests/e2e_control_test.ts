@@ -50,6 +50,9 @@ dbs:
     assert(puts0 >= 1, `PUT count ${puts0}`);
     assert(sample(first, "litestream_db_size", L)! > 0, "db size");
     assertEquals(sample(first, "strata_replica_divergence", L), 0);
+    // Litestream's disk-full gauge and compaction-verify counter are there (nothing failing)
+    assertEquals(sample(first, "litestream_disk_full", L), 0);
+    assertEquals(sample(first, "litestream_compaction_verify_error_count", L), 0);
 
     await runWriter(db, "more", 2, marks);
     const after = await waitFor("the replica to catch up with the writes", async () => {

@@ -98,6 +98,8 @@ export interface MonitorStats {
   /** Captures that found the WAL changed (Litestream's "sync"), failed ones, time spent. */
   captures: number;
   captureErrors: number;
+  /** The last capture failed because the local disk is full (ENOSPC): 1, else 0. */
+  diskFull: number;
   captureSeconds: number;
   /** WAL bytes captured into L0 files. */
   walBytes: number;
@@ -231,6 +233,7 @@ export class Monitor {
   readonly stats: MonitorStats = {
     captures: 0,
     captureErrors: 0,
+    diskFull: 0,
     captureSeconds: 0,
     walBytes: 0,
     checkpoints: {},
@@ -949,11 +952,16 @@ export class Monitor {
       wrote = await this.#mutex.run(() => this.#captureLocked());
     } catch (e) {
       this.stats.captureErrors++;
+      const code = (e as { code?: string }).code;
+      if (code === "ENOSPC" || /ENOSPC|No space left on device/i.test(String(e))) {
+        this.stats.diskFull = 1;
+      }
       throw e;
     } finally {
       this.stats.captureSeconds += (performance.now() - t0) / 1000;
     }
     this.#lastStat = stat;
+    this.stats.diskFull = 0;
     await this.#maybeCheckpoint();
     return wrote;
   }

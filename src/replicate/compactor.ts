@@ -25,6 +25,7 @@ import { type ReplicaFile, replicaFileLabel, SNAPSHOT_LEVEL } from "../storage/m
 import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import { DEFAULT_MODES, type FileModes } from "../storage/file_modes.ts";
+import { LtxFormatError } from "../ltx/errors.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
 import { fileKey, pinnedFiles } from "../branch/mod.ts";
 import { MAX_MERGE_INPUTS, mergeLocalFiles, uploadOfMerge } from "./local_merge.ts";
@@ -102,8 +103,20 @@ export class Compactor {
     return run;
   }
 
+  /** Compactions refused because an input or the output failed its checks (since start). */
+  verifyErrors = 0;
+
   /** Merges the next inputs into one file at `level`; null when there is nothing new. */
   async compact(level: number): Promise<ReplicaFile | null> {
+    try {
+      return await this.#compact(level);
+    } catch (e) {
+      if (e instanceof LtxFormatError) this.verifyErrors++; // checksums, chain, header vs name
+      throw e;
+    }
+  }
+
+  async #compact(level: number): Promise<ReplicaFile | null> {
     if (level < 1 || level > 8) throw new Error(`compaction level ${level} is not 1..8`);
     await this.index.ensure();
     const inputs = this.inputsFor(level);

@@ -102,6 +102,18 @@ export class Metrics {
       counter(name, help, ["db"], perDb((r) => r.monitor.stats[key]));
     }
     gauge(
+      "litestream_disk_full",
+      "Whether captures are failing because the local disk is full (1) or not (0)",
+      ["db"],
+      perDb((r) => r.monitor.stats.diskFull),
+    );
+    counter(
+      "litestream_compaction_verify_error_count",
+      "Compactions refused because an input or the output failed its checks",
+      ["db"],
+      perDb((r) => r.compactors.reduce((n, c) => n + c.verifyErrors, 0)),
+    );
+    gauge(
       "litestream_txid",
       "The current transaction ID (captured locally)",
       ["db"],
