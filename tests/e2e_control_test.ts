@@ -153,6 +153,8 @@ dbs:
     assertEquals(answer.status, "synced");
     assertEquals(answer.path, db);
     assertEquals(answer.replicated_txid, answer.txid);
+    // Litestream's names too
+    assertEquals([answer.db_path, answer.replica_txid], [db, answer.txid]);
     // sync -wait returned: the write is in the replica now
     const now = await restoreTo(dir, "now.db", url);
     assertEquals(await notesOf(now), ["before start", "durable?"]);

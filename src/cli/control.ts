@@ -82,7 +82,13 @@ export async function runSync(argv: string[]): Promise<number> {
     wait: f.bools.has("wait"),
     timeout,
   }, timeout) as Record<string, unknown>;
-  print({ ...answer, duration_ms: Math.round(performance.now() - started) }, f.bools.has("json"));
+  print({
+    ...answer,
+    duration_ms: Math.round(performance.now() - started),
+    // Litestream's names for the same things
+    db_path: path,
+    ...(answer.replicated_txid !== undefined ? { replica_txid: answer.replicated_txid } : {}),
+  }, f.bools.has("json"));
   return 0;
 }
 
@@ -92,11 +98,18 @@ function startStop(which: "start" | "stop", usage: string) {
     const f = parse(argv, FLAGS);
     const path = onePath(f);
     const timeout = timeoutOf(f);
-    const answer = await controlRequest(await socketPath(f), "POST", `/${which}`, {
+    const socket = await socketPath(f);
+    const answer = await controlRequest(socket, "POST", `/${which}`, {
       path,
       timeout,
     }, timeout) as Record<string, unknown>;
-    print(answer, f.bools.has("json"));
+    // Litestream's names beside strata's: db_path, state, socket
+    print({
+      ...answer,
+      db_path: path,
+      state: which === "start" ? "running" : "stopped",
+      socket,
+    }, f.bools.has("json"));
     return 0;
   };
 }
