@@ -7,6 +7,8 @@
 
 import { join } from "node:path";
 import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
+import { S3ReplicaClient } from "../src/storage/s3_client.ts";
+import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { formatChecksum } from "../src/ltx/mod.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { Replicating, strata } from "./helpers/strata.ts";
@@ -215,6 +217,66 @@ for i in range(20):
     const latest = await restore(`file://${rep}`, join(dir, "latest.db"), []);
     assertEquals(latest.checksumVerified, true);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Litestream v0.5 replica on S3 (its %04x layout, litestream-timestamp metadata), L2 and L1 files overlapping: exact at every TXID and by time", async () => {
+  const states = await databaseStates(statements(), { wal: true });
+  const s3 = await startS3Server();
+  const dir = await Deno.makeTempDir({ prefix: "strata-ls05-s3-" });
+  try {
+    const bucket = await s3.createBucket();
+    const url = `s3://${bucket}/app?endpoint=${s3.endpoint}`;
+    const client = new S3ReplicaClient({
+      bucket,
+      path: "app",
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: "us-east-1",
+      accessKeyId: TEST_CREDENTIALS.LITESTREAM_ACCESS_KEY_ID,
+      secretAccessKey: TEST_CREDENTIALS.LITESTREAM_SECRET_ACCESS_KEY,
+    });
+    const put = async (level: number, min: number, max: number) =>
+      await putFile(
+        client,
+        level,
+        BigInt(min),
+        BigInt(max),
+        await ltxOfStates(states, BigInt(min), BigInt(max), at(max)),
+        at(max),
+      );
+    await put(SNAPSHOT_LEVEL, 1, 5);
+    await put(2, 4, 10); // spans the snapshot
+    await put(1, 9, 11); // overlaps the L2 file's end
+    await put(0, 12, 12);
+    let n = 0;
+    for (
+      const [args, txid] of [
+        [[], 12],
+        [["-txid", "10"], 10],
+        [["-txid", "11"], 11],
+        [["-timestamp", new Date(at(11) + 1000).toISOString()], 11],
+      ] as [string[], number][]
+    ) {
+      const out = join(dir, `out-${n++}.db`);
+      const r = await strata(["restore", "-json", "-no-progress", "-o", out, ...args, url], {
+        env: TEST_CREDENTIALS,
+      });
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(
+        BigInt("0x" + JSON.parse(r.stdout.trim().split("\n").pop()!).txid),
+        BigInt(txid),
+      );
+      const got = await Deno.readFile(out);
+      const want = states[txid - 1];
+      assert(
+        got.length === want.length && got.every((b, i) => b === want[i]),
+        `${args.join(" ") || "latest"}: exact`,
+      );
+    }
+  } finally {
+    await s3.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
