@@ -13,7 +13,13 @@ import { formatChecksum } from "../src/ltx/mod.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { Replicating, strata } from "./helpers/strata.ts";
 import { python, waitFor } from "./helpers/ops.ts";
-import { databaseStates, ltxOfStates, putFile, stateChecksum } from "./helpers/litestream_v05.ts";
+import {
+  databaseStates,
+  ltxOfStates,
+  putFile,
+  putStates,
+  stateChecksum,
+} from "./helpers/litestream_v05.ts";
 
 const T0 = Date.parse("2026-06-01T00:00:00Z");
 /** When TXID `n` was written (a minute apart). */
@@ -50,15 +56,8 @@ Deno.test("Litestream v0.5 replica: an L1 file spanning the snapshot continues i
   try {
     const rep = join(dir, "replica");
     const client = new FileReplicaClient(rep);
-    const put = async (level: number, min: number, max: number) =>
-      await putFile(
-        client,
-        level,
-        BigInt(min),
-        BigInt(max),
-        await ltxOfStates(states, BigInt(min), BigInt(max), at(max)),
-        at(max),
-      );
+    const put = (level: number, min: number, max: number) =>
+      putStates(client, states, level, min, max, at);
     await put(SNAPSHOT_LEVEL, 1, 5);
     await put(1, 3, 8); // spans the snapshot: no file starts at TXID 6
     await put(1, 9, 10);
@@ -160,15 +159,8 @@ Deno.test("strata replicate continues a Litestream v0.5 replica of the same data
     await Deno.writeFile(db, states[10]);
     const rep = join(dir, "replica");
     const client = new FileReplicaClient(rep);
-    const put = async (level: number, min: number, max: number) =>
-      await putFile(
-        client,
-        level,
-        BigInt(min),
-        BigInt(max),
-        await ltxOfStates(states, BigInt(min), BigInt(max), at(max)),
-        at(max),
-      );
+    const put = (level: number, min: number, max: number) =>
+      putStates(client, states, level, min, max, at);
     await put(SNAPSHOT_LEVEL, 1, 5);
     await put(1, 3, 8);
     await put(1, 9, 10);
@@ -237,15 +229,8 @@ Deno.test("Litestream v0.5 replica on S3 (its %04x layout, litestream-timestamp 
       accessKeyId: TEST_CREDENTIALS.LITESTREAM_ACCESS_KEY_ID,
       secretAccessKey: TEST_CREDENTIALS.LITESTREAM_SECRET_ACCESS_KEY,
     });
-    const put = async (level: number, min: number, max: number) =>
-      await putFile(
-        client,
-        level,
-        BigInt(min),
-        BigInt(max),
-        await ltxOfStates(states, BigInt(min), BigInt(max), at(max)),
-        at(max),
-      );
+    const put = (level: number, min: number, max: number) =>
+      putStates(client, states, level, min, max, at);
     await put(SNAPSHOT_LEVEL, 1, 5);
     await put(2, 4, 10); // spans the snapshot
     await put(1, 9, 11); // overlaps the L2 file's end

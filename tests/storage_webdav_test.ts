@@ -5,10 +5,8 @@
  * failing at once with the reason.
  */
 
-import { join } from "node:path";
 import { WebDavReplicaClient } from "../src/storage/webdav_client.ts";
-import { digestOf, runWriter, strata } from "./helpers/strata.ts";
-import { createAppDb } from "./helpers/live.ts";
+import { replicateOnceAndRestore } from "./helpers/live.ts";
 import { parseReplicaUrl } from "../src/config/replica_url.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { conformanceTests, readAll, streamOf, testBytes } from "./helpers/conformance.ts";
@@ -75,21 +73,9 @@ Deno.test("webdav end to end: replicate -once to webdav:// and restore it exactl
   const server = await startWebDavServer();
   const dir = await Deno.makeTempDir({ prefix: "strata-webdav-" });
   try {
-    const db = join(dir, "app.db");
-    await createAppDb(db);
-    await runWriter(db, "more", 3, join(dir, "marks.jsonl"));
-    const url = `webdav://${WEBDAV_USER}:${WEBDAV_PASSWORD}@${
-      server.url.slice("http://".length)
-    }/backups/app`;
-    const rep = await strata(["replicate", "-once", db, url]);
-    assertEquals(rep.code, 0, rep.stderr);
-    const out = join(dir, "restored.db");
-    const r = await strata(["restore", "-no-progress", "-o", out, url]);
-    assertEquals(r.code, 0, r.stderr);
-    assertEquals((await digestOf(out)).digest, (await digestOf(db)).digest);
-    for (const s of [rep.stdout, rep.stderr, r.stdout, r.stderr]) {
-      assert(!s.includes(WEBDAV_PASSWORD), "no password in any output");
-    }
+    const host = server.url.slice("http://".length);
+    const url = `webdav://${WEBDAV_USER}:${WEBDAV_PASSWORD}@${host}/backups/app`;
+    await replicateOnceAndRestore(url, dir, WEBDAV_PASSWORD);
   } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });

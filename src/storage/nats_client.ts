@@ -13,6 +13,7 @@ import { parseLtxFileName } from "../ltx/names.ts";
 import type { NatsReplicaConfig } from "../config/nats_config.ts";
 import {
   type ByteRange,
+  compareFiles,
   type ReplicaClient,
   type ReplicaFile,
   ReplicaFileNotFoundError,
@@ -150,9 +151,7 @@ export class NatsReplicaClient implements ReplicaClient {
         createdAt: stamped ?? new Date(i.mtime),
       });
     }
-    return out.sort((a, b) =>
-      a.minTXID < b.minTXID ? -1 : a.minTXID > b.minTXID ? 1 : a.maxTXID < b.maxTXID ? -1 : 1
-    );
+    return out.sort(compareFiles);
   }
 
   async openFile(

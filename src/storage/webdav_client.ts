@@ -23,6 +23,7 @@ import { parseLtxFileName } from "../ltx/names.ts";
 import type { WebDavReplicaConfig } from "../config/webdav_config.ts";
 import {
   type ByteRange,
+  compareFiles,
   type ReplicaClient,
   type ReplicaFile,
   ReplicaFileNotFoundError,
@@ -151,9 +152,7 @@ export class WebDavReplicaClient implements ReplicaClient {
         createdAt: createdAt ?? new Date(0),
       });
     }
-    return out.sort((a, b) =>
-      a.minTXID < b.minTXID ? -1 : a.minTXID > b.minTXID ? 1 : a.maxTXID < b.maxTXID ? -1 : 1
-    );
+    return out.sort(compareFiles);
   }
 
   async openFile(

@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { encodeLtx } from "../../src/ltx/encoder.ts";
 import { FLAG_NO_CHECKSUM, makeHeader } from "../../src/ltx/header.ts";
-import { databaseChecksumOfPages, lockPageNumber } from "../../src/ltx/checksum.ts";
+import { lockPageNumber } from "../../src/ltx/checksum.ts";
+import { bytesChecksum } from "./strata.ts";
 import type { ReplicaClient } from "../../src/storage/mod.ts";
 
 /**
@@ -74,16 +75,25 @@ export async function ltxOfStates(
     maxTXID: max,
     timestamp: BigInt(timestamp),
     flags: opts.checksums ? 0 : FLAG_NO_CHECKSUM,
-    preApplyChecksum: opts.checksums && from ? stateChecksum(from, ps) : 0n,
+    preApplyChecksum: opts.checksums && from ? bytesChecksum(from) : 0n,
   });
-  return await encodeLtx(header, pages, opts.checksums ? stateChecksum(to, ps) : undefined);
+  return await encodeLtx(header, pages, opts.checksums ? bytesChecksum(to) : undefined);
 }
 
-/** The database checksum of a whole database file's bytes. */
-export function stateChecksum(state: Uint8Array, pageSize = 4096): bigint {
-  const pages = [];
-  for (let i = 0; i < state.length; i += pageSize) pages.push(state.subarray(i, i + pageSize));
-  return databaseChecksumOfPages(pages, pageSize);
+/** The database checksum of a state (a whole database file's bytes). */
+export const stateChecksum = bytesChecksum;
+
+/** Writes the file [min, max] of `states` at `level`, as Litestream writes it, created at `at(max)`. */
+export async function putStates(
+  client: ReplicaClient,
+  states: Uint8Array[],
+  level: number,
+  min: number,
+  max: number,
+  at: (txid: number) => number,
+): Promise<void> {
+  const bytes = await ltxOfStates(states, BigInt(min), BigInt(max), at(max));
+  await putFile(client, level, BigInt(min), BigInt(max), bytes, at(max));
 }
 
 /** Writes `bytes` into the replica as file [min, max] of `level`, created at `at`. */

@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from "./vectors.ts";
 import type { ReplicaClient } from "../../src/storage/mod.ts";
 import { restoreTarget } from "../../src/restore/mod.ts";
 import { S3ReplicaClient } from "../../src/storage/s3_client.ts";
-import { digestOf } from "./strata.ts";
+import { digestOf, runWriter, strata } from "./strata.ts";
 
 const MAIN = join(PROJECT_ROOT, "main.ts");
 
@@ -199,4 +199,29 @@ export function s3TestClient(endpoint: string, bucket: string): S3ReplicaClient 
     accessKeyId: "k",
     secretAccessKey: "s",
   });
+}
+
+/**
+ * An app (its own process) writes a database; `strata replicate -once` puts it
+ * into `url`; `strata restore` brings it back: the restore must hold exactly
+ * the app's rows, and no output may contain `secret`.
+ */
+export async function replicateOnceAndRestore(
+  url: string,
+  dir: string,
+  secret: string,
+): Promise<void> {
+  const db = join(dir, "app.db");
+  await createAppDb(db);
+  await runWriter(db, "more", 3, join(dir, "marks.jsonl"));
+  const rep = await strata(["replicate", "-once", db, url]);
+  if (rep.code !== 0) throw new Error(`replicate -once failed: ${rep.stderr}`);
+  const out = join(dir, "restored.db");
+  const r = await strata(["restore", "-no-progress", "-o", out, url]);
+  if (r.code !== 0) throw new Error(`restore failed: ${r.stderr}`);
+  const [got, want] = [(await digestOf(out)).digest, (await digestOf(db)).digest];
+  if (got !== want) throw new Error(`the restore differs from the database: ${got} != ${want}`);
+  for (const s of [rep.stdout, rep.stderr, r.stdout, r.stderr]) {
+    if (s.includes(secret)) throw new Error(`a secret reached the output:\n${s}`);
+  }
 }

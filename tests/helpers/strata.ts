@@ -1,5 +1,6 @@
 /** Runs strata as a separate process, as a user would. */
 
+import { databaseChecksumOfPages } from "../../src/ltx/checksum.ts";
 import { join } from "node:path";
 import { PROJECT_ROOT } from "./vectors.ts";
 
@@ -147,8 +148,11 @@ print(json.dumps({"digest": h.hexdigest(), "integrity": con.execute("PRAGMA inte
 
 /** The database checksum of a database file no connection has open. */
 export async function fileChecksum(path: string): Promise<bigint> {
-  const { databaseChecksumOfPages } = await import("../../src/ltx/checksum.ts");
-  const bytes = await Deno.readFile(path);
+  return bytesChecksum(await Deno.readFile(path));
+}
+
+/** The database checksum of a whole database file's bytes (page size from its header). */
+export function bytesChecksum(bytes: Uint8Array): bigint {
   const ps = ((bytes[16] << 8) | bytes[17]) === 1 ? 65536 : (bytes[16] << 8) | bytes[17];
   const pages = [];
   for (let i = 0; i < bytes.length; i += ps) pages.push(bytes.subarray(i, i + ps));
