@@ -59,7 +59,7 @@ Deno.test("config: malformed YAML, unknown keys, bad values and not-yet keys nam
     ],
     [
       "dbs:\n  - path: /a.db\n    replica:\n      path: /b\n      age:\n        recipients: [x]\n",
-      /t\.yml:5: key "age" in a replica of \/a\.db is not supported yet/,
+      /t\.yml:6: "age\.recipients": "x" is not an age recipient/,
     ],
     ["dbs:\n  - path: /a.db\n", /database \/a\.db has no replica/],
     [

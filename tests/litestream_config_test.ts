@@ -221,3 +221,11 @@ Deno.test("oss replicas (Alibaba OSS) go through its S3 API, laid out as Litestr
   );
   assertMatch(e.message, /no bucket before the OSS host/);
 });
+
+Deno.test("format: litestream is a key of every replica type, s3 included", () => {
+  const cfg = parseConfig(
+    "dbs:\n  - path: /a.db\n    replica:\n      url: s3://bucket/app\n      format: litestream\n",
+    "t.yml",
+  );
+  assertEquals(cfg.dbs[0].replicas[0].format, "litestream");
+});

@@ -13,6 +13,7 @@ import { WebDavReplicaClient } from "../storage/webdav_client.ts";
 import { NatsReplicaClient } from "../storage/nats_client.ts";
 import { S3ReplicaClient } from "../storage/s3_client.ts";
 import { LitestreamFormClient } from "../storage/litestream_form_client.ts";
+import { AgeReplicaClient } from "../storage/age_client.ts";
 import { s3ClientOptions } from "../config/s3_config.ts";
 import { configureLogging, log } from "../log.ts";
 import { allowedBranchSource } from "./branch_source.ts";
@@ -41,6 +42,7 @@ export const CONFIG_FLAGS: FlagSpecs = {
 
 export function clientFor(r: ReplicaConfig): ReplicaClient {
   const c = storeClientFor(r);
+  if (r.age) return new AgeReplicaClient(c, r.age); // never with format: litestream (refused)
   // written so released Litestream v0.5 restores it (reads take both forms anyway)
   return r.format === "litestream" ? new LitestreamFormClient(c) : c;
 }

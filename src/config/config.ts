@@ -22,6 +22,7 @@ import {
 } from "./config_types.ts";
 import { canonicalPath, type EntryPlace, findOverlap } from "./overlap.ts";
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "../replicate/heartbeat.ts";
+import type { AgeSettings } from "../storage/age_client.ts";
 import { parseLogLevel } from "../log.ts";
 
 export * from "./config_types.ts";
@@ -75,12 +76,13 @@ const REPLICA_DEFAULT_KEYS = [
   "format",
   ...new Set([...REMOTE_REPLICA_KEYS, ...S3_KEYS]),
 ];
-const REPLICA_KEYS = ["type", "path", "url", "name", ...REPLICA_DEFAULT_KEYS];
+const REPLICA_KEYS = ["type", "path", "url", "name", "age", ...REPLICA_DEFAULT_KEYS];
 const TOP_KEYS = [
   "dbs",
   "logging",
   "heartbeat-url",
   "heartbeat-interval",
+  "age",
   ...SERVING_KEYS,
   "shutdown-sync-timeout",
   ...COMPACTION_KEYS,
@@ -229,6 +231,8 @@ export function parseConfig(
           0,
           L["validation-interval"],
         );
+        const ageNode = own.get("age") ?? top.get("age");
+        const age = ageNode === undefined || ageNode === null ? undefined : parseAge(r, ageNode);
         const format = r.string(re.get("format"), "format");
         if (format !== undefined && format !== "strata" && format !== "litestream") {
           r.fail(
@@ -236,8 +240,15 @@ export function parseConfig(
             `"format" must be strata or litestream, got ${JSON.stringify(format)}`,
           );
         }
+        if (age && format === "litestream") {
+          r.fail(
+            ageNode,
+            `"age" and "format: litestream" exclude each other: Litestream v0.5 reads no encrypted replica`,
+          );
+        }
         return {
           ...cfg,
+          ...(age ? { age } : {}),
           ...(format === "litestream" ? { format: "litestream" as const } : {}),
           name: r.string(re.get("name"), "name"),
           syncIntervalMs,
@@ -416,4 +427,56 @@ function dbSnapshot(
     found ??= pair;
   }
   return top.has("snapshot") ? undefined : found?.value as YamlNode | undefined;
+}
+
+/**
+ * `age: {recipients: [age1…], identities: [AGE-SECRET-KEY-1… or a path to an
+ * identity file]}`, as Litestream v0.3 wrote it. Keys are checked by form;
+ * messages never show a secret key.
+ */
+function parseAge(r: Reader, node: YamlNode): AgeSettings {
+  const e = r.entries(node, "age", ["recipients", "identities"]);
+  const list = (k: string): { value: string; node: YamlNode }[] => {
+    const n = e.get(k);
+    if (n === undefined || n === null) return [];
+    if (!isSeq(n)) r.fail(n, `"age.${k}" must be a list`);
+    return (n.items as YamlNode[]).map((item) => ({ value: r.string(item, k) ?? "", node: item }));
+  };
+  const recipients = list("recipients").map(({ value, node }) => {
+    const v = value.trim();
+    if (!/^age1[0-9a-z]{20,}$/.test(v)) {
+      r.fail(node, `"age.recipients": ${JSON.stringify(v)} is not an age recipient (age1…)`);
+    }
+    return v;
+  });
+  const identities: string[] = [];
+  for (const { value, node } of list("identities")) {
+    const v = value.trim();
+    if (/^AGE-SECRET-KEY-1[0-9A-Z]+$/.test(v)) {
+      identities.push(v);
+      continue;
+    }
+    if (/^AGE-SECRET-KEY-/i.test(v)) {
+      r.fail(node, `"age.identities": an entry is not a valid age identity`);
+    }
+    // a path to an identity file: one key a line, # comments
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(v);
+    } catch (err) {
+      r.fail(node, `"age.identities": identity file ${v}: ${(err as Error).message}`);
+    }
+    const keys = text!.split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+    if (keys.length === 0 || !keys.every((k) => /^AGE-SECRET-KEY-1[0-9A-Z]+$/.test(k))) {
+      r.fail(
+        node,
+        `"age.identities": identity file ${v} holds no age identity (AGE-SECRET-KEY-1… lines)`,
+      );
+    }
+    identities.push(...keys);
+  }
+  if (recipients.length === 0 && identities.length === 0) {
+    r.fail(node, `"age" needs "recipients" (to write) and/or "identities" (to read)`);
+  }
+  return { recipients, identities };
 }

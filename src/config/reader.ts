@@ -43,7 +43,7 @@ const LITESTREAM_IGNORED: Record<string, string> = {
 };
 
 /** Litestream keys strata refuses: not yet there, and ignoring them would be wrong. */
-const NOT_YET = new Set(["age"]);
+const NOT_YET = new Set<string>();
 
 /** Edit distance of two short strings (for "did you mean"). */
 function distance(a: string, b: string): number {
@@ -95,8 +95,8 @@ export class Reader {
   /**
    * Key/value pairs of a mapping with keys in `allowed`. Another key is
    * refused when it looks like a typo of an allowed one (naming it), when it
-   * belongs in another part of the config, or when strata cannot honour it
-   * (`age`); otherwise it is left out with a warning, as Litestream ignores
+   * belongs in another part of the config, or when strata cannot honour it;
+   * otherwise it is left out with a warning, as Litestream ignores
    * keys it does not know (saying what strata does instead for its own).
    */
   entries(node: YamlNode, where: string, allowed: string[]): Map<string, YamlNode> {

@@ -34,6 +34,8 @@ export type ReplicaConfig =
     validationIntervalMs?: number;
     /** `format: litestream`: files written so released Litestream v0.5 restores them. */
     format?: "strata" | "litestream";
+    /** `age:` encryption of every file uploaded (recipients) and read (identities). */
+    age?: { recipients: string[]; identities: string[] };
   };
 
 /** Parses `file:///path`, a plain path, or s3://, oss://, gs://, abs://, sftp://, webdav[s]://, nats:// URLs. */

@@ -683,6 +683,8 @@ const COMMON_KEYS = new Set([
   "name",
   "sync-interval",
   "validation-interval",
+  "format",
+  "age",
 ]);
 
 /**

@@ -155,6 +155,12 @@ export function encodeHeader(
 export function decodeHeader(b: Uint8Array, file: string): LtxHeader {
   if (b.length < HEADER_SIZE) throw new LtxFormatError(file, "short file: no complete header");
   if (b[0] !== 0x4c || b[1] !== 0x54 || b[2] !== 0x58 || b[3] !== 0x31) {
+    if (new TextDecoder().decode(b.subarray(0, 18)) === "age-encryption.org") {
+      throw new LtxFormatError(
+        file,
+        "is age-encrypted: read it through a config whose replica has age identities",
+      );
+    }
     throw new LtxFormatError(file, "wrong magic (not an LTX file)");
   }
   const dv = new DataView(b.buffer, b.byteOffset, HEADER_SIZE);

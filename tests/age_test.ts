@@ -1,0 +1,230 @@
+/**
+ * Client-side encryption of replicas with age (issue 19): round trips on a
+ * file replica and on S3 (fauxqs) with the app writing from its own process;
+ * no replica file holds a plaintext page; a wrong or missing identity fails
+ * naming the file, with nothing written; key rotation; a plaintext replica is
+ * never read as an encrypted one.
+ */
+
+import { join } from "node:path";
+import { generateIdentity, identityToRecipient } from "age-encryption";
+import { ConfigError, parseConfig } from "../src/config/config.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
+import { digestOf, readMarks, Replicating, runWriter, strata } from "./helpers/strata.ts";
+import { addNote, waitFor } from "./helpers/ops.ts";
+import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
+
+async function keyPair(): Promise<{ identity: string; recipient: string }> {
+  const identity = await generateIdentity();
+  return { identity, recipient: await identityToRecipient(identity) };
+}
+
+function config(db: string, url: string, age: { recipients: string[]; identities: string[] }) {
+  const list = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(", ")}]`;
+  return `dbs:\n  - path: ${db}\n    replicas:\n      - url: ${url}\n        sync-interval: 100ms\n` +
+    `        age:\n          recipients: ${list(age.recipients)}\n          identities: ${
+      list(age.identities)
+    }\n`;
+}
+
+/** Every file under `dir`, recursively. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) out.push(...await filesUnder(p));
+    else if (e.isFile) out.push(p);
+  }
+  return out;
+}
+
+const contains = (hay: Uint8Array, needle: Uint8Array) => {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+};
+
+Deno.test("age config: recipients and identities (keys or identity files) checked by form; no secret in messages", async () => {
+  const { identity, recipient } = await keyPair();
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "keys.txt");
+    await Deno.writeTextFile(file, `# created by a test\n${identity}\n`);
+    const cfg = parseConfig(
+      config("/a.db", "file:///b", { recipients: [recipient], identities: [file] }),
+      "t.yml",
+    );
+    assertEquals(cfg.dbs[0].replicas[0].age, { recipients: [recipient], identities: [identity] });
+    const bad = identity.slice(0, -3) + "!!!";
+    const e = assertThrows(
+      () =>
+        parseConfig(config("/a.db", "file:///b", { recipients: [], identities: [bad] }), "t.yml"),
+      ConfigError,
+    );
+    assertMatch(e.message, /not a valid age identity/);
+    assert(!e.message.includes(bad.slice(20)), "the key is not echoed");
+    const f = assertThrows(
+      () =>
+        parseConfig(
+          config("/a.db", "file:///b", { recipients: [recipient], identities: [] }) +
+            "        format: litestream\n",
+          "t.yml",
+        ),
+      ConfigError,
+    );
+    assertMatch(f.message, /exclude each other/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("age on a file replica: exact latest and point-in-time restores, no plaintext page in the replica, wrong identity refused by name, rotation", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-age-" });
+  try {
+    const a = await keyPair();
+    const b = await keyPair();
+    const db = join(dir, "app.db");
+    const rep = join(dir, "replica");
+    const url = `file://${rep}`;
+    const marks = join(dir, "marks.jsonl");
+    const marker = `PLAINTEXT-MARKER-${crypto.randomUUID()}`;
+    await runWriter(db, "more", 1, marks);
+    await addNote(db, marker);
+    const cfgA = join(dir, "a.yml");
+    await Deno.writeTextFile(
+      cfgA,
+      config(db, url, { recipients: [a.recipient], identities: [a.identity] }),
+    );
+    let s = new Replicating(["-config", cfgA]);
+    let before = 0;
+    try {
+      await s.waitForLog();
+      before = (await readMarks(marks)).length;
+      await runWriter(db, "main", 2, marks);
+    } finally {
+      const out = await s.stop();
+      assertEquals(out.code, 0, out.stderr);
+      assert(!out.stderr.includes(a.identity), "the identity is never logged");
+    }
+    // every replica file is age-encrypted and holds no plaintext; the local L0 files hold it
+    const needle = new TextEncoder().encode(marker);
+    const files = await filesUnder(rep);
+    const ltx = files.filter((f) => f.endsWith(".ltx"));
+    assert(ltx.length >= 2, `replica files: ${files}`);
+    for (const f of ltx) {
+      const bytes = await Deno.readFile(f);
+      assertEquals(new TextDecoder().decode(bytes.subarray(0, 21)), "age-encryption.org/v1", f);
+      assert(!contains(bytes, needle), `${f} holds the plaintext marker`);
+    }
+    const local = await filesUnder(join(dir, ".app.db-strata"));
+    let seen = false;
+    for (const f of local.filter((f) => f.endsWith(".ltx"))) {
+      if (contains(await Deno.readFile(f), needle)) seen = true;
+    }
+    assert(seen, "the control: the marker is in the local (unencrypted) LTX files");
+
+    // restores through the config: latest and a point in time, exact
+    const restoreTo = async (cfg: string, out: string, args: string[] = []) =>
+      await strata(["restore", "-config", cfg, "-no-progress", "-o", out, ...args, db]);
+    let r = await restoreTo(cfgA, join(dir, "latest.db"));
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "latest.db"))).digest, (await digestOf(db)).digest);
+    const during = (await readMarks(marks)).slice(before);
+    assert(during.length > 0, "the app marked quiet moments while strata ran");
+    const m = during[Math.floor(during.length / 2)];
+    r = await restoreTo(cfgA, join(dir, "pit.db"), ["-timestamp", new Date(m.time).toISOString()]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "pit.db"))).digest, m.digest, "point in time");
+
+    // a wrong identity: refused naming a file, nothing written
+    const wrong = join(dir, "wrong.yml");
+    await Deno.writeTextFile(wrong, config(db, url, { recipients: [], identities: [b.identity] }));
+    r = await restoreTo(wrong, join(dir, "wrong.db"));
+    assert(r.code !== 0, "refused");
+    assertMatch(r.stderr, /\.ltx.*no configured age identity matches this file's recipients/s);
+    assert(
+      !(await Deno.stat(join(dir, "wrong.db")).then(() => true, () => false)),
+      "nothing written",
+    );
+    // without any age settings: named as encrypted
+    r = await strata(["restore", "-no-progress", "-o", join(dir, "plain.db"), url]);
+    assert(r.code !== 0);
+    assertMatch(
+      r.stderr,
+      /is age-encrypted: read it through a config whose replica has age identities/,
+    );
+
+    // rotation: new files to B, older ones still opened with A
+    const cfgB = join(dir, "b.yml");
+    await Deno.writeTextFile(
+      cfgB,
+      config(db, url, { recipients: [b.recipient], identities: [b.identity, a.identity] }),
+    );
+    s = new Replicating(["-config", cfgB]);
+    try {
+      await s.waitForLog();
+      await runWriter(db, "more", 3, marks);
+      const want = (await digestOf(db)).digest;
+      await waitFor("the replica to hold the writes made after rotation", async () => {
+        const o = join(dir, `probe-${crypto.randomUUID().slice(0, 6)}.db`);
+        const x = await restoreTo(cfgB, o);
+        return x.code === 0 && (await digestOf(o)).digest === want;
+      }, 60);
+    } finally {
+      const out = await s.stop();
+      assertEquals(out.code, 0, out.stderr);
+    }
+    // with B's identity alone, files written to A cannot be opened: named
+    const onlyB = join(dir, "onlyb.yml");
+    await Deno.writeTextFile(onlyB, config(db, url, { recipients: [], identities: [b.identity] }));
+    r = await restoreTo(onlyB, join(dir, "onlyb.db"), ["-txid", "2"]);
+    assert(r.code !== 0, "an old file written to A needs A's identity");
+    assertMatch(r.stderr, /no configured age identity matches/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("age on S3 (fauxqs): replicate -once and restore exactly; a plaintext replica is never read as encrypted", async () => {
+  const s3 = await startS3Server();
+  const dir = await Deno.makeTempDir({ prefix: "strata-age-s3-" });
+  try {
+    const k = await keyPair();
+    const bucket = await s3.createBucket();
+    const url = `s3://${bucket}/app?endpoint=${s3.endpoint}`;
+    const db = join(dir, "app.db");
+    await runWriter(db, "more", 5, join(dir, "marks.jsonl"));
+    const cfg = join(dir, "s.yml");
+    await Deno.writeTextFile(
+      cfg,
+      config(db, url, { recipients: [k.recipient], identities: [k.identity] }),
+    );
+    let r = await strata(["replicate", "-once", "-config", cfg], { env: TEST_CREDENTIALS });
+    assertEquals(r.code, 0, r.stderr);
+    r = await strata(["restore", "-config", cfg, "-no-progress", "-o", join(dir, "out.db"), db], {
+      env: TEST_CREDENTIALS,
+    });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "out.db"))).digest, (await digestOf(db)).digest);
+
+    // a replica written without encryption, read with age settings: refused by name
+    const plainUrl = `s3://${bucket}/plain?endpoint=${s3.endpoint}`;
+    r = await strata(["replicate", "-once", db, plainUrl], { env: TEST_CREDENTIALS });
+    assertEquals(r.code, 0, r.stderr);
+    const cfg2 = join(dir, "p.yml");
+    await Deno.writeTextFile(
+      cfg2,
+      config(db, plainUrl, { recipients: [k.recipient], identities: [k.identity] }),
+    );
+    r = await strata(["restore", "-config", cfg2, "-no-progress", "-o", join(dir, "p.db"), db], {
+      env: TEST_CREDENTIALS,
+    });
+    assert(r.code !== 0, "refused");
+    assertMatch(r.stderr, /is not age-encrypted/);
+  } finally {
+    await s3.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
