@@ -13,6 +13,7 @@ import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/asser
 import { digestOf, readMarks, Replicating, runWriter, strata } from "./helpers/strata.ts";
 import { addNote, waitFor } from "./helpers/ops.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
+import { ensureLitestream } from "./helpers/litestream.ts";
 
 async function keyPair(): Promise<{ identity: string; recipient: string }> {
   const identity = await generateIdentity();
@@ -225,6 +226,71 @@ Deno.test("age on S3 (fauxqs): replicate -once and restore exactly; a plaintext 
     assertMatch(r.stderr, /is not age-encrypted/);
   } finally {
     await s3.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a replica Litestream v0.3.13 wrote with age (the real binary) restores exactly through the same identities", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-age-v03-" });
+  const k = await keyPair();
+  const db = join(dir, "app.db");
+  const rep = join(dir, "replica");
+  const marks = join(dir, "marks.jsonl");
+  await runWriter(db, "more", 7, marks);
+  const lsCfg = join(dir, "litestream.yml");
+  await Deno.writeTextFile(
+    lsCfg,
+    `dbs:\n  - path: ${db}\n    replicas:\n      - path: ${rep}\n        sync-interval: 100ms\n` +
+      `        age:\n          identities: [${k.identity}]\n          recipients: [${k.recipient}]\n`,
+  );
+  const bin = await ensureLitestream();
+  const child = new Deno.Command(bin, {
+    args: ["replicate", "-config", lsCfg],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const cfg = join(dir, "strata.yml");
+  await Deno.writeTextFile(
+    cfg,
+    config(db, `file://${rep}`, { recipients: [], identities: [k.identity] }),
+  );
+  try {
+    await runWriter(db, "main", 8, marks);
+    const want = (await readMarks(marks)).at(-1)!.digest;
+    let last = "";
+    await waitFor("Litestream to ship the app's last state", async () => {
+      const o = join(dir, `probe-${crypto.randomUUID().slice(0, 6)}.db`);
+      const r = await strata([
+        "restore",
+        "-config",
+        cfg,
+        "-integrity-check",
+        "none",
+        "-no-progress",
+        "-o",
+        o,
+        db,
+      ]);
+      last = r.stderr;
+      return r.code === 0 && (await digestOf(o)).digest === want;
+    }, 120).catch((e) => {
+      throw new Error(`${(e as Error).message}\nlast restore: ${last}`);
+    });
+  } finally {
+    child.kill("SIGINT");
+    await child.output();
+  }
+  try {
+    // its files are age-encrypted: without the identity they cannot be read
+    const snaps = (await filesUnder(rep)).filter((f) => f.endsWith(".snapshot.lz4"));
+    assert(snaps.length > 0, "a v0.3 snapshot");
+    const head = new TextDecoder().decode((await Deno.readFile(snaps[0])).subarray(0, 21));
+    assertEquals(head, "age-encryption.org/v1");
+    const out = join(dir, "restored.db");
+    const r = await strata(["restore", "-config", cfg, "-no-progress", "-o", out, db]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(out)).digest, (await readMarks(marks)).at(-1)!.digest);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -110,7 +110,12 @@ export function allowedSources(flags: ParsedFlags, cfg: Config | null): ReplicaC
 /** Reads of a network replica go through the local restore cache (when enabled). */
 function cached(c: ReplicaClient): ReplicaClient {
   const cache = restoreCache();
-  return cache && c.type !== "file" ? new CachingReplicaClient(c, cache) : c;
+  if (!cache || c.type === "file") return c;
+  // an encrypted replica's files are cached as stored (encrypted), and decrypted when read
+  if (c instanceof AgeReplicaClient) {
+    return new AgeReplicaClient(new CachingReplicaClient(c.inner, cache), c.settings);
+  }
+  return new CachingReplicaClient(c, cache);
 }
 
 export async function readConfig(flags: ParsedFlags, required: boolean): Promise<Config | null> {

@@ -16,9 +16,13 @@
  * - A file that is not age-encrypted, or that no configured identity opens,
  *   fails naming the file and the reason: an encrypted replica never mixes
  *   with a plaintext one silently.
+ * - Litestream v0.3 replicas written with `age` (each snapshot and WAL segment
+ *   encrypted after its LZ4 compression) are read through the same
+ *   identities: the raw reads of their generations decrypt as they stream.
  */
 
 import { ForwardingReplicaClient } from "./forwarding_client.ts";
+import { type RawEntry, rawReaderOf } from "./litestream_v03.ts";
 import {
   type ByteRange,
   type ReplicaClient,
@@ -46,9 +50,23 @@ const AGE_MAGIC = new TextEncoder().encode("age-encryption.org/v1\n");
 export class AgeReplicaClient extends ForwardingReplicaClient {
   readonly #settings: AgeSettings;
 
+  /** The recipients and identities (for wrapping another client the same way; never logged). */
+  get settings(): AgeSettings {
+    return this.#settings;
+  }
+
+  /** A Litestream v0.3 layout's raw reads (when the store has them), decrypted. */
+  readonly listRaw?: (dir: string) => Promise<RawEntry[]>;
+  readonly openRaw?: (path: string) => Promise<ReadableStream<Uint8Array>>;
+
   constructor(inner: ReplicaClient, settings: AgeSettings) {
     super(inner);
     this.#settings = settings;
+    const raw = rawReaderOf(inner);
+    if (raw) {
+      this.listRaw = (dir) => raw.listRaw(dir);
+      this.openRaw = async (path) => await this.#decrypt(await raw.openRaw(path), path);
+    }
   }
 
   override async writeFile(
