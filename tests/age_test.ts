@@ -139,6 +139,10 @@ Deno.test("age on a file replica: exact latest and point-in-time restores, no pl
     assertEquals(r.code, 0, r.stderr);
     assertEquals((await digestOf(join(dir, "pit.db"))).digest, m.digest, "point in time");
 
+    // verify reads the encrypted replica through the config too
+    r = await strata(["verify", "-config", cfgA, "-no-progress", db]);
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+
     // a wrong identity: refused naming a file, nothing written
     const wrong = join(dir, "wrong.yml");
     await Deno.writeTextFile(wrong, config(db, url, { recipients: [], identities: [b.identity] }));
