@@ -212,6 +212,29 @@ Deno.test("reset removes the local meta directory (refused while replicating); v
     assertEquals(r.code, 0, r.stderr);
     assertEquals(await restoredDigest(url, dir), (await digestOf(db)).digest);
 
+    // a meta-path that is not a strata meta directory (here: the database's own directory) is
+    // never removed
+    const odd = join(dir, "odd.yml");
+    await Deno.writeTextFile(
+      odd,
+      `dbs:\n  - path: ${db}\n    meta-path: ${dir}\n    replica:\n      url: ${url}\n`,
+    );
+    r = await strata(["reset", "-config", odd, db]);
+    assert(r.code !== 0, "refused");
+    assertMatch(r.stderr, /holds the database .*: not removing it/);
+    assert(await Deno.stat(db).then(() => true, () => false), "the database is still there");
+    const other = join(dir, "other-dir");
+    await Deno.mkdir(other);
+    await Deno.writeTextFile(join(other, "precious.txt"), "keep me");
+    await Deno.writeTextFile(
+      odd,
+      `dbs:\n  - path: ${db}\n    meta-path: ${other}\n    replica:\n      url: ${url}\n`,
+    );
+    r = await strata(["reset", "-config", odd, db]);
+    assert(r.code !== 0, "refused");
+    assertMatch(r.stderr, /is not a strata meta directory/);
+    assertEquals(await Deno.readTextFile(join(other, "precious.txt")), "keep me");
+
     r = await strata(["version", "-verbose"]);
     assertMatch(r.stdout, /^strata .*\nDeno \d+\.\d+\.\d+ \(V8 .*\nOS\/Arch: linux\//);
 

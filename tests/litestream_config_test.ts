@@ -44,10 +44,15 @@ dbs:
   assertEquals(r.type, "s3");
   assertEquals([r.accessKeyId, r.secretAccessKey], ["AKIAEXAMPLE", "secretexample"]);
   const w = cfg.warnings!.join("\n");
+  // v0.3's per-replica retention is kept (as the global snapshot retention), never shortened
+  assertEquals(cfg.compaction.snapshotRetentionMs, 72 * 3_600_000);
+  assertMatch(
+    w,
+    /v03\.yml:\d+: key "retention" in a replica \(Litestream v0\.3\) is kept as the global snapshot retention: 72h/,
+  );
   for (
     const k of [
       "max-checkpoint-page-count",
-      "retention",
       "retention-check-interval",
       "snapshot-interval",
     ]

@@ -142,3 +142,17 @@ Deno.test("sse on the wire: SSE-C headers on every write and read (multipart too
     await s3.stop();
   }
 });
+
+Deno.test("sse settings never silently drop: on a non-s3 replica, or misspelt, they are refused", () => {
+  const cases: [string, RegExp][] = [
+    [
+      `      url: gs://bucket/p\n      sse-customer-key: ${KEY}\n`,
+      /"sse-customer-key" applies to s3 replicas only/,
+    ],
+    [`      url: s3://b/p\n      sse-kms-key: k\n`, /unknown encryption key "sse-kms-key"/],
+  ];
+  for (const [yaml, re] of cases) {
+    const e = assertThrows(() => replicaOf(yaml), ConfigError);
+    assertMatch(e.message, re);
+  }
+});

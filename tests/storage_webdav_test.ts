@@ -8,6 +8,8 @@
 import { WebDavReplicaClient } from "../src/storage/webdav_client.ts";
 import { replicateOnceAndRestore } from "./helpers/live.ts";
 import { parseReplicaUrl } from "../src/config/replica_url.ts";
+import { parseConfig } from "../src/config/config.ts";
+import type { WebDavReplicaConfig } from "../src/config/webdav_config.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { conformanceTests, readAll, streamOf, testBytes } from "./helpers/conformance.ts";
 import { startWebDavServer, WEBDAV_PASSWORD, WEBDAV_USER } from "./helpers/webdav_server.ts";
@@ -57,6 +59,17 @@ Deno.test("webdav: Litestream's layout and URL forms; a wrong password fails at 
       username: "u",
       password: "p@ss",
     });
+    // credentials written into webdav-url become the login and never part of the location
+    const keyed = parseConfig(
+      "dbs:\n  - path: /a.db\n    replica:\n      type: webdav\n      webdav-url: https://bob:s3cret@dav.example.com\n      path: /x\n",
+      "t.yml",
+    ).dbs[0].replicas[0] as WebDavReplicaConfig;
+    assertEquals([keyed.url, keyed.username, keyed.password], [
+      "https://dav.example.com/",
+      "bob",
+      "s3cret",
+    ]);
+    assert(!new WebDavReplicaClient(keyed).location.includes("s3cret"));
     const bad = clientFor(server.url, "/backups/app", "wrong");
     const t0 = Date.now();
     let err = "";

@@ -386,7 +386,10 @@ export class Monitor {
   async #removeLeftovers(): Promise<void> {
     const patterns: [string, RegExp][] = [
       [this.ltxDir, /\.ltx\.[0-9a-f]{8}\.tmp$|^\.merge-[0-9a-f]{8}\.tmp$/],
-      [this.metaPath, /^(snapshot-[0-9a-f]{8}\.ltx|verify-[0-9a-f]{8}\.db)([.-].*)?$/],
+      [
+        this.metaPath,
+        /^(snapshot-[0-9a-f]{8}\.ltx|(verify|replica-state)-[0-9a-f]{8}\.db)([.-].*)?$/,
+      ],
     ];
     for (const [dir, re] of patterns) {
       try {
@@ -1029,6 +1032,9 @@ export class Monitor {
       this.#wal.checksum,
       end,
     );
+    // without a readable index the scan reads to the WAL's physical end: its last frame was
+    // committed by the time it was read, so the time is taken after it
+    if (end === Infinity) this.#scanAt = this.#opts.clock();
     if (scan.frames.length === 0) return false;
     const from = this.#wal.offset;
     this.stats.walBytes += scan.endOffset - from;

@@ -246,6 +246,11 @@ export async function runReplicate(argv: string[]): Promise<number> {
         if (overlap) throw new Error(overlap.message);
         await set.add(db.path, replication(db));
         registered.push(db);
+        log("info", "registered a database through the control socket", {
+          db: db.path,
+          replica: `${replicas[0].type}`,
+          note: "the URL's settings only: the config's top-level replica settings do not apply",
+        });
       };
       control = await serveControl(set, { ...cfg.socket, register });
     }

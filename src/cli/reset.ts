@@ -8,7 +8,7 @@
  * replica is touched. Refused while a replicate holds it.
  */
 
-import { resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 
@@ -42,6 +42,19 @@ export async function runReset(argv: string[]): Promise<number> {
     return 0;
   }
   if (!st.isDirectory) throw new Error(`${meta} is not a directory; not removing it`);
+  // only a strata meta directory, never one that holds the database (meta-path: a data dir)
+  const rel = relative(meta, db);
+  if (rel === "" || (!rel.startsWith("..") && !isAbsolute(rel))) {
+    throw new Error(`${meta} holds the database ${db}: not removing it (check meta-path)`);
+  }
+  const looksLikeOurs =
+    await Deno.stat(join(meta, "ltx")).then((s) => s.isDirectory, () => false) ||
+    await Deno.stat(join(meta, "db-identity")).then((s) => s.isFile, () => false);
+  if (!looksLikeOurs) {
+    throw new Error(
+      `${meta} is not a strata meta directory (no ltx/ or db-identity in it): not removing it`,
+    );
+  }
   const lock = await MetaDirLock.acquire(meta, db); // refuses, naming the holder, while replicating
   try {
     if (flags.bools.has("dry-run")) {

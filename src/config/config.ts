@@ -7,11 +7,13 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node as YamlNode, parseDocument } from "yaml";
 import { globToRegExp } from "./glob.ts";
 import { parseReplicaUrl } from "./replica_url.ts";
+import { redactUrl } from "./replica_error.ts";
 import { S3_KEYS, s3ReplicaConfig } from "./s3_config.ts";
 import { REMOTE_REPLICA_KEYS, remoteReplicaConfig } from "./remote_config.ts";
 import { expandEnvInDocument } from "./env.ts";
 import { ConfigError, Reader } from "./reader.ts";
 import { DURATION_LIMITS as L, INT_LIMITS } from "./limits.ts";
+import { formatDuration } from "./duration.ts";
 import { COMPACTION_KEYS, parseCompaction } from "./compaction_config.ts";
 import { parseServing, SERVING_KEYS } from "./serving_config.ts";
 import {
@@ -76,7 +78,8 @@ const REPLICA_DEFAULT_KEYS = [
   "format",
   ...new Set([...REMOTE_REPLICA_KEYS, ...S3_KEYS]),
 ];
-const REPLICA_KEYS = ["type", "path", "url", "name", "age", ...REPLICA_DEFAULT_KEYS];
+/** `retention` in a replica entry: Litestream v0.3's per-replica snapshot retention. */
+const REPLICA_KEYS = ["type", "path", "url", "name", "age", "retention", ...REPLICA_DEFAULT_KEYS];
 const TOP_KEYS = [
   "dbs",
   "logging",
@@ -89,12 +92,23 @@ const TOP_KEYS = [
   ...REPLICA_DEFAULT_KEYS,
 ];
 
-/** Where each key goes, for a key found in the wrong place. */
-const HOMES: Record<string, string> = Object.fromEntries([
-  ...TOP_KEYS.map((k) => [k, "the top level"]),
-  ...DB_KEYS.map((k) => [k, "a dbs entry"]),
-  ...REPLICA_KEYS.map((k) => [k, "a replica entry (or the top level, as every replica's default)"]),
-]);
+/**
+ * Where each key goes, for a key found in the wrong place; keys with more than
+ * one home (`path`, `retention`, `snapshot`) are left out: found elsewhere,
+ * they are only warned about.
+ */
+const HOMES: Record<string, string> = (() => {
+  const homes = new Map<string, Set<string>>();
+  const add = (keys: string[], home: string) => {
+    for (const k of keys) homes.set(k, (homes.get(k) ?? new Set()).add(home));
+  };
+  add(TOP_KEYS.filter((k) => !REPLICA_DEFAULT_KEYS.includes(k)), "the top level");
+  add(DB_KEYS, "a dbs entry");
+  add(REPLICA_KEYS, "a replica entry (or the top level, as every replica's default)");
+  return Object.fromEntries(
+    [...homes].filter(([, h]) => h.size === 1).map(([k, h]) => [k, [...h][0]]),
+  );
+})();
 
 /**
  * A database path as Litestream reads it: `sqlite://` and `sqlite3://`
@@ -134,6 +148,11 @@ export function parseConfig(
   if (!root) throw new ConfigError(file, "empty configuration: no dbs");
   const top = r.entries(root, "the top level", TOP_KEYS);
   const compaction = parseCompaction(r, top, dbSnapshot(r, root, top));
+  // Litestream v0.3's per-replica `retention`: kept as the global snapshot retention (the
+  // longest asked), unless a snapshot retention is set; never shortened below what was asked
+  const snapshotRetentionSet = hasSnapshotRetention(top.get("snapshot")) ||
+    hasSnapshotRetention(dbSnapshot(r, root, top));
+  let v03Retention: { ms: number; node: YamlNode } | null = null;
   const logging: Config["logging"] = {};
   const lg = top.get("logging");
   if (lg) {
@@ -223,7 +242,7 @@ export function parseConfig(
           (url ? parseReplicaUrl(url) : parseReplicaUrl(rpath ?? "", type ?? "file"));
         const scheme = url ? /^([a-z0-9+.-]+):/i.exec(url)?.[1]?.toLowerCase() : undefined;
         if (url && type && type !== cfg.type && type !== scheme) {
-          r.fail(re.get("type"), `"type" ${type} contradicts url ${url}`);
+          r.fail(re.get("type"), `"type" ${type} contradicts url ${redactUrl(url)}`);
         }
         const validationIntervalMs = r.duration(
           re.get("validation-interval"),
@@ -231,6 +250,18 @@ export function parseConfig(
           0,
           L["validation-interval"],
         );
+        const sse = [...re.keys()].find((k) => k.startsWith("sse-"));
+        if (sse && cfg.type !== "s3") {
+          r.fail(
+            re.get(sse),
+            `"${sse}" applies to s3 replicas only: refused rather than upload to ${cfg.type} without the encryption asked for`,
+          );
+        }
+        const retNode = own.get("retention");
+        if (retNode !== undefined && retNode !== null) {
+          const ms = r.duration(retNode, "retention", 0, L["snapshot retention"]);
+          if (!v03Retention || ms > v03Retention.ms) v03Retention = { ms, node: retNode };
+        }
         const ageNode = own.get("age") ?? top.get("age");
         const age = ageNode === undefined || ageNode === null ? undefined : parseAge(r, ageNode);
         const format = r.string(re.get("format"), "format");
@@ -324,6 +355,20 @@ export function parseConfig(
         watch: r.bool(e.get("watch"), "watch", false),
         ...settings,
       });
+    }
+  }
+  if (v03Retention) {
+    const v = v03Retention as { ms: number; node: YamlNode };
+    if (snapshotRetentionSet) {
+      r.warn(v.node, `key "retention" in a replica is ignored: snapshot: retention is set`);
+    } else if (v.ms > compaction.snapshotRetentionMs) {
+      compaction.snapshotRetentionMs = v.ms;
+      r.warn(
+        v.node,
+        `key "retention" in a replica (Litestream v0.3) is kept as the global snapshot retention: ${
+          formatDuration(v.ms)
+        }, the longest of the replicas'`,
+      );
     }
   }
   const overlap = findOverlap(places);
@@ -479,4 +524,9 @@ function parseAge(r: Reader, node: YamlNode): AgeSettings {
     r.fail(node, `"age" needs "recipients" (to write) and/or "identities" (to read)`);
   }
   return { recipients, identities };
+}
+
+/** Whether a `snapshot:` mapping sets `retention`. */
+function hasSnapshotRetention(node: YamlNode | undefined | null): boolean {
+  return !!node && isMap(node) && node.has("retention");
 }

@@ -30,8 +30,6 @@ const LITESTREAM_IGNORED: Record<string, string> = {
     "removed in Litestream v0.5; strata checkpoints by min-checkpoint-page-count and truncate-page-n",
   "meta-dir": "use meta-path (the meta directory of each database)",
   "max-sync-wal-bytes": "strata captures the whole WAL at each tick, in files of bounded memory",
-  retention:
-    "a Litestream v0.3 replica key (Litestream v0.5 ignores it too): snapshots are kept as the top-level snapshot: retention says",
   "retention-check-interval": "a Litestream v0.3 replica key (Litestream v0.5 ignores it too)",
   "snapshot-interval":
     "a Litestream v0.3 replica key (Litestream v0.5 ignores it too): set the top-level snapshot: interval",
@@ -118,6 +116,13 @@ export class Reader {
         if (near) this.fail(keyNode, `unknown key "${k}" in ${where}: did you mean "${near}"?`);
         const home = this.elsewhere[k];
         if (home) this.fail(keyNode, `key "${k}" does not go in ${where}: it goes in ${home}`);
+        if (/^(sse|age|encrypt)/i.test(k)) {
+          // an encryption setting strata does not know: refused, never ignored into plaintext
+          this.fail(
+            keyNode,
+            `unknown encryption key "${k}" in ${where}: refused rather than store data unencrypted`,
+          );
+        }
         this.warn(keyNode, `unknown key "${k}" in ${where} is ignored`);
         continue;
       }

@@ -17,7 +17,7 @@ export class ReplicaUrlError extends Error {
  */
 export function redactUrl(url: string): string {
   return url
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#@]*@/i, "$1:***@")
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/i, "$1:***@")
     .replace(/([?&][^=&#]*(?:key|secret|token|password|sig|credential)[^=&#]*=)[^&#]*/gi, "$1***");
 }
 

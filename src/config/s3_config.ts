@@ -685,6 +685,7 @@ const COMMON_KEYS = new Set([
   "validation-interval",
   "format",
   "age",
+  "retention",
 ]);
 
 /**

@@ -67,13 +67,27 @@ export function webDavConfigFromKeys(
   }
   if (url && get("path") !== undefined) throw new Error(`use "url" or "path", not both`);
   const base = url ? parseWebDavUrl(url) : null;
-  const server = base?.url ?? get("webdav-url");
+  let server = base?.url ?? get("webdav-url");
   if (!server) throw new Error(`a webdav replica needs "webdav-url" or a url webdav://host/path`);
-  if (!/^https?:\/\/[^/]/i.test(server)) {
-    throw new Error(`"webdav-url" must be an http or https URL, got ${JSON.stringify(server)}`);
+  let fromUrl: { username?: string; password?: string } = {};
+  try {
+    const u = new URL(server);
+    if (!/^https?:$/.test(u.protocol) || !u.host) throw new Error();
+    // credentials written into webdav-url become the login, never part of the location
+    if (u.username || u.password) {
+      fromUrl = {
+        username: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+      };
+      u.username = "";
+      u.password = "";
+      server = u.toString();
+    }
+  } catch {
+    throw new Error(`"webdav-url" must be an http or https URL`);
   }
-  const username = get("webdav-username") ?? base?.username;
-  const password = get("webdav-password") ?? base?.password;
+  const username = get("webdav-username") ?? base?.username ?? fromUrl.username;
+  const password = get("webdav-password") ?? base?.password ?? fromUrl.password;
   return {
     type: "webdav",
     url: server.replace(/\/+$/, ""),

@@ -21,8 +21,9 @@ import {
   ReplicaFileNotFoundError,
   SNAPSHOT_LEVEL,
 } from "../storage/mod.ts";
-import { planRestore } from "../restore/plan.ts";
 import { restoreTarget } from "../restore/verified_restore.ts";
+import { planRestore, RestorePlanError } from "../restore/plan.ts";
+import { ReplicaFileCheckError } from "../restore/apply.ts";
 import { log } from "../log.ts";
 import { ProgressCounter, startProgress } from "../progress.ts";
 import { ReplicaIndex } from "./replica_index.ts";
@@ -154,10 +155,27 @@ export class Replicator {
     if (this.#computed?.txid === pos.txid) return this.#computed;
     const tmp = join(this.monitor.metaPath, `replica-state-${crypto.randomUUID().slice(0, 8)}.db`);
     try {
-      const r = await restoreTarget(this.client, { txid: pos.txid }, tmp, {
-        integrityCheck: "none",
-        files: this.index.all(),
-      });
+      let r;
+      try {
+        r = await restoreTarget(this.client, { txid: pos.txid }, tmp, {
+          integrityCheck: "none",
+          files: this.index.all(),
+        });
+      } catch (e) {
+        if (!(e instanceof RestorePlanError || e instanceof ReplicaFileCheckError)) throw e;
+        // the replica cannot be restored: nothing shows the database continues it, so it is
+        // treated as another history (reported diverged; -new-lineage goes on past it)
+        log(
+          "error",
+          "the replica's newest state cannot be restored to compare it with the database",
+          {
+            db: this.monitor.dbPath,
+            replica: this.client.location,
+            error: e,
+          },
+        );
+        return pos;
+      }
       this.#computed = { txid: pos.txid, postApplyChecksum: r.checksum };
       log(
         "info",

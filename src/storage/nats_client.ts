@@ -29,6 +29,11 @@ import {
 /** Litestream's header holding an object's creation time. */
 export const NATS_TIMESTAMP_HEADER = "Litestream-Timestamp";
 
+interface NcLike {
+  close(): Promise<void>;
+  isClosed(): boolean;
+}
+
 interface ObjectStoreLike {
   list(): Promise<
     { name: string; size: number; mtime: string; headers?: unknown; deleted?: boolean }[]
@@ -47,19 +52,22 @@ export class NatsReplicaClient implements ReplicaClient {
   readonly type = "nats";
   readonly location: string;
   readonly #cfg: NatsReplicaConfig;
-  #conn: Promise<{ nc: { close(): Promise<void> }; os: ObjectStoreLike }> | null = null;
+  #conn: Promise<{ nc: NcLike; os: ObjectStoreLike }> | null = null;
 
   constructor(cfg: NatsReplicaConfig) {
     this.#cfg = cfg;
     this.location = `${cfg.server}/${cfg.bucket}${cfg.path ? `/${cfg.path}` : ""}`;
   }
 
-  #store(): Promise<{ nc: { close(): Promise<void> }; os: ObjectStoreLike }> {
+  async #store(): Promise<{ nc: NcLike; os: ObjectStoreLike }> {
+    const current = this.#conn && await this.#conn.catch(() => null);
+    // a connection the library gave up on (its reconnects exhausted) is made again
+    if (current && current.nc.isClosed()) this.#conn = null;
     this.#conn ??= this.#connect().catch((e) => {
       this.#conn = null;
       throw e;
     });
-    return this.#conn;
+    return await this.#conn;
   }
 
   async #connect() {
@@ -90,7 +98,8 @@ export class NatsReplicaClient implements ReplicaClient {
         ...(c.token !== undefined ? { token: c.token } : {}),
         ...(auth.length > 0 ? { authenticator: auth } : {}),
         ...(tls ? { tls } : {}),
-        ...(c.maxReconnects !== undefined ? { maxReconnectAttempts: c.maxReconnects } : {}),
+        // reconnect forever unless told otherwise: a replica outlives network trouble
+        maxReconnectAttempts: c.maxReconnects ?? -1,
         ...(c.reconnectWaitMs !== undefined ? { reconnectTimeWait: c.reconnectWaitMs } : {}),
         timeout: c.timeoutMs ?? 10_000,
         name: "strata",

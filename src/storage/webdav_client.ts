@@ -79,20 +79,29 @@ export class WebDavReplicaClient implements ReplicaClient {
   async #send(
     method: string,
     key: string,
-    init: { headers?: Record<string, string>; body?: BodyInit | null; ok?: number[] } = {},
+    init: {
+      headers?: Record<string, string>;
+      body?: BodyInit | null;
+      ok?: number[];
+      /** How long until the response's head arrives (a PUT's includes sending its body). */
+      timeoutMs?: number;
+    } = {},
   ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.#auth) headers["Authorization"] = this.#auth;
     let res: Response;
+    // the time limit covers the request until its answer starts, never a body being read
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new Error("timed out waiting for the server")),
+      init.timeoutMs ?? 120_000,
+    );
     try {
-      res = await fetch(this.#url(key), {
-        method,
-        headers,
-        body: init.body,
-        signal: AbortSignal.timeout(120_000),
-      });
+      res = await fetch(this.#url(key), { method, headers, body: init.body, signal: abort.signal });
     } catch (e) {
       throw new Error(`webdav ${method} ${this.#base}${key}: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
     if ((init.ok ?? [200, 201, 204, 206, 207]).includes(res.status)) return res;
     await res.body?.cancel();
@@ -129,7 +138,12 @@ export class WebDavReplicaClient implements ReplicaClient {
     const doc = this.#xml.parse(text) as { multistatus?: { response?: unknown } };
     const responses = [doc.multistatus?.response ?? []].flat() as Record<string, unknown>[];
     for (const r of responses) {
-      const href = decodeURIComponent(String(r.href ?? ""));
+      let href: string;
+      try {
+        href = decodeURIComponent(String(r.href ?? ""));
+      } catch {
+        continue; // not a name strata writes
+      }
       const name = href.replace(/\/+$/, "").split("/").pop() ?? "";
       const range = parseLtxFileName(name);
       if (!range || range.minTXID < seek) continue;
@@ -145,12 +159,16 @@ export class WebDavReplicaClient implements ReplicaClient {
         ? new Date(props.getlastmodified)
         : null;
       const createdAt = created ?? (modified && !isNaN(modified.getTime()) ? modified : null);
-      out.push({
-        level,
-        ...range,
-        size: Number(props.getcontentlength ?? 0),
-        createdAt: createdAt ?? new Date(0),
-      });
+      const size = Number(props.getcontentlength);
+      // a file without a time or a size would be misplanned: refused rather than guessed
+      if (!createdAt || !Number.isSafeInteger(size) || size < 0) {
+        throw new Error(
+          `webdav ${this.location}: the server gives no ${
+            createdAt ? "size" : "modification time"
+          } for ${name}`,
+        );
+      }
+      out.push({ level, ...range, size, createdAt });
     }
     return out.sort(compareFiles);
   }
@@ -213,6 +231,8 @@ export class WebDavReplicaClient implements ReplicaClient {
       const put = async () => {
         const bytes = src.bytes();
         return await this.#send("PUT", tmp, {
+          // sending the body counts against the limit: 2 minutes plus 4 s per MiB
+          timeoutMs: 120_000 + Math.ceil(src.size / (1 << 20)) * 4_000,
           headers: {
             "Content-Length": String(src.size),
             "Content-Type": "application/octet-stream",
