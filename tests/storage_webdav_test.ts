@@ -65,7 +65,7 @@ Deno.test("webdav: Litestream's layout and URL forms; a wrong password fails at 
       "t.yml",
     ).dbs[0].replicas[0] as WebDavReplicaConfig;
     assertEquals([keyed.url, keyed.username, keyed.password], [
-      "https://dav.example.com/",
+      "https://dav.example.com",
       "bob",
       "s3cret",
     ]);
