@@ -143,6 +143,39 @@ Deno.test("age on a file replica: exact latest and point-in-time restores, no pl
     r = await strata(["verify", "-config", cfgA, "-no-progress", db]);
     assertEquals(r.code, 0, r.stdout + r.stderr);
 
+    // a branch of the encrypted replica (clone -config: the source's keys), restored through a
+    // config that lists the branch with the same keys: the state at that point, exactly
+    const branch = join(dir, "branch");
+    r = await strata([
+      "clone",
+      "-config",
+      cfgA,
+      "-timestamp",
+      new Date(m.time).toISOString(),
+      url,
+      `file://${branch}`,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const cfgBranch = join(dir, "branch.yml");
+    await Deno.writeTextFile(
+      cfgBranch,
+      config(join(dir, "branch.db"), `file://${branch}`, {
+        recipients: [a.recipient],
+        identities: [a.identity],
+      }),
+    );
+    r = await strata([
+      "restore",
+      "-config",
+      cfgBranch,
+      "-no-progress",
+      "-o",
+      join(dir, "b.db"),
+      join(dir, "branch.db"),
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "b.db"))).digest, m.digest, "the branch's base state");
+
     // a wrong identity: refused naming a file, nothing written
     const wrong = join(dir, "wrong.yml");
     await Deno.writeTextFile(wrong, config(db, url, { recipients: [], identities: [b.identity] }));

@@ -84,11 +84,29 @@ export function allowedBranchSource(
   } catch (e) {
     throw new BranchSourceNotAllowedError(branch.location, url, (e as Error).message);
   }
-  if (storeOf(source) === storeOf(branch.config)) return source;
-  if (allowed.some((a) => under(source, a))) return source;
+  // an allowed replica's encryption goes with it (a branch of an encrypted source reads it)
+  const within = allowed.find((a) => under(source, a));
+  if (within) return withEncryptionOf(source, within);
+  if (storeOf(source) === storeOf(branch.config)) return withEncryptionOf(source, branch.config);
   throw new BranchSourceNotAllowedError(
     branch.location,
     url,
     `which is not on the branch's own store (${storeOf(branch.config)})`,
   );
+}
+
+/** `r` with `from`'s age settings, when `from` has some and `r` none. */
+function withEncryptionOf(r: ReplicaConfig, from: ReplicaConfig): ReplicaConfig {
+  return from.age && !r.age ? { ...r, age: from.age } : r;
+}
+
+/**
+ * A replica URL given on the command line, with the settings of the config's
+ * replica it names or lies in (its encryption, so that an encrypted replica is
+ * read and written through its keys): the URL itself when none matches.
+ */
+export function withConfigSettings(url: string, configured: ReplicaConfig[]): ReplicaConfig {
+  const r = parseReplicaUrl(url);
+  const match = configured.find((c) => under(r, c));
+  return match ? withEncryptionOf(r, match) : r;
 }

@@ -4,12 +4,13 @@ import { formatTXID } from "../ltx/mod.ts";
 import { parseReplicaUrl } from "../config/replica_url.ts";
 import type { RestoreTarget } from "../restore/mod.ts";
 import { cloneReplica, deleteBranch, publicReplicaUrl } from "../branch/mod.ts";
-import { clientFor, parse, wantsHelp } from "./common.ts";
-import { allowedBranchSource } from "./branch_source.ts";
+import { clientFor, CONFIG_FLAGS, parse, readConfig, wantsHelp } from "./common.ts";
+import { allowedBranchSource, withConfigSettings } from "./branch_source.ts";
 import { type FlagSpecs, UsageError } from "./flags.ts";
 import { parseTimestampFlag, parseTXIDFlag } from "./target_flags.ts";
 
 const FLAGS: FlagSpecs = {
+  ...CONFIG_FLAGS,
   timestamp: {
     type: "string",
     value: "TIME",
@@ -30,7 +31,7 @@ const FLAGS: FlagSpecs = {
   json: { type: "bool", help: "print the result as JSON" },
 };
 const USAGE = `Usage:
-  strata clone [-timestamp TIME | -txid TXID] SOURCE_REPLICA DEST_REPLICA
+  strata clone [-config PATH] [-timestamp TIME | -txid TXID] SOURCE_REPLICA DEST_REPLICA
   strata clone -delete [-source SOURCE_REPLICA] DEST_REPLICA
 
 Creates a branch: a new replica at DEST_REPLICA whose history starts at the
@@ -82,11 +83,18 @@ export async function runClone(argv: string[]): Promise<number> {
     throw new UsageError("give -timestamp or -txid, not both");
   }
   const [src, dst] = flags.args;
+  // with -config, a replica it lists is read and written with its settings (its age keys)
+  const cfg = flags.strings.has("config") ? await readConfig(flags, true) : null;
+  const configured = cfg ? [...cfg.dbs, ...cfg.dirs].flatMap((d) => d.replicas) : [];
+  const source = withConfigSettings(src, configured);
+  const destConfig = withConfigSettings(dst, configured);
+  // a branch of an encrypted replica is encrypted with the same keys unless configured otherwise
+  if (source.age && !destConfig.age) destConfig.age = source.age;
   const t0 = performance.now();
   const r = await cloneReplica({
-    source: clientFor(parseReplicaUrl(src)),
+    source: clientFor(source),
     sourceUrl: publicReplicaUrl(src),
-    dest: clientFor(parseReplicaUrl(dst)),
+    dest: clientFor(destConfig),
     destUrl: publicReplicaUrl(dst),
     target,
   });
