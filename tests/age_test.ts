@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { ConfigError, parseConfig } from "../src/config/config.ts";
+import { FileReplicaClient } from "../src/storage/mod.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
 import { digestOf, readMarks, Replicating, runWriter, strata } from "./helpers/strata.ts";
 import { addNote, waitFor } from "./helpers/ops.ts";
@@ -109,6 +110,12 @@ Deno.test("age on a file replica: exact latest and point-in-time restores, no pl
       assertEquals(out.code, 0, out.stderr);
       assert(!out.stderr.includes(a.identity), "the identity is never logged");
     }
+    // the newest TXID written with A's key (the end of a file: a TXID a restore can ask for)
+    const endA = (await new FileReplicaClient(rep).listFiles(0)).reduce(
+      (m, f) => f.maxTXID > m ? f.maxTXID : m,
+      0n,
+    );
+    assert(endA > 1n, "files after the snapshot were written with A's key");
     // every replica file is age-encrypted and holds no plaintext; the local L0 files hold it
     const needle = new TextEncoder().encode(marker);
     const files = await filesUnder(rep);
@@ -217,7 +224,7 @@ Deno.test("age on a file replica: exact latest and point-in-time restores, no pl
     // with B's identity alone, files written to A cannot be opened: named
     const onlyB = join(dir, "onlyb.yml");
     await Deno.writeTextFile(onlyB, config(db, url, { recipients: [], identities: [b.identity] }));
-    r = await restoreTo(onlyB, join(dir, "onlyb.db"), ["-txid", "2"]);
+    r = await restoreTo(onlyB, join(dir, "onlyb.db"), ["-txid", `0x${endA.toString(16)}`]);
     assert(r.code !== 0, "an old file written to A needs A's identity");
     assertMatch(r.stderr, /no configured age identity matches/);
   } finally {
