@@ -18,7 +18,7 @@ import {
   HEADER_SIZE,
   TRAILER_SIZE,
 } from "../ltx/mod.ts";
-import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
+import { readReplicaRange, type ReplicaClient, type ReplicaFile } from "../storage/mod.ts";
 import { BranchError, type BranchManifest } from "./manifest.ts";
 import { fileKey } from "./registry.ts";
 
@@ -46,13 +46,8 @@ export async function readRange(
   offset: number,
   length: number,
 ): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let n = 0;
-  for await (const c of await client.openFile(f.level, f.minTXID, f.maxTXID, { offset, length })) {
-    out.set(c.subarray(0, length - n), n);
-    n += Math.min(c.length, length - n);
-  }
-  if (n !== length) {
+  const out = await readReplicaRange(client, f, offset, length);
+  if (out.length !== length) {
     throw new BranchError(`${client.location} ${label(f)}: short read at ${offset}`);
   }
   return out;

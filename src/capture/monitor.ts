@@ -1022,9 +1022,6 @@ export class Monitor {
     }
     const end = this.#publishedEnd(this.#wal.header!);
     if (end === null) return false; // the index is mid-update: the next tick reads it
-    // the captured state (the index's end, just read) was committed by now: the file's time.
-    // Read before the index, a commit landing in between would be in a file stamped before it.
-    this.#scanAt = this.#opts.clock();
     const scan = scanWal(
       (o, l) => this.#walFile.readAt(o, l),
       this.#wal.header!,
@@ -1032,9 +1029,10 @@ export class Monitor {
       this.#wal.checksum,
       end,
     );
-    // without a readable index the scan reads to the WAL's physical end: its last frame was
-    // committed by the time it was read, so the time is taken after it
-    if (end === Infinity) this.#scanAt = this.#opts.clock();
+    // every frame captured (to the index's end, or the WAL's physical end when the index cannot
+    // be read) was committed by now: the file's time. Read before the index or the frames, a
+    // commit landing in between would be in a file stamped before it.
+    this.#scanAt = this.#opts.clock();
     if (scan.frames.length === 0) return false;
     const from = this.#wal.offset;
     this.stats.walBytes += scan.endOffset - from;

@@ -147,11 +147,12 @@ export function parseConfig(
   const root = doc.contents as YamlNode | null;
   if (!root) throw new ConfigError(file, "empty configuration: no dbs");
   const top = r.entries(root, "the top level", TOP_KEYS);
-  const compaction = parseCompaction(r, top, dbSnapshot(r, root, top));
+  const snapshotFromDb = dbSnapshot(r, root, top);
+  const compaction = parseCompaction(r, top, snapshotFromDb);
   // Litestream v0.3's per-replica `retention`: kept as the global snapshot retention (the
   // longest asked), unless a snapshot retention is set; never shortened below what was asked
   const snapshotRetentionSet = hasSnapshotRetention(top.get("snapshot")) ||
-    hasSnapshotRetention(dbSnapshot(r, root, top));
+    hasSnapshotRetention(snapshotFromDb);
   let v03Retention: { ms: number; node: YamlNode } | null = null;
   const logging: Config["logging"] = {};
   const lg = top.get("logging");

@@ -7,6 +7,7 @@ export * from "./encoder.ts";
 export * from "./errors.ts";
 export * from "./header.ts";
 export * from "./io.ts";
+export * from "./local_ends.ts";
 export * from "./merge.ts";
 export * from "./names.ts";
 export * from "./page_index.ts";

@@ -11,7 +11,7 @@
  * of each file, in $TMPDIR.
  */
 
-import { decodeHeader, decodeTrailer, HEADER_SIZE, TRAILER_SIZE } from "../ltx/header.ts";
+import { readLocalEnds } from "../ltx/local_ends.ts";
 import { writeLitestreamForm } from "../ltx/litestream_form.ts";
 import { writerSink } from "../ltx/io.ts";
 import { ForwardingReplicaClient } from "./forwarding_client.ts";
@@ -41,7 +41,9 @@ export class LitestreamFormClient extends ForwardingReplicaClient {
         } catch { /* closed by the pipe */ }
         throw e;
       }
-      const post = await trailerPost(given, label);
+      // its post-apply checksum: the trailer's, or the one its header keeps
+      const ends = await readLocalEnds(given);
+      const post = ends.header.kept?.post ?? ends.post;
       const src = await Deno.open(given);
       const out = await Deno.open(form, { write: true, truncate: true });
       try {
@@ -64,31 +66,5 @@ export class LitestreamFormClient extends ForwardingReplicaClient {
       await Deno.remove(given).catch(() => {});
       await Deno.remove(form).catch(() => {});
     }
-  }
-}
-
-/** The post-apply checksum of the LTX file at `path`: its trailer's, or the one its header keeps. */
-async function trailerPost(path: string, label: string): Promise<bigint> {
-  const f = await Deno.open(path);
-  try {
-    const size = (await f.stat()).size;
-    if (size < HEADER_SIZE + TRAILER_SIZE) {
-      throw new Error(`${label}: ${size} bytes is no LTX file`);
-    }
-    const read = async (at: number, n: number) => {
-      const buf = new Uint8Array(n);
-      await f.seek(at, Deno.SeekMode.Start);
-      for (let got = 0; got < n;) {
-        const r = await f.read(buf.subarray(got));
-        if (r === null) throw new Error(`${label}: short read`);
-        got += r;
-      }
-      return buf;
-    };
-    const header = decodeHeader(await read(0, HEADER_SIZE), label);
-    return header.kept?.post ?? decodeTrailer(await read(size - TRAILER_SIZE, TRAILER_SIZE))
-      .postApplyChecksum;
-  } finally {
-    f.close();
   }
 }

@@ -1,4 +1,4 @@
-/** Reading a replica file's trailer alone (one ranged read of 16 bytes). */
+/** Reading a replica file's ends: a byte range, its trailer (one ranged read of 16 bytes). */
 
 import { decodeHeader, decodeTrailer, HEADER_SIZE, TRAILER_SIZE } from "../ltx/mod.ts";
 import { type ReplicaClient, type ReplicaFile, replicaFileLabel } from "./client.ts";
@@ -25,6 +25,20 @@ async function readBytes(
   length: number,
   what: string,
 ): Promise<Uint8Array> {
+  const buf = await readReplicaRange(client, f, offset, length);
+  if (buf.length < length) {
+    throw new Error(`could not read the ${what} of ${replicaFileLabel(client.location, f)}`);
+  }
+  return buf;
+}
+
+/** Up to `length` bytes of `f` at `offset` (fewer when the file ends first: callers check). */
+export async function readReplicaRange(
+  client: ReplicaClient,
+  f: ReplicaFile,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
   const stream = await client.openFile(f.level, f.minTXID, f.maxTXID, { offset, length });
   const buf = new Uint8Array(length);
   let got = 0;
@@ -33,8 +47,5 @@ async function readBytes(
     buf.set(chunk.subarray(0, n), got);
     got += n;
   }
-  if (got < length) {
-    throw new Error(`could not read the ${what} of ${replicaFileLabel(client.location, f)}`);
-  }
-  return buf;
+  return buf.subarray(0, got);
 }
