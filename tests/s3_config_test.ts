@@ -310,3 +310,16 @@ Deno.test("s3 timestamps: Go's RFC3339Nano, read back with up to nine fraction d
   assertEquals(p("2026-03-04T07:06:07.5+02:00")?.toISOString(), "2026-03-04T05:06:07.500Z");
   assertEquals(p("yesterday"), null);
 });
+
+Deno.test("a type that contradicts a url with a password names the url without the password", () => {
+  const e = assertThrows(
+    () =>
+      parseConfig(
+        "dbs:\n  - path: /a.db\n    replica:\n      type: file\n      url: sftp://bob:hunter2@host/path\n",
+        "t.yml",
+      ),
+    ConfigError,
+  );
+  assertMatch(e.message, /"type" file contradicts url sftp:\/\/bob:\*\*\*@host\/path/);
+  assert(!e.message.includes("hunter2"), e.message);
+});
