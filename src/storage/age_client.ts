@@ -21,6 +21,7 @@
  *   identities: the raw reads of their generations decrypt as they stream.
  */
 
+import { ageDecrypt, ageEncrypt } from "./age_payload.ts";
 import { ForwardingReplicaClient } from "./forwarding_client.ts";
 import { type RawEntry, rawReaderOf } from "./litestream_v03.ts";
 import {
@@ -39,13 +40,14 @@ export interface AgeSettings {
 
 /** A file the configured identities cannot open, or one that is not encrypted at all. */
 export class AgeDecryptError extends Error {
-  constructor(file: string, reason: string) {
+  /** True when the file is not an age file at all (written before encryption was switched on). */
+  readonly plaintext: boolean;
+  constructor(file: string, reason: string, plaintext = false) {
     super(`${file}: ${reason}`);
     this.name = "AgeDecryptError";
+    this.plaintext = plaintext;
   }
 }
-
-const AGE_MAGIC = new TextEncoder().encode("age-encryption.org/v1\n");
 
 export class AgeReplicaClient extends ForwardingReplicaClient {
   readonly #settings: AgeSettings;
@@ -80,10 +82,7 @@ export class AgeReplicaClient extends ForwardingReplicaClient {
     if (this.#settings.recipients.length === 0) {
       throw new Error(`${label}: no age recipients to encrypt to (age.recipients)`);
     }
-    const { Encrypter } = await import("age-encryption");
-    const e = new Encrypter();
-    for (const r of this.#settings.recipients) e.addRecipient(r);
-    const sealed = await e.encrypt(data);
+    const sealed = await ageEncrypt(data, this.#settings.recipients);
     return await this.inner.writeFile(level, minTXID, maxTXID, sealed, createdAt);
   }
 
@@ -107,43 +106,19 @@ export class AgeReplicaClient extends ForwardingReplicaClient {
       await sealed.cancel().catch(() => {});
       throw new AgeDecryptError(label, "the replica is age-encrypted and no age identity is set");
     }
-    // the first bytes say whether the file is an age file at all
-    const reader = sealed.getReader();
-    const first = await reader.read();
-    const head = first.value ?? new Uint8Array(0);
-    const isAge = head.length >= AGE_MAGIC.length && AGE_MAGIC.every((b, i) => head[i] === b);
-    if (!isAge) {
-      await reader.cancel().catch(() => {});
-      throw new AgeDecryptError(
-        label,
-        "is not age-encrypted: this replica holds files written without encryption (an encrypted replica is never mixed with a plaintext one; use another path)",
-      );
-    }
-    const rest = new ReadableStream<Uint8Array>({
-      start(ctrl) {
-        if (head.length > 0) ctrl.enqueue(head);
-        if (first.done) ctrl.close();
-      },
-      async pull(ctrl) {
-        const { value, done } = await reader.read();
-        if (done) ctrl.close();
-        else ctrl.enqueue(value);
-      },
-      cancel: (r) => reader.cancel(r),
-    });
-    const { Decrypter } = await import("age-encryption");
-    const d = new Decrypter();
-    for (const id of this.#settings.identities) d.addIdentity(id);
     try {
-      return await d.decrypt(rest);
+      return await ageDecrypt(sealed, this.#settings.identities, label);
     } catch (e) {
-      await rest.cancel().catch(() => {});
+      await sealed.cancel().catch(() => {});
       const msg = (e as Error).message;
       throw new AgeDecryptError(
         label,
-        /no identity matched/.test(msg)
+        msg === "not an age file"
+          ? "is not age-encrypted: this replica holds files written without encryption (an encrypted replica is never mixed with a plaintext one: points written before encryption was switched on restore without the age settings)"
+          : /no identity matched/.test(msg)
           ? "no configured age identity matches this file's recipients"
           : `cannot be decrypted: ${msg}`,
+        msg === "not an age file",
       );
     }
   }
