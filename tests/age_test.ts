@@ -338,3 +338,121 @@ Deno.test("a replica Litestream v0.3.13 wrote with age (the real binary) restore
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("switching on age over a plaintext replica: a new encrypted lineage, compaction never merges plaintext, both histories restore exactly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-age-switch-" });
+  try {
+    const k = await keyPair();
+    const db = join(dir, "app.db");
+    const rep = join(dir, "replica");
+    const url = `file://${rep}`;
+    const marks = join(dir, "marks.jsonl");
+    const levels = `levels:\n  - interval: 1s\n  - interval: 2s\n`;
+    const plainCfg = join(dir, "plain.yml");
+    await Deno.writeTextFile(
+      plainCfg,
+      levels +
+        `dbs:\n  - path: ${db}\n    replicas:\n      - url: ${url}\n        sync-interval: 100ms\n`,
+    );
+    const ageCfg = join(dir, "age.yml");
+    await Deno.writeTextFile(
+      ageCfg,
+      levels + config(db, url, { recipients: [k.recipient], identities: [k.identity] }),
+    );
+    const problems = /ERROR|sync failed|maintenance failed/;
+
+    // 1. plaintext: the app writes while strata replicates; stopped with L0 files past the last L1
+    await runWriter(db, "more", 1, marks);
+    let s = new Replicating(["-config", plainCfg]);
+    try {
+      await s.waitForLog();
+      await runWriter(db, "main", 2, marks);
+    } finally {
+      const out = await s.stop();
+      assertEquals(out.code, 0, out.stderr);
+    }
+    const plainMarks = await readMarks(marks);
+    const stored = new FileReplicaClient(rep);
+    const newestOf = async () => {
+      let n = 0n;
+      for (const level of [0, 1, 2, 9]) {
+        for (const f of await stored.listFiles(level)) if (f.maxTXID > n) n = f.maxTXID;
+      }
+      return n;
+    };
+    const plainEnd = await newestOf();
+
+    // 2. age switched on: a new lineage past the plaintext files, then encrypted files only;
+    // L1 and L2 compaction run over the plaintext L0 files left, without reading them
+    s = new Replicating(["-config", ageCfg], { LOG_LEVEL: "debug" });
+    let log = "";
+    try {
+      await s.waitForLog();
+      await runWriter(db, "more", 3, marks);
+      await s.waitForLog(/level=2/, 30_000);
+    } finally {
+      const out = await s.stop();
+      log = out.stderr;
+      assertEquals(out.code, 0, out.stderr);
+    }
+    assertMatch(log, /WARN replica holds unencrypted files: starting a new encrypted lineage/);
+    assert(!problems.test(log), log);
+    // 3. restarted (nothing remembered about where plaintext ends): compaction goes on cleanly
+    s = new Replicating(["-config", ageCfg]);
+    try {
+      await s.waitForLog();
+      await runWriter(db, "more", 4, marks);
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      const out = await s.stop();
+      assertEquals(out.code, 0, out.stderr);
+      assert(!problems.test(out.stderr), out.stderr);
+      assert(!/new encrypted lineage/.test(out.stderr), "one new lineage, not one per start");
+    }
+
+    // every file past the plaintext history is encrypted; the plaintext ones end at or before it
+    let plainFiles = 0;
+    for (const level of [0, 1, 2, 9]) {
+      for (const f of await stored.listFiles(level)) {
+        const bytes = await new Response(await stored.openFile(level, f.minTXID, f.maxTXID))
+          .bytes();
+        const sealed = new TextDecoder().decode(bytes.subarray(0, 21)) === "age-encryption.org/v1";
+        if (!sealed) plainFiles++;
+        assert(
+          sealed || f.maxTXID <= plainEnd,
+          `L${level} ${f.minTXID}-${f.maxTXID} is plaintext past ${plainEnd}`,
+        );
+      }
+    }
+    assert(plainFiles > 0, "the plaintext history is still there (nothing deleted)");
+
+    // the latest state and a point after the switch, through the keys; exact
+    const restore = async (out: string, args: string[]) =>
+      await strata(["restore", "-no-progress", "-o", join(dir, out), ...args]);
+    let r = await restore("latest.db", ["-config", ageCfg, db]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "latest.db"))).digest, (await digestOf(db)).digest);
+    const after = (await readMarks(marks)).slice(plainMarks.length);
+    const m = after[Math.floor(after.length / 2)];
+    r = await restore("after.db", [
+      "-config",
+      ageCfg,
+      "-timestamp",
+      new Date(m.time).toISOString(),
+      db,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "after.db"))).digest, m.digest, "after the switch");
+    // a point before it: by URL without keys, exact; through the keys, refused by name
+    const p = plainMarks[plainMarks.length - 2];
+    const at = new Date(p.time).toISOString();
+    r = await restore("before.db", ["-timestamp", at, url]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await digestOf(join(dir, "before.db"))).digest, p.digest, "before the switch");
+    r = await restore("before-keys.db", ["-config", ageCfg, "-timestamp", at, db]);
+    assert(r.code !== 0, "plaintext history is not read through the keys");
+    assertMatch(r.stderr, /is not age-encrypted.*restore without the age settings/s);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

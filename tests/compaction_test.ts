@@ -7,7 +7,9 @@
  */
 
 import { join } from "node:path";
-import { encodeLtx, makeHeader } from "../src/ltx/mod.ts";
+import { generateIdentity, identityToRecipient } from "age-encryption";
+import { decodeLtx, encodeLtx, makeHeader } from "../src/ltx/mod.ts";
+import { AgeReplicaClient } from "../src/storage/age_client.ts";
 import { FileReplicaClient, type ReplicaFile, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import type { ByteRange } from "../src/storage/client.ts";
 import { ForwardingReplicaClient } from "../src/storage/forwarding_client.ts";
@@ -250,6 +252,43 @@ Deno.test("a compaction whose input fails its checks is refused and counted (lit
     assertMatch(err, /0000000000000003-0000000000000003\.ltx/);
     assertEquals(compactor.verifyErrors, 1);
     assertEquals(await client.listFiles(1), [], "nothing written at L1");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("under age, compaction goes past files stored without encryption (written before it was switched on) and merges the encrypted ones", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-compact-age-" });
+  try {
+    const stored = new FileReplicaClient(dir);
+    const identity = await generateIdentity();
+    const age = new AgeReplicaClient(stored, {
+      recipients: [await identityToRecipient(identity)],
+      identities: [identity],
+    });
+    const { files, states } = await history(12, 512, 10);
+    // TXIDs 1..5 as stored before `age:` (1 a snapshot), 6..10 written through it
+    for (let i = 0; i < files.length; i++) {
+      const t = BigInt(i + 1);
+      await (i < 5 ? stored : age).writeFile(
+        i === 0 ? 9 : 0,
+        t,
+        t,
+        ReadableStream.from([files[i]]),
+        new Date(1000 * (i + 1)),
+      );
+    }
+    const index = new ReplicaIndex(age);
+    const compactor = new Compactor(index, DEFAULT_COMPACTION);
+    const l1 = await compactor.compact(1);
+    assertEquals([l1?.minTXID, l1?.maxTXID], [6n, 10n], "only the encrypted files merged");
+    assertEquals(index.unencryptedThrough, 5n);
+    assertEquals(compactor.verifyErrors, 0);
+    const raw = await new Response(await stored.openFile(1, 6n, 10n)).bytes();
+    assertEquals(new TextDecoder().decode(raw.subarray(0, 21)), "age-encryption.org/v1");
+    // the merged file decrypts to the chain's state at TXID 10
+    const merged = await new Response(await age.openFile(1, 6n, 10n)).bytes();
+    assertEquals((await decodeLtx(merged)).trailer.postApplyChecksum, states[9].checksum);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

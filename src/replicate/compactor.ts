@@ -26,6 +26,7 @@ import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import { DEFAULT_MODES, type FileModes } from "../storage/file_modes.ts";
 import { LtxFormatError } from "../ltx/errors.ts";
+import { AgeDecryptError } from "../storage/age_client.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
 import { fileKey, pinnedFiles } from "../branch/mod.ts";
 import { MAX_MERGE_INPUTS, mergeLocalFiles, uploadOfMerge } from "./local_merge.ts";
@@ -84,8 +85,10 @@ export class Compactor {
 
   /** The level N-1 files that level N takes next: contiguous, newer than its last file. */
   inputsFor(level: number): ReplicaFile[] {
-    // nothing at or before the oldest snapshot is worth compacting: it restores from there
-    const floor = this.index.files(SNAPSHOT_LEVEL)[0]?.maxTXID ?? 0n;
+    // nothing at or before the oldest snapshot is worth compacting: it restores from there;
+    // nor files stored without encryption under an encrypted replica (older history)
+    const oldest = this.index.files(SNAPSHOT_LEVEL)[0]?.maxTXID ?? 0n;
+    const floor = oldest > this.index.unencryptedThrough ? oldest : this.index.unencryptedThrough;
     const last = this.index.last(level)?.maxTXID ?? 0n;
     const after = last > floor ? last : floor;
     const src = this.index.files(level - 1).filter((f) => f.maxTXID > after);
@@ -147,7 +150,16 @@ export class Compactor {
       }
     } catch (e) {
       for (const s of sources) await (s.source as ReadableStream).cancel().catch(() => {});
-      throw e;
+      const plain = e instanceof AgeDecryptError && e.plaintext ? inputs[sources.length] : null;
+      if (!plain) throw e;
+      // written before encryption was switched on: compaction goes on past it
+      this.index.unencryptedThrough = plain.maxTXID;
+      log("info", "compaction skips files stored without encryption", {
+        replica: this.index.client.location,
+        level,
+        through: formatTXID(plain.maxTXID),
+      });
+      return await this.#compact(level);
     }
     const { stream, result } = mergeLtxStream(sources, { file: `L${level}/${name}` });
     return await this.#write(level, inputs, stream, result, false);

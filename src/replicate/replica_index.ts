@@ -15,6 +15,13 @@ export class ReplicaIndex {
     this.client = client;
   }
 
+  /**
+   * The newest TXID of files known to be stored without encryption under an
+   * age-encrypted replica (0: none known): they are older history, never
+   * merged into encrypted files (see Compactor.inputsFor).
+   */
+  unencryptedThrough = 0n;
+
   get loaded(): boolean {
     return this.#levels !== null;
   }

@@ -22,6 +22,7 @@ import {
   SNAPSHOT_LEVEL,
 } from "../storage/mod.ts";
 import { restoreTarget } from "../restore/verified_restore.ts";
+import { AgeDecryptError, storedFilesOf } from "../storage/age_client.ts";
 import { planRestore, RestorePlanError } from "../restore/plan.ts";
 import { ReplicaFileCheckError } from "../restore/apply.ts";
 import { log } from "../log.ts";
@@ -192,12 +193,32 @@ export class Replicator {
     }
   }
 
+  /**
+   * Set when age encryption was switched on over a replica that holds files
+   * written without it (its position, read as stored): the next sync starts
+   * a new lineage there, so no restore ever chains encrypted files onto
+   * plaintext ones.
+   */
+  #plaintextPos: Position | null = null;
+
+  async #readPosition(all: ReplicaFile[]): Promise<Position> {
+    try {
+      return await readReplicaPosition(this.client, all);
+    } catch (e) {
+      const stored = storedFilesOf(this.client);
+      if (!(e instanceof AgeDecryptError && e.plaintext && stored)) throw e;
+      this.#plaintextPos = await readReplicaPosition(stored, all);
+      this.index.unencryptedThrough = this.#plaintextPos.txid;
+      return this.#plaintextPos;
+    }
+  }
+
   async #loadReplicaPosition(): Promise<Position> {
     await this.index.load();
     const all = this.index.all();
     const broken = this.index.restoreProblem();
     if (broken !== null) this.#reseed ??= broken;
-    const pos = await this.#withChecksum(await readReplicaPosition(this.client, all));
+    const pos = await this.#withChecksum(await this.#readPosition(all));
     // A snapshot may be ahead of the levels' chain (strata stopped after an
     // extra snapshot, before L0 caught up with it): go on from the chain's
     // end when the local files continue it, so L0 keeps every TXID.
@@ -270,6 +291,7 @@ export class Replicator {
         this.index.invalidate();
       }
       if (this.#replicaPos === null) this.#replicaPos = await this.#loadReplicaPosition();
+      if (this.#plaintextPos !== null) await this.#startEncryptedLineage(this.#plaintextPos);
       const lineage = this.monitor.lineage;
       if (lineage.count > this.#lineagesSeen) {
         this.#lineagesSeen = lineage.count;
@@ -370,6 +392,29 @@ export class Replicator {
     } catch (e) {
       this.#failed(e as Error);
     }
+  }
+
+  /**
+   * Encryption was switched on over a plaintext replica: a new lineage past
+   * its newest TXID, whose snapshot is the first encrypted file. Points before
+   * it stay restorable without the age settings (files as stored); the
+   * compactor never merges a plaintext file into an encrypted one.
+   */
+  async #startEncryptedLineage(plain: Position): Promise<void> {
+    const reason = `age encryption switched on: the replica's files up to TXID ${
+      formatTXID(plain.txid)
+    } were written without it; a new encrypted lineage starts past them`;
+    log("warn", "replica holds unencrypted files: starting a new encrypted lineage", {
+      db: this.monitor.dbPath,
+      replica: this.client.location,
+      unencryptedThrough: formatTXID(plain.txid),
+      hint:
+        "points before it restore without the age settings (by URL); retention removes those files in time, or remove them yourself",
+    });
+    await this.monitor.startNewLineage(plain.txid, reason);
+    this.#lineagesSeen = this.monitor.lineage.count; // this snapshot is the new lineage's
+    await this.#uploadSnapshot(reason);
+    this.#plaintextPos = null;
   }
 
   /** A sync failed: logged (see RetryBackoff), listed again at the next attempt. */

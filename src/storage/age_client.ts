@@ -124,6 +124,19 @@ export class AgeReplicaClient extends ForwardingReplicaClient {
   }
 }
 
+/**
+ * The client under `client`'s age layer, reading files as stored (for the
+ * position of a replica written before encryption was switched on), or null
+ * when `client` does not encrypt.
+ */
+export function storedFilesOf(client: ReplicaClient): ReplicaClient | null {
+  for (let c: ReplicaClient | undefined = client; c; c = (c as ForwardingReplicaClient).inner) {
+    if (c instanceof AgeReplicaClient) return c.inner;
+    if (!(c instanceof ForwardingReplicaClient)) return null;
+  }
+  return null;
+}
+
 /** The range of a decrypted file (see the module comment), read to its end. */
 async function rangeOf(plain: ReadableStream<Uint8Array>, r: ByteRange): Promise<Uint8Array> {
   const want = new Uint8Array(r.length);
