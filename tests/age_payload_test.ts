@@ -10,7 +10,9 @@ import { ageDecrypt, ageEncrypt } from "../src/storage/age_payload.ts";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 
 const K = 64 * 1024;
-const SIZES = [0, 1, 1000, K - 1, K, K + 1, 2 * K, 2 * K + 17, 5 * K + 3];
+// up to 16 chunks open on the calling thread, more on the worker (batches of 16, 4 in flight)
+const SIZES = [0, 1, 1000, K - 1, K, K + 1, 2 * K, 2 * K + 17, 5 * K + 3, 16 * K, 16 * K + 1];
+const LARGE = [32 * K, 33 * K - 1, 100 * K + 7];
 
 const identity = await generateIdentity();
 const recipient = await identityToRecipient(identity);
@@ -42,7 +44,7 @@ async function all(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
 }
 
 Deno.test("age payload: strata's files open with age-encryption, byte for byte", async () => {
-  for (const n of SIZES) {
+  for (const n of [...SIZES, ...LARGE]) {
     const plain = sample(n);
     const sealed = await all(await ageEncrypt(pieces(plain), [recipient]));
     // age's size: header + 16-byte nonce + 16 bytes of tag a chunk (at least one)
@@ -55,7 +57,7 @@ Deno.test("age payload: strata's files open with age-encryption, byte for byte",
 });
 
 Deno.test("age payload: age-encryption's files open with strata's, byte for byte", async () => {
-  for (const n of SIZES) {
+  for (const n of [...SIZES, ...LARGE]) {
     const plain = sample(n);
     const e = new Encrypter();
     e.addRecipient(recipient);
@@ -77,7 +79,31 @@ Deno.test("age payload: round trip with several recipients; any one identity ope
   assert(again.length > 100 && !again.every((b, i) => b === sealed[i]), "fresh key per file");
 });
 
-Deno.test("age payload: damage is refused, never passed on", async () => {
+Deno.test("age payload: damage is refused, never passed on (a small file, and a large one opened on the worker)", async () => {
+  const large = sample(70 * K + 5);
+  const sealedLarge = await all(await ageEncrypt(pieces(large), [recipient]));
+  const bodyLarge = sealedLarge.length - (70 * (K + 16) + 5 + 16);
+  for (const at of [bodyLarge + 20 * (K + 16) + 3, bodyLarge + 64 * (K + 16) + 1]) {
+    const b = sealedLarge.slice();
+    b[at] ^= 0x80;
+    await assertRejects(
+      () => ageDecrypt(pieces(b), [identity]).then(all),
+      Error,
+      "fails authentication",
+    );
+  }
+  // cut at a batch boundary (16 chunks) and at a chunk boundary inside a batch
+  for (const chunks of [32, 45]) {
+    await assertRejects(
+      () =>
+        ageDecrypt(pieces(sealedLarge.subarray(0, bodyLarge + chunks * (K + 16))), [identity])
+          .then(all),
+      Error,
+      "fails authentication",
+    );
+  }
+  assertEquals(await all(await ageDecrypt(pieces(sealedLarge), [identity])), large);
+
   const plain = sample(3 * K + 100);
   const sealed = await all(await ageEncrypt(pieces(plain), [recipient]));
   const headerEnd = sealed.indexOf(0x0a, new TextDecoder().decode(sealed).indexOf("\n--- ") + 5) +

@@ -25,9 +25,13 @@
 
 import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
 import { Decrypter, Encrypter, type Stanza } from "age-encryption";
+import { AGE_CHUNK, AGE_TAG, openBatch, openChunks } from "./age_worker.ts";
 
-const CHUNK = 64 * 1024;
-const TAG = 16;
+const CHUNK = AGE_CHUNK;
+const TAG = AGE_TAG;
+/** Chunks opened together (1 MiB), and batches in flight at once. */
+const BATCH_CHUNKS = 16;
+const IN_FLIGHT = 4;
 const NONCE = 16;
 /** A header longer than this is not an age header strata wrote (nor anyone sane). */
 const MAX_HEADER = 1 << 20;
@@ -200,43 +204,45 @@ export async function ageDecrypt(
   }
   const first = pending.subarray(headerEnd + NONCE);
   const whole = CHUNK + TAG;
-  const buf = new Uint8Array(whole);
+  // batches of whole chunks: opened on a worker (in order, a few in flight), or on this
+  // thread while the file is small (one batch)
+  const batchSize = BATCH_CHUNKS * whole;
+  let buf = new Uint8Array(batchSize);
   let used = 0;
   let counter = 0;
-  const open = (last: boolean): Uint8Array => {
-    if (used < TAG) {
-      throw new AgePayloadError(`${name}: age payload cut short (a chunk without its tag)`);
+  let batches = 0;
+  const inFlight: { counter: number; result: Promise<Uint8Array | number> }[] = [];
+  const fail = (chunk: number) =>
+    new AgePayloadError(
+      `${name}: age payload chunk ${chunk} fails authentication (damaged, truncated or reordered)`,
+    );
+  const dispatch = (final: boolean) => {
+    const sealed = buf.subarray(0, used);
+    const chunks = Math.ceil(used / whole);
+    if (final) {
+      const lastLen = used - (chunks - 1) * whole;
+      if (chunks === 0 || lastLen < TAG) {
+        throw new AgePayloadError(`${name}: age payload cut short (a chunk without its tag)`);
+      }
+      if (lastLen === TAG && counter + chunks - 1 > 0) {
+        throw new AgePayloadError(`${name}: age payload ends with an empty chunk`);
+      }
     }
-    const d = createDecipheriv("chacha20-poly1305", key, chunkNonce(counter, last), {
-      authTagLength: TAG,
+    const b = { key, counter, sealed, final };
+    inFlight.push({
+      counter,
+      result: batches++ === 0 && final
+        ? Promise.resolve(openChunks(createDecipheriv, key, counter, sealed, final))
+        : openBatch(b),
     });
-    d.setAuthTag(buf.subarray(used - TAG, used));
-    const out = new Uint8Array(used - TAG);
-    out.set(d.update(buf.subarray(0, used - TAG)));
-    try {
-      d.final();
-    } catch {
-      throw new AgePayloadError(
-        `${name}: age payload chunk ${counter} fails authentication (damaged, truncated or reordered)`,
-      );
-    }
-    if (last && out.length === 0 && counter > 0) {
-      throw new AgePayloadError(`${name}: age payload ends with an empty chunk`);
-    }
-    counter++;
+    counter += chunks;
+    buf = new Uint8Array(batchSize);
     used = 0;
-    return out;
   };
-  const take = (chunk: Uint8Array, ctrl: TransformStreamDefaultController<Uint8Array>) => {
-    let at = 0;
-    while (at < chunk.length) {
-      // a full chunk is opened as not-last only once more data follows it
-      if (used === whole) ctrl.enqueue(open(false));
-      const n = Math.min(whole - used, chunk.length - at);
-      buf.set(chunk.subarray(at, at + n), used);
-      used += n;
-      at += n;
-    }
+  const settle = async (ctrl: TransformStreamDefaultController<Uint8Array>) => {
+    const r = await inFlight.shift()!.result;
+    if (typeof r === "number") throw fail(r);
+    ctrl.enqueue(r);
   };
   const rest = new ReadableStream<Uint8Array>({
     async pull(ctrl) {
@@ -246,14 +252,29 @@ export async function ageDecrypt(
     },
     cancel: (r) => reader.cancel(r),
   });
+  const take = async (chunk: Uint8Array, ctrl: TransformStreamDefaultController<Uint8Array>) => {
+    let at = 0;
+    while (at < chunk.length) {
+      // a full batch goes only once more data shows its last chunk is not the final one
+      if (used === batchSize) {
+        dispatch(false);
+        if (inFlight.length >= IN_FLIGHT) await settle(ctrl);
+      }
+      const n = Math.min(batchSize - used, chunk.length - at);
+      buf.set(chunk.subarray(at, at + n), used);
+      used += n;
+      at += n;
+    }
+  };
   const opening = new TransformStream<Uint8Array, Uint8Array>({
-    start(ctrl) {
-      if (first.length > 0) take(first, ctrl);
+    async start(ctrl) {
+      if (first.length > 0) await take(first, ctrl);
     },
     transform: take,
-    flush(ctrl) {
+    async flush(ctrl) {
       try {
-        ctrl.enqueue(open(true));
+        dispatch(true);
+        while (inFlight.length > 0) await settle(ctrl);
       } finally {
         key.fill(0);
       }
