@@ -244,14 +244,6 @@ export async function ageDecrypt(
     if (typeof r === "number") throw fail(r);
     ctrl.enqueue(r);
   };
-  const rest = new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      const { value, done } = await reader.read();
-      if (done) ctrl.close();
-      else ctrl.enqueue(value);
-    },
-    cancel: (r) => reader.cancel(r),
-  });
   const take = async (chunk: Uint8Array, ctrl: TransformStreamDefaultController<Uint8Array>) => {
     let at = 0;
     while (at < chunk.length) {
@@ -280,7 +272,8 @@ export async function ageDecrypt(
       }
     },
   });
-  return rest.pipeThrough(opening);
+  reader.releaseLock(); // the rest of the file flows straight into the opening
+  return sealed.pipeThrough(opening);
 }
 
 function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
