@@ -66,6 +66,21 @@ Deno.test("age payload: age-encryption's files open with strata's, byte for byte
   }
 });
 
+Deno.test("age payload: a file read as a byte stream (straight into the batches) opens byte for byte", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const n of [0, 100, K, 16 * K, 16 * K + 5, 40 * K + 3]) {
+      const plain = sample(n, 7);
+      const path = `${dir}/f.age`;
+      await Deno.writeFile(path, await all(await ageEncrypt(pieces(plain), [recipient])));
+      const f = await Deno.open(path);
+      assertEquals(await all(await ageDecrypt(f.readable, [identity])), plain, `${n} bytes`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("age payload: round trip with several recipients; any one identity opens it", async () => {
   const other = await generateIdentity();
   const plain = sample(3 * K + 11);

@@ -33,6 +33,8 @@ const TAG = AGE_TAG;
 const BATCH_CHUNKS = 16;
 const IN_FLIGHT = 4;
 const NONCE = 16;
+/** The first read of a file: its header, nonce and the start of the payload. */
+const HEAD_READ = 64 * 1024;
 /** A header longer than this is not an age header strata wrote (nor anyone sane). */
 const MAX_HEADER = 1 << 20;
 const MAGIC = new TextEncoder().encode("age-encryption.org/v1\n");
@@ -147,80 +149,67 @@ export async function ageDecrypt(
   identities: string[],
   name = "age file",
 ): Promise<ReadableStream<Uint8Array>> {
-  const reader = sealed.getReader();
-  let pending = new Uint8Array(0);
-  let ended = false;
-  const more = async (): Promise<boolean> => {
-    if (ended) return false;
-    const { value, done } = await reader.read();
-    if (done) {
-      ended = true;
-      return false;
-    }
-    const next = new Uint8Array(pending.length + value.length);
-    next.set(pending);
-    next.set(value, pending.length);
-    pending = next;
-    return true;
-  };
+  const src = new Filler(sealed);
+  // the header: read into a buffer grown until its MAC line and the payload nonce are in
+  let head: Filled = { buf: new Uint8Array(HEAD_READ), used: 0 };
   let headerEnd = -1;
-  try {
-    let searched = 0;
-    while (headerEnd < 0) {
-      if (pending.length >= MAGIC.length && !looksLikeAge(pending)) {
-        throw new AgePayloadError("not an age file");
-      }
-      const at = indexOf(pending, FOOTER, Math.max(0, searched - FOOTER.length));
-      if (at >= 0) {
-        const nl = pending.indexOf(0x0a, at + FOOTER.length);
-        if (nl >= 0) headerEnd = nl + 1;
-      }
-      searched = pending.length;
-      if (headerEnd >= 0) break;
-      if (pending.length > MAX_HEADER) throw new AgePayloadError("age header too long");
-      if (!(await more())) {
-        throw new AgePayloadError(
-          looksLikeAge(pending) ? "age header cut short" : "not an age file",
-        );
-      }
-    }
-    while (pending.length < headerEnd + NONCE) {
-      if (!(await more())) throw new AgePayloadError("age payload nonce cut short");
-    }
-  } catch (e) {
-    await reader.cancel().catch(() => {});
-    throw e;
-  }
-  const d = new Decrypter();
-  for (const id of identities) d.addIdentity(id);
   let key: Uint8Array;
   try {
-    const fileKey = await d.decryptHeader(pending.subarray(0, headerEnd));
-    key = payloadKey(fileKey, pending.subarray(headerEnd, headerEnd + NONCE));
+    let searched = 0;
+    while (true) {
+      head = await src.fill(head.buf, head.used);
+      const got = head.buf.subarray(0, head.used);
+      if (!looksLikeAge(got)) {
+        throw new AgePayloadError(
+          got.length < MAGIC.length && MAGIC.subarray(0, got.length).every((b, i) => got[i] === b)
+            ? "age header cut short"
+            : "not an age file",
+        );
+      }
+      const at = indexOf(got, FOOTER, Math.max(0, searched - FOOTER.length));
+      const nl = at >= 0 ? got.indexOf(0x0a, at + FOOTER.length) : -1;
+      if (nl >= 0) headerEnd = nl + 1;
+      searched = got.length;
+      if (headerEnd >= 0 && got.length >= headerEnd + NONCE) break;
+      if (src.done) {
+        throw new AgePayloadError(
+          headerEnd < 0 ? "age header cut short" : "age payload nonce cut short",
+        );
+      }
+      if (head.buf.length >= MAX_HEADER) throw new AgePayloadError("age header too long");
+      const bigger = new Uint8Array(head.buf.length * 2);
+      bigger.set(got);
+      head = { buf: bigger, used: got.length };
+    }
+    const d = new Decrypter();
+    for (const id of identities) d.addIdentity(id);
+    const fileKey = await d.decryptHeader(head.buf.subarray(0, headerEnd));
+    key = payloadKey(fileKey, head.buf.subarray(headerEnd, headerEnd + NONCE));
     fileKey.fill(0);
   } catch (e) {
-    await reader.cancel().catch(() => {});
+    await src.cancel();
     throw e;
   }
-  const first = pending.subarray(headerEnd + NONCE);
+
+  // the payload, in batches of whole chunks: each read straight into its buffer (when the
+  // source is a byte stream) and opened on the worker, a few in flight; a file of one batch
+  // is opened on this thread
   const whole = CHUNK + TAG;
-  // batches of whole chunks: opened on a worker (in order, a few in flight), or on this
-  // thread while the file is small (one batch)
   const batchSize = BATCH_CHUNKS * whole;
-  let buf = new Uint8Array(batchSize);
-  let used = 0;
+  const leftover = head.buf.subarray(headerEnd + NONCE, head.used);
+  let cur: Filled | null = null;
   let counter = 0;
   let batches = 0;
-  const inFlight: { counter: number; result: Promise<Uint8Array | number> }[] = [];
+  const inFlight: Promise<Uint8Array | number>[] = [];
   const fail = (chunk: number) =>
     new AgePayloadError(
       `${name}: age payload chunk ${chunk} fails authentication (damaged, truncated or reordered)`,
     );
-  const dispatch = (final: boolean) => {
-    const sealed = buf.subarray(0, used);
-    const chunks = Math.ceil(used / whole);
+  const dispatch = (b: Filled, final: boolean) => {
+    const sealed = b.buf.subarray(0, b.used);
+    const chunks = Math.ceil(b.used / whole);
     if (final) {
-      const lastLen = used - (chunks - 1) * whole;
+      const lastLen = b.used - (chunks - 1) * whole;
       if (chunks === 0 || lastLen < TAG) {
         throw new AgePayloadError(`${name}: age payload cut short (a chunk without its tag)`);
       }
@@ -228,52 +217,117 @@ export async function ageDecrypt(
         throw new AgePayloadError(`${name}: age payload ends with an empty chunk`);
       }
     }
-    const b = { key, counter, sealed, final };
-    inFlight.push({
-      counter,
-      result: batches++ === 0 && final
+    inFlight.push(
+      batches++ === 0 && final
         ? Promise.resolve(openChunks(createDecipheriv, key, counter, sealed, final))
-        : openBatch(b),
-    });
+        : openBatch({ key, counter, sealed, final }),
+    );
     counter += chunks;
-    buf = new Uint8Array(batchSize);
-    used = 0;
   };
-  const settle = async (ctrl: TransformStreamDefaultController<Uint8Array>) => {
-    const r = await inFlight.shift()!.result;
-    if (typeof r === "number") throw fail(r);
-    ctrl.enqueue(r);
-  };
-  const take = async (chunk: Uint8Array, ctrl: TransformStreamDefaultController<Uint8Array>) => {
-    let at = 0;
-    while (at < chunk.length) {
-      // a full batch goes only once more data shows its last chunk is not the final one
-      if (used === batchSize) {
-        dispatch(false);
-        if (inFlight.length >= IN_FLIGHT) await settle(ctrl);
-      }
-      const n = Math.min(batchSize - used, chunk.length - at);
-      buf.set(chunk.subarray(at, at + n), used);
-      used += n;
-      at += n;
+  /** Dispatches the next batch; false when the payload is all dispatched. */
+  const produce = async (): Promise<boolean> => {
+    if (cur === null) {
+      if (batches > 0) return false;
+      const b = new Uint8Array(batchSize);
+      b.set(leftover);
+      cur = await src.fill(b, leftover.length);
     }
+    // a full batch is the final one only when nothing follows it
+    let next: Filled | null = null;
+    if (cur.used === batchSize && !src.done) {
+      next = await src.fill(new Uint8Array(batchSize), 0);
+      if (next.used === 0) next = null;
+    }
+    dispatch(cur, next === null);
+    cur = next;
+    return true;
   };
-  const opening = new TransformStream<Uint8Array, Uint8Array>({
-    async start(ctrl) {
-      if (first.length > 0) await take(first, ctrl);
-    },
-    transform: take,
-    async flush(ctrl) {
+  const stop = async () => {
+    key.fill(0);
+    await src.cancel();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
       try {
-        dispatch(true);
-        while (inFlight.length > 0) await settle(ctrl);
-      } finally {
-        key.fill(0);
+        while (inFlight.length < IN_FLIGHT && await produce());
+        if (inFlight.length === 0) {
+          key.fill(0);
+          ctrl.close();
+          return;
+        }
+        const r = await inFlight.shift()!;
+        if (typeof r === "number") throw fail(r);
+        ctrl.enqueue(r);
+      } catch (e) {
+        await stop();
+        throw e;
       }
     },
-  });
-  reader.releaseLock(); // the rest of the file flows straight into the opening
-  return sealed.pipeThrough(opening);
+    cancel: stop,
+  }, { highWaterMark: 2 });
+}
+
+interface Filled {
+  buf: Uint8Array;
+  used: number;
+}
+
+/**
+ * Reads a stream into buffers the caller gives: straight into them when it
+ * is a byte stream (a file's), else chunk by chunk (copied, the rest of a
+ * chunk kept for the next buffer).
+ */
+class Filler {
+  readonly #byob: ReadableStreamBYOBReader | null = null;
+  readonly #chunks: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #carry: Uint8Array | null = null;
+  /** The stream has ended (and nothing is carried). */
+  done = false;
+
+  constructor(s: ReadableStream<Uint8Array>) {
+    try {
+      this.#byob = s.getReader({ mode: "byob" });
+    } catch {
+      this.#chunks = s.getReader();
+    }
+  }
+
+  /** Fills `buf` from `used` on, up to its end or the stream's (a BYOB read hands back a new view). */
+  async fill(buf: Uint8Array, used: number): Promise<Filled> {
+    while (used < buf.length && !this.done) {
+      if (this.#byob) {
+        const size = buf.length; // the read detaches buf's memory and hands it back
+        const r = await this.#byob.read(new Uint8Array(buf.buffer, used, size - used));
+        if (r.value) {
+          buf = new Uint8Array(r.value.buffer, 0, size);
+          used += r.value.byteLength;
+        }
+        if (r.done) this.done = true;
+        continue;
+      }
+      let c = this.#carry;
+      this.#carry = null;
+      if (!c) {
+        const r = await this.#chunks!.read();
+        if (r.done) {
+          this.done = true;
+          break;
+        }
+        c = r.value;
+      }
+      const n = Math.min(c.length, buf.length - used);
+      buf.set(c.subarray(0, n), used);
+      used += n;
+      if (n < c.length) this.#carry = c.subarray(n);
+    }
+    return { buf, used };
+  }
+
+  async cancel(): Promise<void> {
+    this.done = true;
+    this.#carry = null;
+    await (this.#byob ?? this.#chunks)!.cancel().catch(() => {});
+  }
 }
 
 function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
