@@ -26,6 +26,10 @@ const commands: Record<string, Command> = {
     summary: "List a replica's LTX files per level",
     run: (a) => import("./ltx.ts").then((m) => m.runLtx(a)),
   },
+  timeline: {
+    summary: "What a replica can be restored to: points, windows, branches",
+    run: (a) => import("./timeline.ts").then((m) => m.runTimeline(a)),
+  },
   status: {
     summary: "Local and replica positions and the lag, per database",
     run: (a) => import("./status.ts").then((m) => m.runStatus(a)),
