@@ -36,6 +36,7 @@ const NEEDED: Needed[] = [
   { program: "node", debianPackage: "nodejs", why: "the Azure and GCS emulators" },
   { program: NATS_SERVER, debianPackage: "nats-server", why: "the NATS replica's server" },
   { program: "npm", debianPackage: "npm", why: "installs the emulators and Litestream" },
+  { program: "/usr/bin/chromium", debianPackage: "chromium", why: "the web page's browser tests" },
 ];
 
 function onPath(program: string): boolean {

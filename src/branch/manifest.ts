@@ -14,7 +14,7 @@
  * passes as an LTX name). The content is JSON, not LTX.
  */
 
-import { formatChecksum, formatTXID, parseTXID } from "../ltx/mod.ts";
+import { ageEncryptedReason, formatChecksum, formatTXID, parseTXID } from "../ltx/mod.ts";
 import type { ReplicaClient, ReplicaFile } from "../storage/mod.ts";
 import { parseRFC3339 } from "../rfc3339.ts";
 
@@ -97,6 +97,8 @@ export function encodeManifest(m: BranchManifest): Uint8Array {
 /** Parses and checks a manifest; `where` names it in errors. */
 export function decodeManifest(bytes: Uint8Array, where: string): BranchManifest {
   const bad = (why: string) => new BranchError(`branch manifest ${where}: ${why}`);
+  const encrypted = ageEncryptedReason(bytes);
+  if (encrypted) throw bad(encrypted);
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));

@@ -25,6 +25,7 @@ import {
   findDatabases,
   watchDirectory,
 } from "../replicate/mod.ts";
+import { LagHistory, webHandler } from "../server/web.ts";
 import {
   type ControlServer,
   Metrics,
@@ -211,12 +212,14 @@ export async function runReplicate(argv: string[]): Promise<number> {
 
   const watchers: DirectoryWatcher[] = [];
   let metricsServer: MetricsServer | null = null;
+  let lagHistory: LagHistory | null = null;
   let control: ControlServer | null = null;
   const closeServers = async () => {
     heartbeat?.stop();
     for (const w of watchers) w.close();
     await Promise.allSettled(watchers.map((w) => w.done));
     await control?.close().catch(() => {});
+    lagHistory?.stop();
     await metricsServer?.close().catch(() => {});
   };
   // SIGINT/SIGTERM during start-up: databases still starting (e.g. waiting
@@ -225,7 +228,17 @@ export async function runReplicate(argv: string[]): Promise<number> {
   const shutdown = listenForShutdown();
   shutdown.signal.then(() => set.abortStarting());
   try {
-    if (metrics) metricsServer = serveMetrics(metrics, cfg.addr!);
+    if (metrics) {
+      // the web page on the same address: commands it shows name the config strata read
+      const { defaultConfigPath } = await import("../config/config.ts");
+      const configPath = flags.args.length === 0
+        ? resolve(flags.strings.get("config") ?? defaultConfigPath())
+        : null;
+      lagHistory = new LagHistory(set);
+      lagHistory.start();
+      const page = webHandler(set, lagHistory, (r) => metrics.opsOf(r), { configPath });
+      metricsServer = serveMetrics(metrics, cfg.addr!, page);
+    }
     heartbeat?.start();
     if (cfg.socket.enabled) {
       // strata register DB_PATH -replica URL: one more database, as the positional form makes it

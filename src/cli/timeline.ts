@@ -1,6 +1,7 @@
 /** `strata timeline`: what a replica can be restored to, for terminals and scripts. */
 
 import { formatTXID } from "../ltx/mod.ts";
+import { log } from "../log.ts";
 import { listBranches } from "../branch/mod.ts";
 import { listAllFiles } from "../restore/plan.ts";
 import { buildTimeline, granularity, timelineJson } from "../restore/timeline.ts";
@@ -28,7 +29,11 @@ export async function runTimeline(argv: string[]): Promise<number> {
   const { clients } = await replicasFor(flags.args[0], flags);
   const out = [];
   for (const c of clients) {
-    const t = buildTimeline(await listAllFiles(c), await listBranches(c).catch(() => []));
+    const branches = await listBranches(c).catch((e) => {
+      log("warn", `branches of ${c.location} cannot be read: ${(e as Error).message}`);
+      return [];
+    });
+    const t = buildTimeline(await listAllFiles(c), branches);
     out.push({ replica: `${c.type}:${c.location}`, t });
   }
   if (flags.bools.has("json")) {

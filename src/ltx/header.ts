@@ -151,16 +151,19 @@ export function encodeHeader(
   return out;
 }
 
+/** Why a file read without keys cannot be parsed when it is an age file, else null. */
+export function ageEncryptedReason(b: Uint8Array): string | null {
+  return new TextDecoder().decode(b.subarray(0, 18)) === "age-encryption.org"
+    ? "is age-encrypted: read it through a config whose replica has age identities"
+    : null;
+}
+
 /** Decodes and validates a header; throws `LtxFormatError` naming `file`. */
 export function decodeHeader(b: Uint8Array, file: string): LtxHeader {
   if (b.length < HEADER_SIZE) throw new LtxFormatError(file, "short file: no complete header");
   if (b[0] !== 0x4c || b[1] !== 0x54 || b[2] !== 0x58 || b[3] !== 0x31) {
-    if (new TextDecoder().decode(b.subarray(0, 18)) === "age-encryption.org") {
-      throw new LtxFormatError(
-        file,
-        "is age-encrypted: read it through a config whose replica has age identities",
-      );
-    }
+    const encrypted = ageEncryptedReason(b);
+    if (encrypted) throw new LtxFormatError(file, encrypted);
     throw new LtxFormatError(file, "wrong magic (not an LTX file)");
   }
   const dv = new DataView(b.buffer, b.byteOffset, HEADER_SIZE);

@@ -227,17 +227,28 @@ export class Metrics {
     }
   }
 
+  readonly #perReplica = new Map<string, { requests: number; errors: number }>();
+
+  /** Requests and errors of one replica (`type:location`) since start. */
+  opsOf(replica: string): { requests: number; errors: number } {
+    return { ...(this.#perReplica.get(replica) ?? { requests: 0, errors: 0 }) };
+  }
+
   /** `client`, with its operations (LIST, GET, PUT, DELETE) counted, timed and sized. */
   instrument(c: ReplicaClient): ReplicaClient {
     const type = c.type;
+    const mine = { requests: 0, errors: 0 };
+    this.#perReplica.set(replicaName(c), mine);
     const timed = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
       const end = this.#opSeconds.startTimer({ replica_type: type, operation: op });
       this.#ops.inc({ replica_type: type, operation: op });
+      mine.requests++;
       try {
         return await fn();
       } catch (e) {
         const code = String((e as { code?: unknown }).code ?? (e as Error).name ?? "Error");
         this.#opErrors.inc({ replica_type: type, operation: op, code });
+        mine.errors++;
         throw e;
       } finally {
         end();
@@ -302,8 +313,15 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves `metrics` at `http://addr/metrics`. */
-export function serveMetrics(metrics: Metrics, addr: string): MetricsServer {
+/**
+ * Serves `metrics` at `http://addr/metrics`, and with `page` (web.ts) the
+ * web page and its data at `/`, `/assets/…` and `/api/…`.
+ */
+export function serveMetrics(
+  metrics: Metrics,
+  addr: string,
+  page?: (req: Request) => Promise<Response | null>,
+): MetricsServer {
   const { hostname, port } = parseAddr(addr);
   const listen = (handler: Deno.ServeHandler) => {
     try {
@@ -314,7 +332,15 @@ export function serveMetrics(metrics: Metrics, addr: string): MetricsServer {
   };
   const server = listen(async (req) => {
     const path = new URL(req.url).pathname;
-    if (path !== "/metrics") return new Response("not found\n", { status: 404 });
+    if (path !== "/metrics") {
+      const shown = page
+        ? await page(req).catch((e) => {
+          log("error", "web page request failed", { path, error: e });
+          return new Response("internal error\n", { status: 500 });
+        })
+        : null;
+      return shown ?? new Response("not found\n", { status: 404 });
+    }
     try {
       return new Response(await metrics.text(), {
         headers: { "content-type": metrics.registry.contentType },
@@ -326,6 +352,7 @@ export function serveMetrics(metrics: Metrics, addr: string): MetricsServer {
   });
   const bound = server.addr as Deno.NetAddr;
   log("info", "serving metrics", { url: `http://${bound.hostname}:${bound.port}/metrics` });
+  if (page) log("info", "serving the web page", { url: `http://${bound.hostname}:${bound.port}/` });
   return {
     addr: bound,
     close: async () => {
