@@ -13,6 +13,8 @@ import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { bundle } from "../compile/build.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { startSshd } from "./helpers/sshd.ts";
+import { freePorts } from "./helpers/test_tools.ts";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import { S3ReplicaClient } from "../src/storage/s3_client.ts";
 
 const dec = new TextDecoder();
@@ -158,6 +160,42 @@ Deno.test("bundled strata from an empty directory: replicate, restore, status, v
     assertEquals(await sql("branch.db", "PRAGMA integrity_check"), "ok");
     const vb = await strata("verify", `file://${run}/branch`);
     assertEquals(vb.code, 0, vb.stdout + vb.stderr);
+
+    // an age-encrypted replica (the payload opened on the decryption worker: its source is
+    // built into the worker too) and the web page with its assets, from the one file
+    const identity = await generateIdentity();
+    const [port] = freePorts(1);
+    await Deno.writeTextFile(
+      join(run, "age.yml"),
+      `addr: 127.0.0.1:${port}\ndbs:\n  - path: ${join(run, "app.db")}\n    replicas:\n` +
+        `      - url: file://${join(run, "aged")}\n        age:\n` +
+        `          recipients: [${await identityToRecipient(identity)}]\n` +
+        `          identities: [${identity}]\n`,
+    );
+    const aged = replicate(["-config", "age.yml"]);
+    try {
+      const page = `http://127.0.0.1:${port}`;
+      const timeline = async () => {
+        const r = await fetch(`${page}/api/timeline?db=${encodeURIComponent(join(run, "app.db"))}`)
+          .catch(() => null);
+        return r?.ok ? await r.json() : (await r?.body?.cancel(), null);
+      };
+      await waitFor(async () => ((await timeline())?.points.length ?? 0) > 0, 60_000);
+      const home = await fetch(`${page}/`);
+      assertMatch(await home.text(), /<title>strata<\/title>/);
+      const lib = await fetch(`${page}/assets/uplot.js`);
+      assertMatch(await lib.text(), /uPlot/);
+    } finally {
+      aged.kill("SIGINT");
+    }
+    const agedOut = await aged.output();
+    assertEquals(agedOut.code, 0, dec.decode(agedOut.stderr));
+    const ar = await strata("restore", "-config", "age.yml", "-o", "aged.db", join(run, "app.db"));
+    assertEquals(ar.code, 0, ar.stderr);
+    assertEquals(
+      await sql("aged.db", "SELECT count(*), sum(length(v)), group_concat(v) FROM t"),
+      want,
+    );
 
     const demo = await strata("demo");
     assertEquals(demo.code, 0, demo.stderr);
