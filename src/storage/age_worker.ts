@@ -112,6 +112,7 @@ class AgeWorker {
 
   #stop(e?: Error): void {
     if (worker === this) worker = null;
+    if (e) noWorker = true; // a worker that failed once: later batches open on this thread
     this.#w.terminate();
     URL.revokeObjectURL(this.#url);
     for (const p of this.#pending.values()) p.reject(e ?? new Error("stopped"));
