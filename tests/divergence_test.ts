@@ -11,6 +11,8 @@ import { formatTXID } from "../src/ltx/mod.ts";
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { digestOf, Replicating, strata } from "./helpers/strata.ts";
 import { checkL0Chain } from "./helpers/chain.ts";
+import { Monitor } from "../src/capture/mod.ts";
+import { Replicator } from "../src/replicate/replicator.ts";
 
 async function sql(db: string, script: string): Promise<string> {
   const r = await new Deno.Command("sqlite3", {
@@ -192,5 +194,39 @@ Deno.test("a lost meta directory with the database unchanged: the replica's hist
     assertEquals(await restoredDigest(s), (await digestOf(s.db)).digest);
   } finally {
     await Deno.remove(s.dir, { recursive: true });
+  }
+});
+
+Deno.test("a lost meta directory, and the app commits before the first sync: the history still continues (no false divergence)", async () => {
+  // the app's commits bring the new local numbering to the replica's newest TXID, then past it
+  for (const past of [0n, 2n]) {
+    const s = await setup();
+    try {
+      await replicateWhile(s, () => sql(s.db, inserts("a", 5)));
+      const before = maxTXID(await listAllFiles(s.client));
+      const old = (await digestOf(s.db)).digest;
+      await Deno.remove(join(s.dir, ".app.db-strata"), { recursive: true });
+      // strata starts again: a full copy of the unchanged database is local TXID 1
+      const monitor = new Monitor({ dbPath: s.db });
+      await monitor.open();
+      try {
+        for (let i = 1n; i < before + past; i++) {
+          await sql(s.db, inserts("b", 1));
+          await monitor.capture();
+        }
+        assertEquals(monitor.position.txid, before + past);
+        const rep = new Replicator(monitor, s.client, { syncIntervalMs: 100 });
+        await rep.sync();
+        assertEquals(rep.divergence, null, "the database passed through the replica's state");
+        assertEquals(rep.lastError, null);
+      } finally {
+        await monitor.close();
+      }
+      assert(maxTXID(await listAllFiles(s.client)) > before + past);
+      assertEquals(await restoredDigest(s), (await digestOf(s.db)).digest);
+      assertEquals(await restoredDigest(s, before), old, "the old history is intact");
+    } finally {
+      await Deno.remove(s.dir, { recursive: true });
+    }
   }
 });

@@ -480,15 +480,23 @@ export class Monitor {
    * the replica ends at, or was since start-up (`passedThrough`: a local file
    * ends in it; the app committed before the first sync): the local position
    * was lost, or another tool wrote the replica. A full copy of the current
-   * state numbered right after it, chained to its checksum. False (nothing
-   * written) when the database differs or the local position is not behind
-   * the replica's.
+   * state numbered past it, chained to its checksum. False (nothing
+   * written) when the database differs, or is the replica's state without
+   * having passed through it while numbered at or past the replica's TXID.
    */
   async continueFrom(replica: Position, reason: string, passedThrough = false): Promise<boolean> {
     return await this.#mutex.run(async () => {
       const same = this.#sum.value === replica.postApplyChecksum || passedThrough;
-      if (!same || this.#txid >= replica.txid) return false;
-      this.#txid = replica.txid;
+      if (!same) return false;
+      if (this.#txid < replica.txid) {
+        this.#txid = replica.txid;
+      } else if (!passedThrough) {
+        return false; // numbered at or past the replica without having been in its state
+      }
+      // the full copy is chained to the replica's state and numbered past both positions: the
+      // next TXID when the app's commits since start-up brought the local numbering up to the
+      // replica's, else a gap the replica fills with a snapshot (every local file before it
+      // belongs to the numbering strata restarted with, and does not chain to the replica)
       await this.#writeFull(replica.postApplyChecksum, reason);
       return true;
     });
