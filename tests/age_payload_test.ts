@@ -168,3 +168,35 @@ Deno.test("age payload: damage is refused, never passed on (a small file, and a 
 });
 
 const identityWrong = await generateIdentity();
+
+Deno.test("age payload: a header whose MAC line straddles the first read (64 KiB) still opens", async () => {
+  const plain = sample(3000, 3);
+  // age ignores stanzas of unknown types: padding ones move the MAC line where it is wanted
+  const sealedWith = async (n: number, extra: number) => {
+    const e = new Encrypter();
+    e.addRecipient(recipient);
+    e.addRecipient(
+      {
+        wrapFileKey: () => [
+          ...Array.from({ length: n }, () => ({
+            type: "pad",
+            args: ["x".repeat(40)],
+            body: new Uint8Array(30),
+          })),
+          { type: "pad", args: ["y".repeat(extra + 1)], body: new Uint8Array(0) },
+        ],
+      } as unknown as Parameters<Encrypter["addRecipient"]>[0],
+    );
+    return await e.encrypt(plain);
+  };
+  const macAt = (b: Uint8Array) => new TextDecoder("latin1").decode(b).indexOf("\n--- ");
+  const per = macAt(await sealedWith(1, 0)) - macAt(await sealedWith(0, 0));
+  const n = Math.floor((K - 200 - macAt(await sealedWith(0, 0))) / per);
+  const seen = new Set<number>();
+  for (let extra = 0; extra < per + 150; extra++) {
+    const sealed = await sealedWith(n, extra);
+    seen.add(Math.sign(macAt(sealed) + 48 - K));
+    assertEquals(await all(await ageDecrypt(ReadableStream.from([sealed]), [identity])), plain);
+  }
+  assert(seen.has(-1) && (seen.has(0) || seen.has(1)), "the MAC line crossed the first read's end");
+});

@@ -156,6 +156,7 @@ export async function ageDecrypt(
   let key: Uint8Array;
   try {
     let searched = 0;
+    let footer = -1;
     while (true) {
       head = await src.fill(head.buf, head.used);
       const got = head.buf.subarray(0, head.used);
@@ -166,10 +167,14 @@ export async function ageDecrypt(
             : "not an age file",
         );
       }
-      const at = indexOf(got, FOOTER, Math.max(0, searched - FOOTER.length));
-      const nl = at >= 0 ? got.indexOf(0x0a, at + FOOTER.length) : -1;
-      if (nl >= 0) headerEnd = nl + 1;
+      // the first "\n--- " begins the MAC line (stanza lines start "-> ", bodies are base64);
+      // once found, only its newline is looked for (the payload may hold anything)
+      if (footer < 0) footer = indexOf(got, FOOTER, Math.max(0, searched - FOOTER.length + 1));
       searched = got.length;
+      if (footer >= 0 && headerEnd < 0) {
+        const nl = got.indexOf(0x0a, footer + FOOTER.length);
+        if (nl >= 0) headerEnd = nl + 1;
+      }
       if (headerEnd >= 0 && got.length >= headerEnd + NONCE) break;
       if (src.done) {
         throw new AgePayloadError(
@@ -217,20 +222,25 @@ export async function ageDecrypt(
         throw new AgePayloadError(`${name}: age payload ends with an empty chunk`);
       }
     }
-    inFlight.push(
-      batches++ === 0 && final
-        ? Promise.resolve(openChunks(createDecipheriv, key, counter, sealed, final))
-        : openBatch({ key, counter, sealed, final }),
-    );
+    const opened = batches++ === 0 && final
+      ? Promise.resolve(openChunks(createDecipheriv, key, counter, sealed, final))
+      : openBatch({ key, counter, sealed, final });
+    opened.catch(() => {}); // awaited in order; one failing while others wait is not unhandled
+    inFlight.push(opened);
     counter += chunks;
   };
   /** Dispatches the next batch; false when the payload is all dispatched. */
   const produce = async (): Promise<boolean> => {
     if (cur === null) {
       if (batches > 0) return false;
-      const b = new Uint8Array(batchSize);
-      b.set(leftover);
-      cur = await src.fill(b, leftover.length);
+      if (src.done) {
+        // the whole file came with the header (most L0 files): no batch buffer
+        cur = { buf: leftover.slice(), used: leftover.length };
+      } else {
+        const b = new Uint8Array(batchSize);
+        b.set(leftover);
+        cur = await src.fill(b, leftover.length);
+      }
     }
     // a full batch is the final one only when nothing follows it
     let next: Filled | null = null;

@@ -106,7 +106,13 @@ class AgeWorker {
     this.#idle = null;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#w.postMessage({ id, ...b }, [b.sealed.buffer as ArrayBuffer]);
+      try {
+        this.#w.postMessage({ id, ...b }, [b.sealed.buffer as ArrayBuffer]);
+      } catch (e) {
+        this.#pending.delete(id);
+        if (this.#pending.size === 0) this.#idle = setTimeout(() => this.#stop(), LINGER_MS);
+        reject(e);
+      }
     });
   }
 
