@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { generateIdentity, identityToRecipient } from "age-encryption";
-import { decodeLtx, encodeLtx, makeHeader } from "../src/ltx/mod.ts";
+import { decodeLtx, encodeLtx, formatLtxFileName, makeHeader } from "../src/ltx/mod.ts";
 import { AgeReplicaClient } from "../src/storage/age_client.ts";
 import { FileReplicaClient, type ReplicaFile, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import type { ByteRange } from "../src/storage/client.ts";
@@ -257,7 +257,7 @@ Deno.test("a compaction whose input fails its checks is refused and counted (lit
   }
 });
 
-Deno.test("under age, compaction goes past files stored without encryption (written before it was switched on) and merges the encrypted ones", async () => {
+Deno.test("under age, compaction goes past files stored without encryption (written before it was switched on), from the replica or local copies, and merges the encrypted ones", async () => {
   const dir = await Deno.makeTempDir({ prefix: "strata-compact-age-" });
   try {
     const stored = new FileReplicaClient(dir);
@@ -278,8 +278,16 @@ Deno.test("under age, compaction goes past files stored without encryption (writ
         new Date(1000 * (i + 1)),
       );
     }
+    // the local copies of every L0 file are there too (as after a restart before any L1):
+    // merging them must not carry the plaintext history into an encrypted file either
+    const localL0Dir = join(dir, "local");
+    await Deno.mkdir(localL0Dir);
+    for (let i = 1; i < files.length; i++) {
+      const t = BigInt(i + 1);
+      await Deno.writeFile(join(localL0Dir, formatLtxFileName(t, t)), files[i]);
+    }
     const index = new ReplicaIndex(age);
-    const compactor = new Compactor(index, DEFAULT_COMPACTION);
+    const compactor = new Compactor(index, DEFAULT_COMPACTION, { localL0Dir });
     const l1 = await compactor.compact(1);
     assertEquals([l1?.minTXID, l1?.maxTXID], [6n, 10n], "only the encrypted files merged");
     assertEquals(index.unencryptedThrough, 5n);

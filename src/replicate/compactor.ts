@@ -26,7 +26,8 @@ import { planRestore } from "../restore/plan.ts";
 import { log } from "../log.ts";
 import { DEFAULT_MODES, type FileModes } from "../storage/file_modes.ts";
 import { LtxFormatError } from "../ltx/errors.ts";
-import { AgeDecryptError } from "../storage/age_client.ts";
+import { storedFilesOf } from "../storage/age_client.ts";
+import { looksLikeAge } from "../storage/age_payload.ts";
 import type { ReplicaIndex } from "./replica_index.ts";
 import { fileKey, pinnedFiles } from "../branch/mod.ts";
 import { MAX_MERGE_INPUTS, mergeLocalFiles, uploadOfMerge } from "./local_merge.ts";
@@ -126,6 +127,17 @@ export class Compactor {
     if (inputs.length === 0) return null;
     const first = inputs[0];
     const last = inputs[inputs.length - 1];
+    if (await this.#storedPlaintext(first)) {
+      // written before age was switched on (inputs are contiguous: the plaintext ones come
+      // first): never merged into an encrypted file, even from local copies
+      this.index.unencryptedThrough = first.maxTXID;
+      log("info", "compaction skips files stored without encryption", {
+        replica: this.index.client.location,
+        level,
+        through: formatTXID(first.maxTXID),
+      });
+      return await this.#compact(level);
+    }
     const name = formatLtxFileName(first.minTXID, last.maxTXID);
     // L1 reads the local L0 files, L2 the L1 files this process kept
     const localDir = level === 1 ? this.#localL0Dir : level === 2 ? this.#keptL1Dir : null;
@@ -150,19 +162,19 @@ export class Compactor {
       }
     } catch (e) {
       for (const s of sources) await (s.source as ReadableStream).cancel().catch(() => {});
-      const plain = e instanceof AgeDecryptError && e.plaintext ? inputs[sources.length] : null;
-      if (!plain) throw e;
-      // written before encryption was switched on: compaction goes on past it
-      this.index.unencryptedThrough = plain.maxTXID;
-      log("info", "compaction skips files stored without encryption", {
-        replica: this.index.client.location,
-        level,
-        through: formatTXID(plain.maxTXID),
-      });
-      return await this.#compact(level);
+      throw e;
     }
     const { stream, result } = mergeLtxStream(sources, { file: `L${level}/${name}` });
     return await this.#write(level, inputs, stream, result, false);
+  }
+
+  /** Under age: whether replica file `f` is stored without encryption (one 32-byte read). */
+  async #storedPlaintext(f: ReplicaFile): Promise<boolean> {
+    const stored = storedFilesOf(this.index.client);
+    if (!stored) return false;
+    const s = await stored.openFile(f.level, f.minTXID, f.maxTXID, { offset: 0, length: 32 });
+    const head = new Uint8Array(await new Response(s).arrayBuffer());
+    return !looksLikeAge(head);
   }
 
   async #write(

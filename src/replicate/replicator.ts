@@ -158,7 +158,11 @@ export class Replicator {
     try {
       let r;
       try {
-        r = await restoreTarget(this.client, { txid: pos.txid }, tmp, {
+        // a replica written before age was switched on is read as stored
+        const client = this.#plaintextPos !== null
+          ? storedFilesOf(this.client) ?? this.client
+          : this.client;
+        r = await restoreTarget(client, { txid: pos.txid }, tmp, {
           integrityCheck: "none",
           files: this.index.all(),
         });
@@ -291,7 +295,16 @@ export class Replicator {
         this.index.invalidate();
       }
       if (this.#replicaPos === null) this.#replicaPos = await this.#loadReplicaPosition();
-      if (this.#plaintextPos !== null) await this.#startEncryptedLineage(this.#plaintextPos);
+      if (this.#plaintextPos !== null) {
+        // the plaintext history must be this database's before anything continues it
+        const problem = await continuityProblem(
+          this.#replicaPos,
+          this.monitor.position,
+          await this.monitor.localFiles(),
+        );
+        if (problem !== null && !(await this.#diverged(problem))) return;
+        await this.#startEncryptedLineage(this.#plaintextPos);
+      }
       const lineage = this.monitor.lineage;
       if (lineage.count > this.#lineagesSeen) {
         this.#lineagesSeen = lineage.count;
@@ -394,11 +407,14 @@ export class Replicator {
     }
   }
 
+  /** The encrypted lineage's local full copy is written (its upload may still be due). */
+  #encryptedLineageStarted = false;
+
   /**
-   * Encryption was switched on over a plaintext replica: a new lineage past
-   * its newest TXID, whose snapshot is the first encrypted file. Points before
-   * it stay restorable without the age settings (files as stored); the
-   * compactor never merges a plaintext file into an encrypted one.
+   * Encryption was switched on over a plaintext replica of this database: a
+   * new lineage past its newest TXID, whose snapshot is the first encrypted
+   * file. Points before it stay restorable without the age settings (files as
+   * stored); the compactor never merges a plaintext file into an encrypted one.
    */
   async #startEncryptedLineage(plain: Position): Promise<void> {
     const reason = `age encryption switched on: the replica's files up to TXID ${
@@ -411,9 +427,12 @@ export class Replicator {
       hint:
         "points before it restore without the age settings (by URL); retention removes those files in time, or remove them yourself",
     });
-    await this.monitor.startNewLineage(plain.txid, reason);
-    this.#lineagesSeen = this.monitor.lineage.count; // this snapshot is the new lineage's
-    await this.#uploadSnapshot(reason);
+    if (!this.#encryptedLineageStarted) {
+      await this.monitor.startNewLineage(plain.txid, reason);
+      this.#lineagesSeen = this.monitor.lineage.count; // this snapshot is the new lineage's
+      this.#encryptedLineageStarted = true;
+    }
+    await this.#uploadSnapshot(reason); // a failed upload is retried, the lineage not restarted
     this.#plaintextPos = null;
   }
 

@@ -111,13 +111,14 @@ export function buildTimeline(files: ReplicaFile[], branches: BranchManifest[] =
   };
 }
 
-/** The point a restore at `time` reaches: the newest point at or before it, or null. */
+/**
+ * The state as of `time`: the newest point at or before it, or null (the
+ * page picks the same; a point `-timestamp` does not reach is named by TXID).
+ */
 export function pointAt(t: Timeline, time: Date): RestorePoint | null {
   let best: RestorePoint | null = null;
   for (const p of t.points) {
-    if (p.time.getTime() <= time.getTime() && p.byTimestamp && (!best || p.txid > best.txid)) {
-      best = p;
-    }
+    if (p.time.getTime() <= time.getTime() && (!best || p.txid > best.txid)) best = p;
   }
   return best;
 }

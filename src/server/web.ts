@@ -81,33 +81,44 @@ export function replicaLabel(c: ReplicaClient): string {
   return `${c.type}:${c.location}`;
 }
 
-/** A replica's URL as `strata` takes it, from its location; null when it has no URL form. */
+/**
+ * A replica's URL as `strata` takes it, from its location, for the types
+ * whose location reads back as the same replica; null for the others.
+ */
 export function replicaUrlOf(c: ReplicaClient): string | null {
   const loc = c.location;
-  if (c.type === "file") return `file://${loc}`;
-  const m = /^(s3:\/\/\S+) \((\S+)\)$/.exec(loc);
-  if (m) return `${m[1]}?endpoint=${m[2]}`;
-  return /^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(loc) ? loc : null;
+  if (c.type === "file") return /[?#%\s]/.test(loc) ? null : `file://${loc}`;
+  const s3 = /^(s3:\/\/[^\s?#]+) \((https?:\/\/[^\s/]+)\)$/.exec(loc);
+  if (c.type === "s3") {
+    return s3 ? `${s3[1]}?endpoint=${s3[2]}` : /^s3:\/\/\S+$/.test(loc) ? loc : null;
+  }
+  if (c.type === "sftp") return /^sftp:\/\/[^/\s]+\/(?!~\/)\S*$/.test(loc) ? loc : null;
+  if (c.type === "gs" || c.type === "gcs" || c.type === "abs") {
+    return /^[a-z]+:\/\/\S+$/.test(loc) ? loc : null;
+  }
+  return null;
 }
 
-/** What `strata restore`/`strata clone` need besides the time to name replica `k` of `db`. */
+/**
+ * What `strata restore`/`strata clone` need besides the point to name
+ * replica `k` of `db`. Restores go through the config that `strata
+ * replicate` read (its keys and credentials); it tries the database's
+ * replicas in order, so with several the point is named by TXID (the same
+ * TXID is the same state in every replica of a database).
+ */
 function commandArgs(
   targets: CommandTargets,
   db: string,
   clients: ReplicaClient[],
   k: number,
-): { restore: string[] | null; cloneSource: string[] | null } {
+): { restore: string[] | null; cloneSource: string[] | null; byTxid: boolean } {
   const url = replicaUrlOf(clients[k]);
   const cfg = targets.configPath ? ["-config", targets.configPath] : [];
-  // with one replica the config names it exactly; with several, the URL does
-  const restore = targets.configPath && clients.length === 1
-    ? [...cfg, db]
-    : url
-    ? [url]
-    : targets.configPath
-    ? [...cfg, db]
-    : null;
-  return { restore, cloneSource: url ? [...cfg, url] : null };
+  return {
+    restore: targets.configPath ? [...cfg, db] : url ? [url] : null,
+    cloneSource: url ? [...cfg, url] : null,
+    byTxid: clients.length > 1,
+  };
 }
 
 const SECURITY_HEADERS = {
@@ -185,7 +196,8 @@ export function webHandler(
         return {
           ...d,
           name: basename(d.db),
-          replicas: d.replicas.map((r, k) => {
+          // a database stopped meanwhile shows what liveStatus saw, without the extras
+          replicas: d.replicas.filter((_r, k) => run?.replicators[k]).map((r, k) => {
             const rep = run!.replicators[k];
             return {
               ...r,

@@ -333,7 +333,9 @@
     c.chosen = best;
     const name = t.db.split("/").pop().replace(/\.[^.]*$/, "");
     const stamp = best.time.replace(/[-:]/g, "").replace(/\.\d+/, "");
-    const at = best.byTimestamp ? ["-timestamp", best.time] : ["-txid", best.txid];
+    const at = best.byTimestamp && !t.commands.byTxid
+      ? ["-timestamp", best.time]
+      : ["-txid", best.txid];
     const lines = [];
     if (t.commands.restore) {
       lines.push(
