@@ -101,7 +101,7 @@ export class Browser {
   }
 
   /** A new tab showing `url`, once its load event fired. */
-  async open(url: string, size = { width: 1280, height: 1600 }): Promise<Page> {
+  async open(url: string, size = { width: 1280, height: 960 }): Promise<Page> {
     const { targetId } = await this.send("Target.createTarget", { url: "about:blank" });
     const { sessionId } = await this.send("Target.attachToTarget", { targetId, flatten: true });
     const page = new Page(this, sessionId as string);
