@@ -93,6 +93,35 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "nats: after the library gives up reconnecting (max-reconnects), the next request connects again",
+  sanitizeResources: false, // the SDK's sockets close after the test's end
+  async fn() {
+    const server = await serverWithBucket();
+    const client = new NatsReplicaClient({
+      ...config(server),
+      maxReconnects: 1,
+      reconnectWaitMs: 100,
+    });
+    try {
+      await client.writeFile(0, 1n, 1n, streamOf(testBytes(3000)), new Date());
+      await server.down();
+      // the library's one reconnect attempt fails and it closes the connection for good
+      await new Promise((r) => setTimeout(r, 1500));
+      let err = "";
+      await client.listFiles(0).catch((e) => (err = (e as Error).message));
+      assert(err !== "", "no server: the request fails");
+      await server.up();
+      const files = await client.listFiles(0);
+      assertEquals(files.map((f) => f.maxTXID), [1n], "connected again, the file is there");
+    } finally {
+      await client.close();
+      await server.stop();
+    }
+  },
+});
+
 Deno.test("nats end to end: replicate -once to nats:// and restore it exactly; no password in the output", async () => {
   const server = await serverWithBucket();
   const dir = await Deno.makeTempDir({ prefix: "strata-nats-" });

@@ -16,39 +16,54 @@ export interface NatsServer {
   /** `nats://127.0.0.1:PORT` */
   url: string;
   port: number;
+  /** Stops the server, keeping its store (for `up`). */
+  down(): Promise<void>;
+  /** Starts it again on the same port with the same store. */
+  up(): Promise<void>;
   stop(): Promise<void>;
+}
+
+function spawnNats(port: number, dir: string) {
+  return spawnUntilReady(
+    new Deno.Command(NATS_SERVER, {
+      args: [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-js",
+        "-sd",
+        join(dir, "js"),
+        "--user",
+        NATS_USER,
+        "--pass",
+        NATS_PASSWORD,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+    /Server is ready/,
+    20_000,
+  );
 }
 
 export async function startNatsServer(): Promise<NatsServer> {
   const dir = await Deno.makeTempDir({ prefix: "strata-nats-" });
   for (let attempt = 0;; attempt++) {
     const [port] = freePorts(1);
-    const server = await spawnUntilReady(
-      new Deno.Command(NATS_SERVER, {
-        args: [
-          "-a",
-          "127.0.0.1",
-          "-p",
-          String(port),
-          "-js",
-          "-sd",
-          join(dir, "js"),
-          "--user",
-          NATS_USER,
-          "--pass",
-          NATS_PASSWORD,
-        ],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }),
-      /Server is ready/,
-      20_000,
-    );
+    let server = await spawnNats(port, dir);
     if (server.ready) {
       return {
         url: `nats://127.0.0.1:${port}`,
         port,
+        async down() {
+          await server.stop();
+        },
+        async up() {
+          server = await spawnNats(port, dir);
+          if (!server.ready) throw new Error(`nats-server did not restart: ${server.output()}`);
+        },
         async stop() {
           await server.stop();
           await Deno.remove(dir, { recursive: true }).catch(() => {});
