@@ -17,6 +17,7 @@ import { Replicating, runWriter, strata } from "./helpers/strata.ts";
 import { python, waitFor } from "./helpers/ops.ts";
 import { databaseStates, ltxOfStates, putFile, stateChecksum } from "./helpers/litestream_v05.ts";
 import { litestreamRestore, readLitestreamFile } from "./helpers/litestream_reader.ts";
+import { LitestreamFormClient } from "../src/storage/litestream_form_client.ts";
 
 const STATEMENTS = [
   "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT); " +
@@ -159,6 +160,36 @@ Deno.test("replicate with format: litestream: the app's database restored by Lit
     const report = JSON.parse(r.stdout.trim().split("\n").pop()!);
     assertEquals(report.checksumVerified, true);
     assertEquals(await Deno.readFile(out), want);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("format: litestream: a file that fails its checks while re-encoded is never stored (the upload errors)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "strata-lsform-bad-" });
+  try {
+    const stored = new FileReplicaClient(join(dir, "replica"));
+    const client = new LitestreamFormClient(stored);
+    const states = await databaseStates(STATEMENTS, { wal: true });
+    // a snapshot with one page's bytes damaged far into the file: the new form has streamed
+    // into the upload for a while when the check fails
+    const good = await ltxOfStates(states, 1n, 1n, 1000, { checksums: true });
+    assert(good.length > 8_000, `a file long enough to stream (${good.length} bytes)`);
+    const bad = good.slice();
+    bad[Math.floor(bad.length * 0.8)] ^= 0xff;
+    let err = "";
+    await client.writeFile(9, 1n, 1n, ReadableStream.from([bad]), new Date())
+      .catch((e) => (err = (e as Error).message));
+    assertMatch(err, /L9\/0000000000000001-0000000000000001\.ltx/);
+    assertEquals(await stored.listFiles(9), [], "nothing stored");
+    const left: string[] = [];
+    try {
+      for await (const e of Deno.readDir(join(dir, "replica", "ltx", "9"))) left.push(e.name);
+    } catch { /* never made: nothing left either */ }
+    assertEquals(left, [], "no partial file left behind");
+    // the same file undamaged is stored, in Litestream's form
+    await client.writeFile(9, 1n, 1n, ReadableStream.from([good]), new Date());
+    assertEquals((await stored.listFiles(9)).length, 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

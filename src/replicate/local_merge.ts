@@ -7,6 +7,7 @@
 
 import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "../fsutil.ts";
+export { uploadOfMerge } from "../storage/client.ts";
 import {
   type MergeInput,
   mergeLtx,
@@ -85,19 +86,6 @@ export async function mergeIntoFile(paths: string[], out: string): Promise<void>
   } finally {
     await merge.close();
   }
-}
-
-/**
- * Waits for an upload of a merge's stream, then for the merge itself. The
- * write's error wins (it names the replica file and the reason, ENOSPC say;
- * a failed merge reaches the write through the stream): a write that failed
- * before reading the stream leaves the merge waiting, so it is not awaited.
- */
-export async function uploadOfMerge<T>(write: Promise<T>, merged: Promise<unknown>): Promise<T> {
-  merged.catch(() => {}); // reported through the write, or awaited below
-  const value = await write;
-  await merged;
-  return value;
 }
 
 async function mergeToFile(paths: string[], out: string, file: string): Promise<void> {

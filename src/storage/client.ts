@@ -83,3 +83,17 @@ export function replicaFileLabel(
 ): string {
   return `${location} L${f.level}/${formatLtxFileName(f.minTXID, f.maxTXID)}`;
 }
+
+/**
+ * Waits for an upload of a produced stream (a merge's, a re-encoding's),
+ * then for its producer. The write's error wins (it names the replica file
+ * and the reason, ENOSPC say; a failed producer reaches the write through
+ * the stream): a write that failed before reading the stream leaves the
+ * producer waiting, so it is not awaited.
+ */
+export async function uploadOfMerge<T>(write: Promise<T>, merged: Promise<unknown>): Promise<T> {
+  merged.catch(() => {}); // reported through the write, or awaited below
+  const value = await write;
+  await merged;
+  return value;
+}

@@ -5,17 +5,17 @@
  * header (see ltx/litestream_form.ts). Reads pass through: strata reads both
  * forms. Other files (branch manifests, levels above 9) pass through too.
  *
- * Each upload is staged in two temporary files (the file as given, to read
- * its post-apply checksum first; then its new form), so a file that fails
- * its checks is never uploaded; the staging costs one local write and read
- * of each file, in $TMPDIR.
+ * Each upload is staged in one temporary file (the file as given: its
+ * post-apply checksum, at its end, goes into the new form's header); the new
+ * form streams from it into the upload, and a file that fails its checks
+ * errors the upload, so it is never stored. The staging costs one local
+ * write and read of each file, in $TMPDIR.
  */
 
 import { readLocalEnds } from "../ltx/local_ends.ts";
 import { writeLitestreamForm } from "../ltx/litestream_form.ts";
-import { writerSink } from "../ltx/io.ts";
 import { ForwardingReplicaClient } from "./forwarding_client.ts";
-import { type ReplicaFile, replicaFileLabel, SNAPSHOT_LEVEL } from "./client.ts";
+import { type ReplicaFile, replicaFileLabel, SNAPSHOT_LEVEL, uploadOfMerge } from "./client.ts";
 
 export class LitestreamFormClient extends ForwardingReplicaClient {
   override async writeFile(
@@ -30,7 +30,6 @@ export class LitestreamFormClient extends ForwardingReplicaClient {
     }
     const label = replicaFileLabel(this.location, { level, minTXID, maxTXID });
     const given = await Deno.makeTempFile({ prefix: "strata-given-", suffix: ".ltx" });
-    const form = await Deno.makeTempFile({ prefix: "strata-litestream-", suffix: ".ltx" });
     try {
       const g = await Deno.open(given, { write: true, truncate: true });
       try {
@@ -45,26 +44,28 @@ export class LitestreamFormClient extends ForwardingReplicaClient {
       const ends = await readLocalEnds(given);
       const post = ends.header.kept?.post ?? ends.post;
       const src = await Deno.open(given);
-      const out = await Deno.open(form, { write: true, truncate: true });
-      try {
-        await writeLitestreamForm(src.readable, writerSink(out), post, label);
-      } finally {
+      // the new form streams into the upload; a failed check errors it (nothing is stored)
+      const pipe = new TransformStream<Uint8Array, Uint8Array>();
+      const w = pipe.writable.getWriter();
+      const encoded = (async () => {
         try {
-          src.close();
-        } catch { /* closed by its stream */ }
-        out.close();
-      }
-      const upload = await Deno.open(form);
-      try {
-        return await this.inner.writeFile(level, minTXID, maxTXID, upload.readable, createdAt);
-      } finally {
-        try {
-          upload.close();
-        } catch { /* closed by its stream */ }
-      }
+          await writeLitestreamForm(src.readable, { write: (c) => w.write(c) }, post, label);
+          await w.close();
+        } catch (e) {
+          await w.abort(e).catch(() => {});
+          throw e;
+        } finally {
+          try {
+            src.close();
+          } catch { /* closed by its stream */ }
+        }
+      })();
+      return await uploadOfMerge(
+        this.inner.writeFile(level, minTXID, maxTXID, pipe.readable, createdAt),
+        encoded,
+      );
     } finally {
       await Deno.remove(given).catch(() => {});
-      await Deno.remove(form).catch(() => {});
     }
   }
 }
