@@ -64,6 +64,7 @@ const openChunks = ${openChunks.toString()};
 self.onmessage = (e) => {
   const m = e.data;
   const r = openChunks(createDecipheriv, m.key, m.counter, m.sealed, m.final);
+  m.key.fill(0); // this thread's copy of the payload key
   if (typeof r === "number") self.postMessage({ id: m.id, failed: r });
   else self.postMessage({ id: m.id, out: r }, [r.buffer]);
 };`;
