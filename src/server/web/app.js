@@ -191,7 +191,7 @@
             spanGaps: true,
           })),
         ],
-        axes: [{}, { size: 40 }],
+        axes: [{}, { size: 64 }],
       },
       data,
       c.lagChart,
