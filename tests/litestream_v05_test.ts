@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import { S3ReplicaClient } from "../src/storage/s3_client.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
@@ -262,6 +263,47 @@ Deno.test("Litestream v0.5 replica on S3 (its %04x layout, litestream-timestamp 
     }
   } finally {
     await s3.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("age switched on over a Litestream v0.5 replica (no checksums) of the same database: a new encrypted lineage, both histories exact", async () => {
+  const states = await databaseStates(statements(), { wal: true });
+  const dir = await Deno.makeTempDir({ prefix: "strata-ls05-age-" });
+  try {
+    const db = join(dir, "app.db");
+    await Deno.writeFile(db, states[10]);
+    const rep = join(dir, "replica");
+    const client = new FileReplicaClient(rep);
+    const put = (level: number, min: number, max: number) =>
+      putStates(client, states, level, min, max, at);
+    await put(SNAPSHOT_LEVEL, 1, 5);
+    await put(1, 3, 8);
+    await put(1, 9, 10);
+    await put(0, 11, 11);
+    const identity = await generateIdentity();
+    const cfg = join(dir, "age.yml");
+    await Deno.writeTextFile(
+      cfg,
+      `dbs:\n  - path: ${db}\n    replicas:\n      - url: file://${rep}\n` +
+        `        sync-interval: 100ms\n        age:\n` +
+        `          recipients: [${await identityToRecipient(identity)}]\n` +
+        `          identities: [${identity}]\n`,
+    );
+    const r = await strata(["replicate", "-once", "-config", cfg]);
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /starting a new encrypted lineage/);
+    assert(!/diverged|sync failed/i.test(r.stderr), r.stderr);
+    // the latest through the keys; Litestream's state by URL without them
+    const latest = join(dir, "latest.db");
+    const l = await strata(["restore", "-no-progress", "-config", cfg, "-o", latest, db]);
+    assertEquals(l.code, 0, l.stderr);
+    assertEquals(await rowsOf(latest), await rowsOf(db));
+    const old = join(dir, "old.db");
+    await restore(`file://${rep}`, old, ["-txid", "11"]);
+    const got = await Deno.readFile(old);
+    assert(got.every((b, i) => b === states[10][i]) && got.length === states[10].length);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
