@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { buildTimeline, pointAt } from "../src/restore/timeline.ts";
 import { planRestore } from "../src/restore/plan.ts";
-import type { ReplicaFile } from "../src/storage/mod.ts";
+import type { ReplicaClient, ReplicaFile } from "../src/storage/mod.ts";
+import { replicaUrlOf } from "../src/server/web.ts";
+import { parseReplicaUrl } from "../src/config/replica_url.ts";
 import { assert, assertEquals, assertMatch } from "./helpers/assert.ts";
 import { digestOf, readMarks, Replicating, runWriter, strata } from "./helpers/strata.ts";
 import { freePorts } from "./helpers/test_tools.ts";
@@ -241,4 +243,30 @@ Deno.test("web page in headless Chromium: state, a timeline equal to strata time
     }
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("web page: a replica's URL for the commands only where its location reads back as the same replica", () => {
+  const c = (type: string, location: string) => ({ type, location }) as unknown as ReplicaClient;
+  const cases: [ReplicaClient, string | null][] = [
+    [c("file", "/srv/backups/app"), "file:///srv/backups/app"],
+    [c("file", "/srv/odd#name"), null],
+    [
+      c("s3", "s3://bucket/app (http://127.0.0.1:9000)"),
+      "s3://bucket/app?endpoint=http://127.0.0.1:9000",
+    ],
+    [c("s3", "s3://bucket/app"), "s3://bucket/app"],
+    [c("sftp", "sftp://me@host:2222/srv/app"), "sftp://me@host:2222/srv/app"],
+    [c("sftp", "sftp://me@host/~/app"), null],
+    [c("webdav", "https://dav.example/app"), null],
+    [c("nats", "nats://127.0.0.1:4222/backups/app"), null],
+  ];
+  for (const [client, want] of cases) {
+    const url = replicaUrlOf(client);
+    assertEquals(url, want, client.location);
+    if (url) parseReplicaUrl(url); // strata takes it back
+  }
+  assertEquals(
+    (parseReplicaUrl("file:///srv/backups/app") as { path: string }).path,
+    "/srv/backups/app",
+  );
 });
