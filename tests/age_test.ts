@@ -15,6 +15,7 @@ import { digestOf, readMarks, Replicating, runWriter, strata } from "./helpers/s
 import { addNote, waitFor } from "./helpers/ops.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { ensureLitestream } from "./helpers/litestream.ts";
+import { freePorts } from "./helpers/test_tools.ts";
 
 async function keyPair(): Promise<{ identity: string; recipient: string }> {
   const identity = await generateIdentity();
@@ -348,6 +349,7 @@ Deno.test("switching on age over a plaintext replica: a new encrypted lineage, c
     const url = `file://${rep}`;
     const marks = join(dir, "marks.jsonl");
     const levels = `levels:\n  - interval: 1s\n  - interval: 2s\n`;
+    const [port] = freePorts(1);
     const plainCfg = join(dir, "plain.yml");
     await Deno.writeTextFile(
       plainCfg,
@@ -357,7 +359,8 @@ Deno.test("switching on age over a plaintext replica: a new encrypted lineage, c
     const ageCfg = join(dir, "age.yml");
     await Deno.writeTextFile(
       ageCfg,
-      levels + config(db, url, { recipients: [k.recipient], identities: [k.identity] }),
+      `addr: 127.0.0.1:${port}\n` + levels +
+        config(db, url, { recipients: [k.recipient], identities: [k.identity] }),
     );
     const problems = /ERROR|sync failed|maintenance failed/;
 
@@ -390,6 +393,13 @@ Deno.test("switching on age over a plaintext replica: a new encrypted lineage, c
       await s.waitForLog();
       await runWriter(db, "more", 3, marks);
       await s.waitForLog(/level=2/, 30_000);
+      // the web page names points before the switch by URL, without the keys
+      const t = await (await fetch(
+        `http://127.0.0.1:${port}/api/timeline?db=${encodeURIComponent(db)}`,
+      )).json();
+      assertEquals(BigInt(`0x${t.commands.unencryptedThrough}`), plainEnd);
+      assertEquals(t.commands.plainRestore, [url]);
+      assertEquals(t.commands.restore, ["-config", ageCfg, db]);
     } finally {
       const out = await s.stop();
       log = out.stderr;

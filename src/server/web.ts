@@ -9,6 +9,7 @@
  */
 
 import { basename } from "node:path";
+import { formatTXID } from "../ltx/mod.ts";
 import { listBranches } from "../branch/mod.ts";
 import { buildTimeline, timelineJson } from "../restore/timeline.ts";
 import type { DbSet } from "../replicate/mod.ts";
@@ -228,11 +229,20 @@ export function webHandler(
     if (!rep.index.loaded) await rep.index.ensure().catch(() => {});
     if (!rep.index.loaded) return json({ error: "the replica has not been listed yet" }, 503);
     const t = buildTimeline(rep.index.all(), await branchesOf(rep.client));
+    const commands = commandArgs(targets, db, run.replicators.map((r) => r.client), k);
+    const replicaUrl = replicaUrlOf(rep.client);
     return json({
       db,
       replica: replicaLabel(rep.client),
       ...timelineJson(t),
-      commands: commandArgs(targets, db, run.replicators.map((r) => r.client), k),
+      commands: {
+        ...commands,
+        // points written before age was switched on are read as stored: by URL, without keys
+        unencryptedThrough: rep.index.unencryptedThrough > 0n
+          ? formatTXID(rep.index.unencryptedThrough)
+          : null,
+        plainRestore: replicaUrl ? [replicaUrl] : null,
+      },
     });
   };
 }

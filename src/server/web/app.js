@@ -337,10 +337,12 @@
       ? ["-timestamp", best.time]
       : ["-txid", best.txid];
     const lines = [];
-    if (t.commands.restore) {
+    // before age was switched on the files are plaintext: restored by URL, without the keys
+    const plain = t.commands.unencryptedThrough && best.txid <= t.commands.unencryptedThrough;
+    const target = plain ? t.commands.plainRestore : t.commands.restore;
+    if (target) {
       lines.push(
-        ["strata", "restore", ...at, "-o", `${name}-${stamp}.db`, ...t.commands.restore]
-          .map(quote).join(" "),
+        ["strata", "restore", ...at, "-o", `${name}-${stamp}.db`, ...target].map(quote).join(" "),
       );
     }
     if (t.commands.cloneSource) {
