@@ -206,6 +206,9 @@ export async function ageDecrypt(
   let counter = 0;
   let batches = 0;
   const inFlight: Promise<Uint8Array | number>[] = [];
+  // read-ahead grows as the file is read: one batch at first (a merge opens many files and
+  // reads each slowly), up to IN_FLIGHT for a file read straight through (a restore)
+  let depth = 1;
   const fail = (chunk: number) =>
     new AgePayloadError(
       `${name}: age payload chunk ${chunk} fails authentication (damaged, truncated or reordered)`,
@@ -259,7 +262,7 @@ export async function ageDecrypt(
   return new ReadableStream<Uint8Array>({
     async pull(ctrl) {
       try {
-        while (inFlight.length < IN_FLIGHT && await produce());
+        while (inFlight.length < depth && await produce());
         if (inFlight.length === 0) {
           key.fill(0);
           ctrl.close();
@@ -268,13 +271,14 @@ export async function ageDecrypt(
         const r = await inFlight.shift()!;
         if (typeof r === "number") throw fail(r);
         ctrl.enqueue(r);
+        depth = Math.min(IN_FLIGHT, depth + 1);
       } catch (e) {
         await stop();
         throw e;
       }
     },
     cancel: stop,
-  }, { highWaterMark: 2 });
+  }, { highWaterMark: 1 });
 }
 
 interface Filled {
