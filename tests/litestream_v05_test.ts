@@ -151,21 +151,29 @@ print(h.hexdigest(), con.execute("PRAGMA integrity_check").fetchone()[0])`,
   )).trim();
 }
 
+/**
+ * The app's database as Litestream left it at TXID 11, and its replica in `dir`: a snapshot to
+ * TXID 5, L1 files 3-8 (spanning the snapshot) and 9-10, an L0 file 11; no checksums.
+ */
+async function leftByLitestream(dir: string, states: Uint8Array[]) {
+  const db = join(dir, "app.db");
+  await Deno.writeFile(db, states[10]);
+  const rep = join(dir, "replica");
+  const client = new FileReplicaClient(rep);
+  const put = (level: number, min: number, max: number) =>
+    putStates(client, states, level, min, max, at);
+  await put(SNAPSHOT_LEVEL, 1, 5);
+  await put(1, 3, 8);
+  await put(1, 9, 10);
+  await put(0, 11, 11);
+  return { db, rep, client };
+}
+
 Deno.test("strata replicate continues a Litestream v0.5 replica of the same database: no divergence, one chain", async () => {
   const states = await databaseStates(statements(), { wal: true });
   const dir = await Deno.makeTempDir({ prefix: "strata-ls05-" });
   try {
-    // the app's database, as Litestream left it at TXID 11
-    const db = join(dir, "app.db");
-    await Deno.writeFile(db, states[10]);
-    const rep = join(dir, "replica");
-    const client = new FileReplicaClient(rep);
-    const put = (level: number, min: number, max: number) =>
-      putStates(client, states, level, min, max, at);
-    await put(SNAPSHOT_LEVEL, 1, 5);
-    await put(1, 3, 8);
-    await put(1, 9, 10);
-    await put(0, 11, 11);
+    const { db, rep, client } = await leftByLitestream(dir, states);
     const before = await rowsOf(db);
     const rep1 = new Replicating([db, `file://${rep}`], { LOG_LEVEL: "info" });
     let out;
@@ -271,16 +279,7 @@ Deno.test("age switched on over a Litestream v0.5 replica (no checksums) of the 
   const states = await databaseStates(statements(), { wal: true });
   const dir = await Deno.makeTempDir({ prefix: "strata-ls05-age-" });
   try {
-    const db = join(dir, "app.db");
-    await Deno.writeFile(db, states[10]);
-    const rep = join(dir, "replica");
-    const client = new FileReplicaClient(rep);
-    const put = (level: number, min: number, max: number) =>
-      putStates(client, states, level, min, max, at);
-    await put(SNAPSHOT_LEVEL, 1, 5);
-    await put(1, 3, 8);
-    await put(1, 9, 10);
-    await put(0, 11, 11);
+    const { db, rep } = await leftByLitestream(dir, states);
     const identity = await generateIdentity();
     const cfg = join(dir, "age.yml");
     await Deno.writeTextFile(
