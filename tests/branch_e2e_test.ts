@@ -49,7 +49,14 @@ Deno.test("clone at a past mark, restore the branch, replicate into it, list and
   const marks = join(dir, "marks.jsonl");
   try {
     await runWriter(db, "more", 11, marks);
-    const rep = new Replicating([db, `file://${replica}`]);
+    // a 100 ms sync interval (so a 100 ms monitor tick): the writer's marks follow its last
+    // commit by 0.6 s, which a 1 s tick (the default) does not always capture in time
+    const cfg = join(dir, "strata.yml");
+    await Deno.writeTextFile(
+      cfg,
+      `dbs:\n  - path: ${db}\n    replicas:\n      - url: file://${replica}\n        sync-interval: 100ms\n`,
+    );
+    const rep = new Replicating(["-config", cfg]);
     await rep.waitForLog();
     await runWriter(db, "more", 12, marks);
     await runWriter(db, "more", 13, marks);
