@@ -471,7 +471,12 @@ export class Replicator {
       const post = await readLocalEnds(f.path).then((e) => e.post, () => null);
       if (post === replica.postApplyChecksum) passed = true;
     }
-    if (await this.monitor.continueFrom(replica, same, passed)) return true;
+    if (await this.monitor.continueFrom(replica, same, passed)) {
+      // numbered past the replica (the app committed before the first sync): the full copy
+      // does not start right after it, so a snapshot of it continues the replica
+      if (this.monitor.position.txid !== replica.txid + 1n) await this.#uploadSnapshot(same);
+      return true;
+    }
     if (this.#opts.newLineage) {
       const reason = `new lineage after divergence: ${problem}`;
       await this.monitor.startNewLineage(replica.txid, reason);
