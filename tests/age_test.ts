@@ -12,7 +12,7 @@ import { ConfigError, parseConfig } from "../src/config/config.ts";
 import { FileReplicaClient } from "../src/storage/mod.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "./helpers/assert.ts";
 import { digestOf, readMarks, Replicating, runWriter, strata } from "./helpers/strata.ts";
-import { addNote, waitFor } from "./helpers/ops.ts";
+import { addNote, python, waitFor } from "./helpers/ops.ts";
 import { startS3Server, TEST_CREDENTIALS } from "./helpers/fauxqs.ts";
 import { ensureLitestream } from "./helpers/litestream.ts";
 import { freePorts } from "./helpers/test_tools.ts";
@@ -127,12 +127,22 @@ Deno.test("age on a file replica: exact latest and point-in-time restores, no pl
       assertEquals(new TextDecoder().decode(bytes.subarray(0, 21)), "age-encryption.org/v1", f);
       assert(!contains(bytes, needle), `${f} holds the plaintext marker`);
     }
-    const local = await filesUnder(join(dir, ".app.db-strata"));
+    // the control: the same search finds the marker in an unencrypted replica of a copy of the
+    // database (the local meta files may already be pruned, so they cannot serve)
+    const copy = join(dir, "control.db");
+    await python(
+      "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))",
+      db,
+      copy,
+    );
+    const plainRep = join(dir, "control-replica");
+    const once = await strata(["replicate", "-once", copy, `file://${plainRep}`]);
+    assertEquals(once.code, 0, once.stderr);
     let seen = false;
-    for (const f of local.filter((f) => f.endsWith(".ltx"))) {
+    for (const f of (await filesUnder(plainRep)).filter((f) => f.endsWith(".ltx"))) {
       if (contains(await Deno.readFile(f), needle)) seen = true;
     }
-    assert(seen, "the control: the marker is in the local (unencrypted) LTX files");
+    assert(seen, "the control: the marker is in an unencrypted replica's LTX files");
 
     // restores through the config: latest and a point in time, exact
     const restoreTo = async (cfg: string, out: string, args: string[] = []) =>
