@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { makeTextDatabase } from "./sample_db.ts";
-import { machine, STRATA_RUN_ARGS, writeBenchSection } from "./report.ts";
+import { machine, median, STRATA_RUN_ARGS, writeBenchSection } from "./report.ts";
 
 const MIB = Number(Deno.env.get("AGE_BENCH_MIB") ?? 1024);
 const ROUNDS = Number(Deno.env.get("AGE_BENCH_ROUNDS") ?? 3);
@@ -45,8 +45,6 @@ async function rows(path: string): Promise<string> {
   }).output();
   return new TextDecoder().decode(r.stdout).trim();
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   const dir = await Deno.makeTempDir({ prefix: "strata-age-bench-" });

@@ -17,15 +17,13 @@ import { mergeIntoFile } from "../src/replicate/local_merge.ts";
 import { readLocalEnds } from "../src/replicate/positions.ts";
 import { FileReplicaClient, SNAPSHOT_LEVEL } from "../src/storage/mod.ts";
 import { makeTextDatabase } from "./sample_db.ts";
-import { machine, STRATA_RUN_ARGS, writeBenchSection } from "./report.ts";
+import { machine, median, STRATA_RUN_ARGS, writeBenchSection } from "./report.ts";
 
 const MIB = Number(Deno.env.get("PITR_BENCH_MIB") ?? 1024);
 const HOURS = Number(Deno.env.get("PITR_BENCH_HOURS") ?? 23);
 const UPDATES_PER_HOUR = Number(Deno.env.get("PITR_BENCH_UPDATES") ?? 3600);
 const ROUNDS = Number(Deno.env.get("PITR_BENCH_ROUNDS") ?? 3);
 const WINDOW_MS = 30_000;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Writes the local file `path` into the replica at `level`, stamped as its header says. */
 async function upload(client: FileReplicaClient, level: number, path: string): Promise<number> {

@@ -152,3 +152,7 @@ export async function bytesUnder(dir: string): Promise<number> {
   }
   return n;
 }
+
+/** The median of `xs` (the upper one of an even count). */
+export const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -13,6 +13,7 @@ import {
   ensureLitestream,
   LITESTREAM,
   machine,
+  median,
   STRATA_RUN_ARGS,
   writeBenchSection,
 } from "./report.ts";
@@ -96,8 +97,6 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
   const r = await new Deno.Command("cmp", { args: ["-s", a, b] }).output();
   return r.code === 0;
 }
-
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function main() {
   const lsVersion = await ensureLitestream();

@@ -1,5 +1,6 @@
 /** `strata timeline`: what a replica can be restored to, for terminals and scripts. */
 
+import { replicaName } from "../storage/mod.ts";
 import { formatTXID } from "../ltx/mod.ts";
 import { log } from "../log.ts";
 import { listBranches } from "../branch/mod.ts";
@@ -34,7 +35,7 @@ export async function runTimeline(argv: string[]): Promise<number> {
       return [];
     });
     const t = buildTimeline(await listAllFiles(c), branches);
-    out.push({ replica: `${c.type}:${c.location}`, t });
+    out.push({ replica: replicaName(c), t });
   }
   if (flags.bools.has("json")) {
     console.log(

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { type LocalFile, Monitor, type MonitorOptions } from "../capture/mod.ts";
 import { formatLtxFileName, formatTXID } from "../ltx/mod.ts";
 import { mergeIntoFile } from "./local_merge.ts";
-import type { ReplicaClient } from "../storage/mod.ts";
+import { type ReplicaClient, replicaName } from "../storage/mod.ts";
 import { log } from "../log.ts";
 import { Replicator } from "./replicator.ts";
 import { LeaseHeldError } from "./lease.ts";
@@ -151,7 +151,7 @@ export class DbReplication {
     log("info", "replicating", {
       db: this.monitor.dbPath,
       position: this.monitor.position.txid,
-      replicas: this.replicators.map((r) => `${r.client.type}:${r.client.location}`).join(","),
+      replicas: this.replicators.map((r) => replicaName(r.client)).join(","),
     });
     // capture starts at once; the first sync runs beside it, so an unreachable
     // replica never holds up capturing (nor the WAL's checkpoints)
@@ -190,7 +190,7 @@ export class DbReplication {
       const lease = r.lease;
       if (!lease) {
         log("warn", "this replica type has no lease: make sure one strata replicate writes to it", {
-          replica: `${r.client.type}:${r.client.location}`,
+          replica: replicaName(r.client),
         });
         return;
       }
@@ -203,7 +203,7 @@ export class DbReplication {
         }
         log("warn", "replica unavailable at start: capturing goes on, it is retried", {
           db: this.monitor.dbPath,
-          replica: `${r.client.type}:${r.client.location}`,
+          replica: replicaName(r.client),
           error: held === null ? `no answer in ${LEASE_START_WAIT_MS} ms` : lease.problem,
         });
         return;
@@ -581,7 +581,7 @@ export class DbReplication {
         // reported when detected; uploads to it stopped on purpose (restart with -new-lineage)
         log("error", "final sync: the replica diverged and was not updated", {
           db: this.monitor.dbPath,
-          replica: `${r.client.type}:${r.client.location}`,
+          replica: replicaName(r.client),
           reason: r.divergence.reason,
         });
         return [];
@@ -594,7 +594,7 @@ export class DbReplication {
       const lacks = `${formatTXID(have + 1n)}-${formatTXID(want)}`;
       log("error", "final sync: committed transactions did not reach a replica", {
         db: this.monitor.dbPath,
-        replica: `${r.client.type}:${r.client.location}`,
+        replica: replicaName(r.client),
         lacks,
         reason,
       });

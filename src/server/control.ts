@@ -7,6 +7,7 @@
  * them everywhere.
  */
 
+import { replicaName } from "../storage/mod.ts";
 import { formatChecksum, formatPosition, formatTXID } from "../ltx/mod.ts";
 import {
   DbNotFoundError,
@@ -65,7 +66,7 @@ export async function liveStatus(set: DbSet, path?: string): Promise<DbStatus[]>
         // a replica that cannot be restored holds nothing usable: behind by everything
         const txid = notRestorable !== null ? 0n : r.replicaTXID;
         replicas.push({
-          replica: `${r.client.type}:${r.client.location}`,
+          replica: replicaName(r.client),
           txid: txid === null ? null : formatTXID(txid),
           at: newest?.createdAt.toISOString() ?? null,
           files: r.index.loaded ? r.index.all().length : null,

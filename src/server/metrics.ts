@@ -7,7 +7,7 @@
  */
 
 import client from "prom-client";
-import type { ReplicaClient } from "../storage/mod.ts";
+import { type ReplicaClient, replicaName } from "../storage/mod.ts";
 import type { DbReplication } from "../replicate/mod.ts";
 import { log } from "../log.ts";
 
@@ -16,10 +16,6 @@ type Sample = [Labels, number];
 
 /** Where the running replications come from (read at each scrape). */
 export type ReplicationSource = () => DbReplication[];
-
-function replicaName(c: ReplicaClient): string {
-  return `${c.type}:${c.location}`;
-}
 
 function fileSize(path: string): number {
   try {

@@ -14,7 +14,7 @@ import { listBranches } from "../branch/mod.ts";
 import { buildTimeline, timelineJson } from "../restore/timeline.ts";
 import type { DbSet } from "../replicate/mod.ts";
 import type { Replicator } from "../replicate/replicator.ts";
-import type { ReplicaClient } from "../storage/mod.ts";
+import { type ReplicaClient, replicaName } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
 import { liveStatus } from "./control.ts";
 import { WEB_ASSETS } from "./web_assets.ts";
@@ -75,11 +75,7 @@ export class LagHistory {
 }
 
 function seriesKey(db: string, c: ReplicaClient): string {
-  return `${db}\u0000${replicaLabel(c)}`;
-}
-
-export function replicaLabel(c: ReplicaClient): string {
-  return `${c.type}:${c.location}`;
+  return `${db}\u0000${replicaName(c)}`;
 }
 
 /**
@@ -144,7 +140,7 @@ const branchCache = new Map<
 >();
 
 async function branchesOf(c: ReplicaClient) {
-  const key = replicaLabel(c);
+  const key = replicaName(c);
   const hit = branchCache.get(key);
   if (hit && Date.now() - hit.at < 30_000) return hit.list;
   const list = await listBranches(c).catch(() => []);
@@ -210,7 +206,7 @@ export function webHandler(
                 ? "unreachable"
                 : "ok",
               levels: levelsOf(rep),
-              ops: ops(replicaLabel(rep.client)),
+              ops: ops(replicaName(rep.client)),
               lag: lag.series(d.db, rep.client),
               commands: commandArgs(targets, d.db, clients, k),
             };
@@ -233,7 +229,7 @@ export function webHandler(
     const replicaUrl = replicaUrlOf(rep.client);
     return json({
       db,
-      replica: replicaLabel(rep.client),
+      replica: replicaName(rep.client),
       ...timelineJson(t),
       commands: {
         ...commands,

@@ -76,6 +76,11 @@ export function compareFiles(a: ReplicaFile, b: ReplicaFile): number {
     : 0;
 }
 
+/** A replica as logs, status, metrics and the web page name it: "TYPE:LOCATION". */
+export function replicaName(c: { type: string; location: string }): string {
+  return `${c.type}:${c.location}`;
+}
+
 /** How messages name a replica file, whatever the client's layout: "LOCATION L0/<min>-<max>.ltx". */
 export function replicaFileLabel(
   location: string,
